@@ -1,0 +1,74 @@
+# Everything a developer or CI runs. `make dev` and `make test` set themselves up:
+# the first run creates .venv (project) and .venv-sam (SAM CLI, kept apart because
+# it pins pydantic and boto3 ranges that would fight the layer's pinned versions).
+
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help install dev test unit integration lint format bench build validate deploy delete clean
+
+help:
+	@echo "make dev        serve every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
+	@echo "make test       lint, type-check, validate the template, unit and integration tests"
+	@echo "make bench      cold-start and per-request benchmarks"
+	@echo "make build      sam build (layer for python3.13 arm64, no Docker needed)"
+	@echo "make deploy     sam build && sam deploy --guided"
+	@echo "make delete     sam delete (tear the stack down)"
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+install: $(VENV)/.installed $(SAM_VENV)/.installed
+
+dev: $(VENV)/.installed
+	$(PY) -m local.server
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install lint
+	$(VENV)/bin/pytest
+
+unit: install
+	$(VENV)/bin/pytest tests/unit
+
+integration: install
+	$(VENV)/bin/pytest tests/integration
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/pytest tests/benchmarks --benchmark-only -p no:randomly
+
+validate: $(SAM_VENV)/.installed
+	$(SAM) validate --lint --region us-east-1
+
+build: $(SAM_VENV)/.installed
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build
+
+deploy: build
+	$(SAM) deploy --guided
+
+delete: $(SAM_VENV)/.installed
+	$(SAM) delete
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .benchmarks

@@ -1,0 +1,42 @@
+"""ChatFunction: POST /api/chat (stateless) and POST /api/chat/history (a turn of the session)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from claude_chat import services
+from claude_chat.http_api import FunctionUrlApi, error_responses, session_response, session_token
+from claude_chat.models import ChatReply, ChatRequest, SessionChatReply
+
+logger = Logger()
+app = FunctionUrlApi(rate_limiter=services.rate_limiter)
+_ERRORS = error_responses(400, 413, 422, 429, 502, 503, 504)
+
+
+@app.post("/api/chat", summary="One stateless turn", responses=_ERRORS)
+def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
+    outcome = services.chat_pipeline().run(request.message)
+    return ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
+
+
+@app.post("/api/chat/history", summary="One turn of the caller's session", responses=_ERRORS)
+def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[SessionChatReply]:
+    session = services.sessions().open(session_token(app.current_event.raw_event))
+    outcome = services.chat_pipeline().run(request.message, session)
+    reply = SessionChatReply(
+        reply=outcome.reply.text,
+        usage=outcome.reply.usage,
+        turns=outcome.turns or 0,
+        session=session.token_string,
+    )
+    return session_response(reply.model_dump(), session.token_string)
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.handle(event, context)

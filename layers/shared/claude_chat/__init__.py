@@ -1,0 +1,1 @@
+"""Shared code of the chat functions: one module per concern."""

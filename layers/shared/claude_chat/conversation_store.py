@@ -1,0 +1,273 @@
+"""Session histories in DynamoDB, one item per completed turn.
+
+Layout (table keys `pk`, `sk`; TTL attribute `expires_at`):
+
+    pk = S#<session id>   sk = META                 turns, gen, expires_at (sliding)
+    pk = S#<session id>   sk = T#<gen>#<turn:010>   user, assistant, expires_at (absolute)
+
+Why this shape:
+- A turn writes one small item plus the META counter, whatever the length of
+  the conversation, and no item ever grows, so the 400 KB item limit cannot be
+  reached by talking longer.
+- The turn item and the META update go in one transaction, conditional on the
+  turn count read before: a failed turn writes nothing, and two concurrent
+  turns cannot take the same slot. The loser re-reads the count and retries,
+  so no message is lost.
+- A reset bumps `gen`, so the old turns drop out of every query at once; they
+  are then deleted in the background of the same request.
+- Turn items expire at the session's absolute deadline (issue time + max age),
+  which is never before the sliding expiry of META, so an active session never
+  loses old turns to TTL; META's own `expires_at` is the sliding idle timeout.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+_META = "META"
+_MAX_APPEND_ATTEMPTS = 8
+_BATCH_DELETE_SIZE = 25
+_TTL_GRACE_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    user: str
+    assistant: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """What META says of a session; `stored` is False for a session with no completed turn yet."""
+
+    session_id: str
+    issued_at: int
+    generation: int = 0
+    turns: int = 0
+    expires_at: int | None = None
+    stored: bool = False
+
+
+class ConversationStore:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, ttl_seconds: int, max_age_seconds: int
+    ) -> None:
+        self._db = client
+        self._table = table_name
+        self._ttl = ttl_seconds
+        self._max_age = max_age_seconds
+
+    def load(self, session_id: str, issued_at: int) -> SessionRecord:
+        item = self._db.get_item(
+            TableName=self._table, Key=_key(_pk(session_id), _META), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return SessionRecord(session_id, issued_at)
+        return SessionRecord(
+            session_id,
+            issued_at,
+            generation=int(item["gen"]["N"]),
+            turns=int(item["turns"]["N"]),
+            expires_at=int(item["expires_at"]["N"]),
+            stored=True,
+        )
+
+    def is_alive(self, record: SessionRecord, now: float) -> bool:
+        """Sliding expiry: META's deadline, or for a session with no turn yet, its issue time."""
+        if record.expires_at is not None:
+            return now < record.expires_at
+        return now < record.issued_at + self._ttl
+
+    def recent_turns(self, record: SessionRecord, limit: int) -> list[Turn]:
+        if not record.stored or limit <= 0:
+            return []
+        items = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": _pk(record.session_id)},
+                ":prefix": {"S": _turn_prefix(record.generation)},
+            },
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )["Items"]
+        return [_turn(item) for item in reversed(items)]
+
+    def all_turns(self, record: SessionRecord) -> list[Turn]:
+        if not record.stored:
+            return []
+        return [_turn(item) for item in self._query_generation(record, projection=None)]
+
+    def append_turn(self, record: SessionRecord, turn: Turn, now: float | None = None) -> int:
+        """Saves a completed turn atomically; returns the session's turn count including it."""
+        now = time.time() if now is None else now
+        pk = _pk(record.session_id)
+        for _ in range(_MAX_APPEND_ATTEMPTS):
+            number = record.turns + 1
+            try:
+                self._db.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": {
+                                    **_key(pk, _turn_sk(record.generation, number)),
+                                    "user": {"S": turn.user},
+                                    "assistant": {"S": turn.assistant},
+                                    "created_at": {"N": str(int(now))},
+                                    "expires_at": {"N": str(self._absolute_deadline(record))},
+                                },
+                                "ConditionExpression": "attribute_not_exists(sk)",
+                            }
+                        },
+                        {"Update": self._meta_update(record, number, now)},  # type: ignore[typeddict-item]
+                    ]
+                )
+            except ClientError as error:
+                if not _lost_a_race(error):
+                    raise
+                # Another turn (or a reset) landed first: take the slot after it.
+                time.sleep(random.uniform(0, 0.02))  # noqa: S311 - jitter, not crypto
+                record = self.load(record.session_id, record.issued_at)
+                continue
+            return number
+        raise RuntimeError("too much contention on one session to save the turn")
+
+    def touch(self, record: SessionRecord, now: float | None = None) -> None:
+        """Slides the idle expiry of a session that is read but not written."""
+        if not record.stored:
+            return
+        now = time.time() if now is None else now
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(record.session_id), _META),
+                UpdateExpression="SET expires_at = :exp",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":exp": {"N": str(self._sliding_deadline(record, now))}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def reset(self, record: SessionRecord, now: float | None = None) -> None:
+        """Forgets the history: one write hides it at once, then its items are deleted."""
+        if not record.stored:
+            return
+        now = time.time() if now is None else now
+        try:
+            old = self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(record.session_id), _META),
+                UpdateExpression="SET gen = gen + :one, turns = :zero, expires_at = :exp",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":exp": {"N": str(self._sliding_deadline(record, now))},
+                },
+                ReturnValues="UPDATED_OLD",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return
+            raise
+        stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
+        self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
+
+    def _meta_update(self, record: SessionRecord, number: int, now: float) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            ":turns": {"N": str(number)},
+            ":gen": {"N": str(record.generation)},
+            ":exp": {"N": str(self._sliding_deadline(record, now))},
+        }
+        if record.stored:
+            condition = "gen = :gen AND turns = :prev"
+            values[":prev"] = {"N": str(record.turns)}
+        else:
+            condition = "attribute_not_exists(pk)"
+        return {
+            "TableName": self._table,
+            "Key": _key(_pk(record.session_id), _META),
+            "UpdateExpression": "SET turns = :turns, gen = :gen, expires_at = :exp",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _sliding_deadline(self, record: SessionRecord, now: float) -> int:
+        return min(int(now) + self._ttl, record.issued_at + self._max_age)
+
+    def _absolute_deadline(self, record: SessionRecord) -> int:
+        return record.issued_at + self._max_age + _TTL_GRACE_SECONDS
+
+    def _query_generation(self, record: SessionRecord, projection: str | None) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": _pk(record.session_id)},
+                ":prefix": {"S": _turn_prefix(record.generation)},
+            },
+            "ConsistentRead": True,
+        }
+        if projection:
+            request["ProjectionExpression"] = projection
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(**request):
+            yield from page["Items"]
+
+    def _delete_items(self, keys: list[dict[str, Any]]) -> None:
+        for start in range(0, len(keys), _BATCH_DELETE_SIZE):
+            batch = keys[start : start + _BATCH_DELETE_SIZE]
+            pending: list[Any] = [{"DeleteRequest": {"Key": key}} for key in batch]
+            for attempt in range(5):
+                unprocessed = self._db.batch_write_item(RequestItems={self._table: pending}).get(
+                    "UnprocessedItems", {}
+                )
+                pending = list(unprocessed.get(self._table, []))
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+
+
+def _lost_a_race(error: ClientError) -> bool:
+    """True when a transaction was cancelled only by a condition or a concurrent write."""
+    if error.response["Error"]["Code"] != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons", [])
+    codes = {reason.get("Code", "None") for reason in reasons}
+    return not reasons or codes <= {"None", "ConditionalCheckFailed", "TransactionConflict"}
+
+
+def _pk(session_id: str) -> str:
+    return f"S#{session_id}"
+
+
+def _turn_prefix(generation: int) -> str:
+    return f"T#{generation}#"
+
+
+def _turn_sk(generation: int, number: int) -> str:
+    return f"{_turn_prefix(generation)}{number:010d}"
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _key_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"pk": item["pk"], "sk": item["sk"]}
+
+
+def _turn(item: dict[str, Any]) -> Turn:
+    return Turn(user=item["user"]["S"], assistant=item["assistant"]["S"])

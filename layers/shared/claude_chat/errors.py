@@ -1,0 +1,85 @@
+"""Typed errors, one per row of the contract's error table.
+
+Code anywhere in the layer raises these; the HTTP layer turns them into the
+contract's `{"error", "code"}` body, so status, code and wording live here only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+
+class ApiError(Exception):
+    """An error the client sees as `{"error": message, "code": code}` with `status`."""
+
+    status: int = 500
+    code: str = "internal"
+    message: str = "Internal error."
+
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        self.message = message or type(self).message
+        self.headers: dict[str, str] = dict(headers or {})
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message, "code": self.code}
+
+
+class InvalidJson(ApiError):
+    status, code, message = 400, "invalid_json", "The request body is not valid JSON."
+
+
+class InvalidRequest(ApiError):
+    status, code, message = 422, "invalid_request", "The request body is not valid."
+
+
+class MessageTooLong(ApiError):
+    status, code = 413, "message_too_long"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"`message` is longer than {limit} characters.")
+
+
+class NotFound(ApiError):
+    status, code, message = 404, "not_found", "No such route."
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(
+            f"This route accepts {', '.join(allowed)} only.", headers={"Allow": ", ".join(allowed)}
+        )
+
+
+class RateLimited(ApiError):
+    status, code, message = 429, "rate_limited", "Too many requests. Please wait."
+
+    def __init__(self, retry_after_seconds: int, headers: Mapping[str, str]) -> None:
+        self.retry_after = retry_after_seconds
+        super().__init__(headers={**headers, "Retry-After": str(retry_after_seconds)})
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), "retryAfter": self.retry_after}
+
+
+class UpstreamError(ApiError):
+    status, code, message = 502, "upstream_error", "Claude could not answer this request."
+
+
+class UpstreamUnavailable(ApiError):
+    status, code, message = 503, "upstream_unavailable", "Claude is busy right now. Please retry shortly."
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after_seconds))
+        super().__init__(headers={"Retry-After": str(self.retry_after)})
+
+
+class UpstreamTimeout(ApiError):
+    status, code, message = 504, "upstream_timeout", "Claude did not answer in time."
+
+
+class InternalError(ApiError):
+    """A defect: never caused by client input, never shows its cause to the client."""

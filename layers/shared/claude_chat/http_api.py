@@ -1,0 +1,229 @@
+"""The HTTP surface every function URL shares, built on Powertools' resolver.
+
+Powertools validates the body before any middleware runs, so the steps that
+must come first live in `FunctionUrlApi.handle`, around `resolve()`: the
+rate limit (even a malformed request costs budget and carries the headers)
+and reading the body as JSON whatever its Content-Type (a `fetch()` without
+headers sends text/plain, which also spares the browser a CORS preflight).
+CORS itself is the function URL's job, never the code's: a header set twice
+is rejected by browsers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from claude_chat.errors import (
+    ApiError,
+    InternalError,
+    InvalidJson,
+    InvalidRequest,
+    MessageTooLong,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+)
+from claude_chat.models import ErrorReply
+from claude_chat.rate_limiter import RateLimiter
+from claude_chat.settings import get_settings
+
+logger = Logger(child=True)
+
+SESSION_HEADER = "X-Session-Id"
+SESSION_COOKIE = "sid"
+
+
+def error_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI `responses` entries for the contract errors a route can answer."""
+    descriptions = {
+        400: "The body is not JSON (`invalid_json`).",
+        413: "`message` is too long (`message_too_long`).",
+        422: "`message` is missing, empty or not a string, or an unknown field was sent (`invalid_request`).",
+        429: "Rate limited (`rate_limited`); see Retry-After.",
+        502: "Claude answered with an error the client cannot fix (`upstream_error`).",
+        503: "Claude is rate-limited or overloaded (`upstream_unavailable`); see Retry-After.",
+        504: "Claude did not answer in time (`upstream_timeout`).",
+    }
+    return {
+        status: {"description": descriptions[status], "content": {"application/json": {"model": ErrorReply}}}
+        for status in statuses
+    }
+
+
+class FunctionUrlApi(LambdaFunctionUrlResolver):
+    """A Powertools resolver that speaks the contract's errors and knows its own routes."""
+
+    def __init__(self, rate_limiter: Callable[[], RateLimiter] | None = None) -> None:
+        super().__init__(enable_validation=True)
+        self.route_methods: dict[str, set[str]] = {}
+        self._rate_limiter = rate_limiter
+        self.exception_handler(ApiError)(self._api_error)
+        self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(NotFoundError)(self._no_route)
+        self.exception_handler(Exception)(self._defect)
+
+    def route(self, rule: Any, method: Any, *args: Any, **kwargs: Any) -> Any:
+        methods = [method] if isinstance(method, str) else list(method)
+        self.route_methods.setdefault(rule, set()).update(m.upper() for m in methods)
+        return super().route(rule, method, *args, **kwargs)
+
+    def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """The Lambda entry point: budget, body, then Powertools' routing."""
+        started = time.perf_counter()
+        extra_headers: dict[str, str] = {}
+        try:
+            if self._is_limited(event) and self._rate_limiter is not None:
+                decision = self._rate_limiter().consume(client_ip(event))
+                extra_headers = decision.headers()
+                if not decision.allowed:
+                    raise RateLimited(decision.reset_after, extra_headers)
+            result = self.resolve(_with_json_body(event), context)
+        except ApiError as error:
+            result = _result(error)
+        headers = result.setdefault("headers", {})
+        for name, value in extra_headers.items():
+            headers.setdefault(name, value)
+        logger.info(
+            "request",
+            extra={
+                "method": _method(event),
+                "path": event.get("rawPath"),
+                "status": result.get("statusCode"),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return result
+
+    def _is_limited(self, event: Mapping[str, Any]) -> bool:
+        # The contract's budget covers every POST route; reads and resets are free.
+        return _method(event) == "POST" and "POST" in self.route_methods.get(event.get("rawPath", ""), set())
+
+    def _api_error(self, error: ApiError) -> Response[Any]:
+        return Response(
+            status_code=error.status,
+            content_type=content_types.APPLICATION_JSON,
+            body=json.dumps(error.body()),
+            headers=error.headers,
+        )
+
+    def _validation_error(self, error: RequestValidationError) -> Response[Any]:
+        return self._api_error(_contract_error(error.errors()))
+
+    def _no_route(self, _: NotFoundError) -> Response[Any]:
+        allowed = sorted(self.route_methods.get(self.current_event.path, set()))
+        return self._api_error(MethodNotAllowed(allowed) if allowed else NotFound())
+
+    def _defect(self, error: Exception) -> Response[Any]:
+        logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+        return self._api_error(InternalError())
+
+
+def client_ip(event: Mapping[str, Any]) -> str:
+    """The caller's IP as Lambda saw it; X-Forwarded-For only through configured trusted proxies."""
+    source_ip: str = event["requestContext"]["http"]["sourceIp"]
+    hops = get_settings().trusted_proxy_hops
+    forwarded = (event.get("headers") or {}).get("x-forwarded-for")
+    if hops <= 0 or not forwarded:
+        return source_ip
+    chain = [part.strip() for part in forwarded.split(",")]
+    if len(chain) < hops:
+        return source_ip
+    try:
+        return str(ipaddress.ip_address(chain[-hops]))
+    except ValueError:
+        return source_ip
+
+
+def session_token(event: Mapping[str, Any]) -> str | None:
+    """The token the client presented: the X-Session-Id header, else the `sid` cookie."""
+    header = (event.get("headers") or {}).get(SESSION_HEADER.lower())
+    if header:
+        return str(header).strip()
+    for cookie in event.get("cookies") or []:
+        name, _, value = str(cookie).partition("=")
+        if name.strip() == SESSION_COOKIE:
+            return value.strip()
+    return None
+
+
+def session_response(body: Any, token: str) -> Response[Any]:
+    """A 200 JSON reply that hands the session token back as header and cookie."""
+    cookie = Cookie(
+        name=SESSION_COOKIE,
+        value=token,
+        path="/",
+        secure=True,
+        http_only=True,
+        same_site=SameSite.NONE_MODE,
+        max_age=get_settings().session_ttl_seconds,
+    )
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={SESSION_HEADER: token},
+        cookies=[cookie],
+    )
+
+
+def _with_json_body(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event with its body decoded and checked as JSON, and labelled as such for Powertools."""
+    event = dict(event)
+    if _method(event) not in ("POST", "PUT", "PATCH"):
+        return event
+    body = event.get("body") or ""
+    try:
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        json.loads(body)
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InvalidJson() from error
+    event["body"], event["isBase64Encoded"] = body, False
+    event["headers"] = {**(event.get("headers") or {}), "content-type": "application/json"}
+    return event
+
+
+def _method(event: Mapping[str, Any]) -> str:
+    return str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
+
+
+def _result(error: ApiError) -> dict[str, Any]:
+    return {
+        "statusCode": error.status,
+        "headers": {"Content-Type": "application/json", **error.headers},
+        "body": json.dumps(error.body()),
+        "isBase64Encoded": False,
+    }
+
+
+def _contract_error(errors: Sequence[Any]) -> ApiError:  # noqa: PLR0911 - one return per contract case
+    """The contract's error for pydantic's first complaint, worded for a web developer."""
+    for error in errors:
+        kind, location = error.get("type"), tuple(error.get("loc", ()))
+        field = location[1] if len(location) > 1 else None
+        if kind == "json_invalid":
+            return InvalidJson()
+        if kind == "string_too_long" and field == "message":
+            return MessageTooLong(get_settings().max_message_chars)
+        if kind == "extra_forbidden":
+            return InvalidRequest(f"Unknown field `{field}`: the body takes only `message`.")
+        if field == "message":
+            if kind == "missing":
+                return InvalidRequest("`message` is required.")
+            if kind == "string_type":
+                return InvalidRequest("`message` must be a string.")
+            return InvalidRequest("`message` must not be empty.")
+    return InvalidRequest('The body must be a JSON object: {"message": "..."}.')

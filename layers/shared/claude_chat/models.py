@@ -1,0 +1,70 @@
+"""Request and reply bodies of the HTTP contract.
+
+The same models validate requests, shape replies and generate the OpenAPI
+description, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from claude_chat.settings import get_settings
+
+# The Messages API refuses text blocks that are empty or only whitespace, so
+# such a message is the client's error (422), not Claude's (502).
+MessageText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=get_settings().max_message_chars, pattern=r"\S"),
+]
+
+
+class ChatRequest(BaseModel):
+    """What the browser sends: only the text. Model, system prompt and limits are the operator's."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"message": "Hello, Claude!"}]})
+
+    message: MessageText = Field(description="The user's message.")
+
+
+class Usage(BaseModel):
+    """Token counts of the Claude call, cache reads and writes included."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+class ChatReply(BaseModel):
+    reply: str = Field(description="Claude's answer.")
+    usage: Usage
+
+
+class SessionChatReply(ChatReply):
+    turns: int = Field(description="Completed user/assistant exchanges in the session, this one included.")
+    session: str = Field(description="The session token; send it back in the X-Session-Id header.")
+
+
+class HistoryMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class HistoryReply(BaseModel):
+    messages: list[HistoryMessage]
+    turns: int
+    session: str
+
+
+class ResetReply(BaseModel):
+    ok: Literal[True] = True
+
+
+class ErrorReply(BaseModel):
+    """Every error of every route has this shape; 429 adds retryAfter (seconds to wait)."""
+
+    error: str = Field(description="Human-readable message.")
+    code: str = Field(description="Stable machine-readable code.")
+    retryAfter: int | None = Field(default=None, description="Seconds to wait (429 only).")

@@ -1,0 +1,74 @@
+"""Per-IP fixed-window rate limit: one conditional DynamoDB update per request.
+
+The counter for (ip, window) is incremented only while it is below the limit,
+in a single UpdateItem, so DynamoDB's per-item atomicity makes the limit exact
+under any concurrency: N simultaneous requests with R left admit min(N, R).
+Counters expire by TTL shortly after their window ends.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+POLICY_NAME = "chat"
+_COUNTER_TTL_GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    window_seconds: int
+    reset_after: int
+
+    def headers(self) -> dict[str, str]:
+        """IETF draft-10 fields, plus express-rate-limit's standard ones for clients of the seed guide."""
+        return {
+            "RateLimit-Policy": f'"{POLICY_NAME}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{POLICY_NAME}";r={self.remaining};t={self.reset_after}',
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+        }
+
+
+class RateLimiter:
+    def __init__(self, client: DynamoDBClient, table_name: str, limit: int, window_seconds: int) -> None:
+        self._db = client
+        self._table = table_name
+        self._limit = limit
+        self._window = window_seconds
+
+    def consume(self, client_ip: str, now: float | None = None) -> RateLimitDecision:
+        now = time.time() if now is None else now
+        window_start = int(now // self._window) * self._window
+        window_end = window_start + self._window
+        reset_after = max(1, math.ceil(window_end - now))
+        try:
+            attributes = self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"RL#{client_ip}"}, "sk": {"S": f"W#{window_start}"}},
+                UpdateExpression="ADD hits :one SET expires_at = :exp",
+                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(self._limit)},
+                    ":exp": {"N": str(window_end + _COUNTER_TTL_GRACE_SECONDS)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return RateLimitDecision(False, self._limit, 0, self._window, reset_after)
+        hits = int(attributes["hits"]["N"])
+        return RateLimitDecision(True, self._limit, max(0, self._limit - hits), self._window, reset_after)

@@ -1,0 +1,88 @@
+"""Operator settings, read once per cold start from the environment.
+
+In AWS the values come from template.yaml parameters; secrets come from
+Secrets Manager by ARN so they never sit in plain environment variables.
+Locally (`make dev`, tests) the plain ANTHROPIC_API_KEY / SESSION_SECRET
+variables are used instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# DynamoDB refuses items over 400 KB; a turn item holds one user message and
+# one reply, so their worst-case UTF-8 size must stay well below that.
+_MAX_TURN_ITEM_BYTES = 380_000
+_WORST_CASE_BYTES_PER_CHAR = 4
+_WORST_CASE_BYTES_PER_TOKEN = 16
+
+
+class Settings(BaseSettings):
+    """Every knob of ../API.md's settings table, plus the AWS wiring."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    table_name: str = "claude-chat"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_api_key_secret_arn: str | None = None
+    anthropic_base_url: str | None = None
+    claude_model: str = "claude-haiku-4-5"
+    max_tokens: int = Field(default=1024, ge=1)
+    system_prompt: str = ""
+    history_max_messages: int = Field(default=20, ge=1)
+    max_message_chars: int = Field(default=16_000, ge=1)
+    claude_timeout_seconds: float = Field(default=25.0, gt=0)
+    claude_max_retries: int = Field(default=2, ge=0)
+    session_secret: SecretStr | None = None
+    session_secret_arn: str | None = None
+    session_ttl_seconds: int = Field(default=3600, ge=1)
+    session_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    rate_limit_max: int = Field(default=20, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    trusted_proxy_hops: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _turn_fits_one_item(self) -> Settings:
+        worst_case = (
+            self.max_message_chars * _WORST_CASE_BYTES_PER_CHAR
+            + self.max_tokens * _WORST_CASE_BYTES_PER_TOKEN
+        )
+        if worst_case > _MAX_TURN_ITEM_BYTES:
+            raise ValueError("MAX_MESSAGE_CHARS and MAX_TOKENS allow a turn larger than one DynamoDB item")
+        return self
+
+    @property
+    def history_max_turns(self) -> int:
+        """Past turns sent with a new message: the newest message plus whole turns fit the cap."""
+        return (self.history_max_messages - 1) // 2
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def _secret_from_arn(arn: str) -> str:
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    # Cached for 5 minutes so a rotated secret is picked up without a redeploy.
+    return get_secret(arn, max_age=300)
+
+
+def anthropic_api_key(settings: Settings) -> str | None:
+    if settings.anthropic_api_key is not None:
+        return settings.anthropic_api_key.get_secret_value()
+    if settings.anthropic_api_key_secret_arn:
+        return _secret_from_arn(settings.anthropic_api_key_secret_arn)
+    return None
+
+
+def session_signing_key(settings: Settings) -> str:
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value()
+    if settings.session_secret_arn:
+        return _secret_from_arn(settings.session_secret_arn)
+    raise RuntimeError("set SESSION_SECRET (local) or SESSION_SECRET_ARN (AWS) to sign session tokens")

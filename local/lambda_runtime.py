@@ -1,0 +1,109 @@
+"""Lambda-like execution for `make dev`: each function runs in worker processes.
+
+In AWS each execution environment handles one invocation at a time, and
+concurrency comes from more environments, not threads. The workers here keep
+that model (Powertools' resolver keeps per-request state that threads would
+share), while still letting requests overlap, so concurrency tests are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import multiprocessing
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from local.template import ROOT, FunctionSpec
+
+LAYER_PATH = ROOT / "layers" / "shared"
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_seconds: float = 30.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+def load_handler_module(spec: FunctionSpec) -> ModuleType:
+    """Imports a function's handler module from its CodeUri, with the layer on the path, as Lambda does."""
+    if str(LAYER_PATH) not in sys.path:
+        sys.path.insert(0, str(LAYER_PATH))
+    module_name, _ = spec.handler.rsplit(".", 1)
+    unique_name = f"_lambda_{spec.logical_id}_{module_name}"
+    if unique_name in sys.modules:
+        return sys.modules[unique_name]
+    location = spec.code_dir / f"{module_name.replace('.', '/')}.py"
+    module_spec = importlib.util.spec_from_file_location(unique_name, location)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {location}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[unique_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+_handlers: dict[str, Any] = {}
+
+
+def _start_worker(specs: list[FunctionSpec]) -> None:
+    for spec in specs:
+        module = load_handler_module(spec)
+        _handlers[spec.logical_id] = getattr(module, spec.handler.rsplit(".", 1)[1])
+
+
+def _invoke(logical_id: str, event: dict[str, Any]) -> Any:
+    return _handlers[logical_id](event, LocalLambdaContext(function_name=logical_id))
+
+
+def _warm(_: int) -> bool:
+    return bool(_handlers)
+
+
+class FunctionWorkers:
+    """A pool of 'execution environments', each holding every buffered function's handler."""
+
+    def __init__(self, specs: list[FunctionSpec], workers: int) -> None:
+        self._workers = workers
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(specs,),
+        )
+
+    def warm_up(self) -> None:
+        """Starts every worker now, so the first requests do not pay the cold starts."""
+        list(self._pool.map(_warm, range(self._workers * 2)))
+
+    async def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _invoke, logical_id, event)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

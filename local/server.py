@@ -1,0 +1,179 @@
+"""`make dev`: every route of the contract on one local origin, running the AWS handler code.
+
+Starts an embedded DynamoDB (table from template.yaml), the Messages-API
+stand-in when no ANTHROPIC_API_KEY is set, and worker processes that run each
+function's handler on the payload-2.0 event its function URL would send.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from local.function_url import CorsPolicy, http_result, lambda_event
+from local.lambda_runtime import LAYER_PATH, FunctionWorkers, load_handler_module
+from local.template import FunctionSpec, url_functions
+
+DEFAULT_PORT = 3000
+LOCAL_TABLE = "claude-chat-local"
+
+
+class LocalFunctionUrls:
+    """Routes each request to the function that serves it, as separate function URLs would."""
+
+    def __init__(self, specs: list[FunctionSpec], workers: FunctionWorkers, allow_origins: list[str]) -> None:
+        self._workers = workers
+        self._routes: dict[tuple[str, str], FunctionSpec] = {}
+        self._paths: dict[str, set[str]] = {}
+        self._cors: dict[str, CorsPolicy] = {}
+        self.openapi: dict[str, Any] = {"openapi": "3.1.0", "paths": {}, "components": {"schemas": {}}}
+        for spec in specs:
+            api = load_handler_module(spec).app
+            for path, methods in api.route_methods.items():
+                for method in methods:
+                    self._routes[(method, path)] = spec
+                self._paths.setdefault(path, set()).update(methods)
+            self._cors[spec.logical_id] = CorsPolicy(spec.cors, allow_origins)
+            self._merge_openapi(
+                api.get_openapi_schema(title="Claude chat", version="1.0.0").model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+            )
+
+    def _merge_openapi(self, schema: dict[str, Any]) -> None:
+        for key in ("openapi", "info"):
+            self.openapi[key] = schema.get(key, self.openapi.get(key))
+        for path, operations in schema.get("paths", {}).items():
+            self.openapi["paths"].setdefault(path, {}).update(operations)
+        self.openapi["components"]["schemas"].update(schema.get("components", {}).get("schemas", {}))
+
+    async def __call__(self, request: Request) -> Response:
+        path, method = request.url.path, request.method.upper()
+        origin = request.headers.get("origin")
+        if method == "OPTIONS" and origin and path in self._paths:
+            spec = self._spec_for(path, request.headers.get("access-control-request-method", ""))
+            policy = self._cors[spec.logical_id]
+            headers = policy.preflight(
+                origin,
+                request.headers.get("access-control-request-method"),
+                request.headers.get("access-control-request-headers"),
+            )
+            return Response(status_code=200, headers=dict(headers))
+        target = self._routes.get((method, path))
+        if target is None:
+            return self._no_route(path)
+        event = lambda_event(
+            method=method,
+            path=path,
+            query_string=request.url.query,
+            headers=request.headers.items(),
+            body=await request.body(),
+            peer_ip=request.client.host if request.client else "127.0.0.1",
+        )
+        result = http_result(await self._workers.invoke(target.logical_id, event))
+        response = Response(content=result.body, status_code=result.status)
+        for name, value in result.headers + self._cors[target.logical_id].actual(origin):
+            response.headers.append(name, value)
+        return response
+
+    def _spec_for(self, path: str, method: str) -> FunctionSpec:
+        return self._routes.get((method.upper(), path)) or next(
+            spec for (_, route_path), spec in self._routes.items() if route_path == path
+        )
+
+    def _no_route(self, path: str) -> Response:
+        from claude_chat.errors import MethodNotAllowed, NotFound
+
+        allowed = sorted(self._paths.get(path, set()))
+        error = MethodNotAllowed(allowed) if allowed else NotFound()
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+def _prepare_environment() -> list[str]:
+    """Points the AWS SDK at the embedded DynamoDB and Claude at the stand-in; returns notes to print."""
+    import boto3
+
+    from local.dynamodb import LocalDynamoDB, create_table
+
+    notes = []
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_NAME": LOCAL_TABLE,
+    }.items():
+        os.environ.setdefault(name, value)
+    dynamodb = LocalDynamoDB(port=int(os.environ.get("DYNAMODB_PORT", "0"))).start()
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb.url
+    create_table(boto3.client("dynamodb"), os.environ["TABLE_NAME"])
+    notes.append(f"DynamoDB: embedded (moto) at {dynamodb.url}, table {os.environ['TABLE_NAME']!r}")
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        where = os.environ.get("ANTHROPIC_BASE_URL", "the Anthropic API")
+        notes.append(f"Claude: {where}, with your ANTHROPIC_API_KEY")
+    else:
+        from local.messages_standin import start_in_thread
+
+        standin = start_in_thread(port=int(os.environ.get("STANDIN_PORT", "0")))
+        os.environ["ANTHROPIC_API_KEY"] = "local-standin"
+        os.environ["ANTHROPIC_BASE_URL"] = standin.url
+        notes.append(
+            "Claude: no ANTHROPIC_API_KEY set, so replies come from the local Messages-API stand-in"
+            f" at {standin.url} (deterministic; see local/messages_standin.py for its directives)"
+        )
+    if not os.environ.get("SESSION_SECRET"):
+        os.environ["SESSION_SECRET"] = secrets.token_urlsafe(32)
+        notes.append("Sessions: signed with a random key for this run (set SESSION_SECRET to keep them)")
+    return notes
+
+
+def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
+    notes = _prepare_environment()
+    specs = [spec for spec in url_functions() if spec.invoke_mode != "RESPONSE_STREAM"]
+    workers = FunctionWorkers(specs, workers=int(os.environ.get("DEV_WORKERS", "4")))
+    workers.warm_up()
+    origins = os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",")
+    urls = LocalFunctionUrls(specs, workers, origins)
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(urls.openapi)
+
+    async def function_urls(request: Request) -> Response:
+        return await urls(request)
+
+    app = Starlette(
+        routes=[
+            Route("/api/openapi.json", openapi, methods=["GET"]),
+            Route(
+                "/{path:path}",
+                function_urls,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
+            ),
+        ]
+    )
+    return app, workers, notes
+
+
+def main() -> None:
+    sys.path.insert(0, str(LAYER_PATH))
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", str(DEFAULT_PORT)))
+    app, workers, notes = build_app()
+    for note in notes:
+        print(note, flush=True)
+    print(f"Serving the chat API on http://{host}:{port} (OpenAPI at /api/openapi.json)", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=os.environ.get("DEV_LOG_LEVEL", "warning"))
+    finally:
+        workers.close()
+
+
+if __name__ == "__main__":
+    main()

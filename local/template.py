@@ -1,0 +1,103 @@
+"""template.yaml as data, so local runs take their shape from the deployed one.
+
+The local table, the function routing and the CORS emulation are all read
+from the template, so `make dev` cannot drift from what `sam deploy` creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as {"Ref": ...} / {"Fn::Sub": ...}."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+@cache
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as file:
+        document: dict[str, Any] = yaml.load(file, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+    return document
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A function with a URL: where its handler is and how its URL answers CORS."""
+
+    logical_id: str
+    code_dir: Path
+    handler: str
+    cors: dict[str, Any]
+    invoke_mode: str
+    environment: dict[str, Any]
+
+
+def resources_of_type(
+    resource_type: str, template: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    template = template or load_template()
+    return {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == resource_type
+    }
+
+
+def url_functions(template: dict[str, Any] | None = None) -> list[FunctionSpec]:
+    template = template or load_template()
+    globals_ = template.get("Globals", {}).get("Function", {})
+    specs = []
+    for name, resource in resources_of_type("AWS::Serverless::Function", template).items():
+        properties = resource.get("Properties", {})
+        url = properties.get("FunctionUrlConfig")
+        if not url:
+            continue
+        environment = {
+            **globals_.get("Environment", {}).get("Variables", {}),
+            **properties.get("Environment", {}).get("Variables", {}),
+        }
+        specs.append(
+            FunctionSpec(
+                logical_id=name,
+                code_dir=ROOT / properties["CodeUri"],
+                handler=properties.get("Handler", globals_.get("Handler", "")),
+                cors=url.get("Cors", {}),
+                invoke_mode=url.get("InvokeMode", "BUFFERED"),
+                environment=environment,
+            )
+        )
+    return specs
+
+
+def table_properties(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one DynamoDB table's Properties, exactly as template.yaml declares them."""
+    tables = resources_of_type("AWS::DynamoDB::Table", template)
+    if len(tables) != 1:
+        raise ValueError(f"expected one AWS::DynamoDB::Table in template.yaml, found {len(tables)}")
+    properties: dict[str, Any] = next(iter(tables.values()))["Properties"]
+    return properties

@@ -1,0 +1,103 @@
+"""Fixtures shared by unit and integration tests.
+
+The environment is set before anything imports the layer, because settings are
+read once per process, as in a Lambda cold start. AWS is moto, Claude is the
+local Messages-API stand-in: nothing here reaches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "TABLE_NAME": "claude-chat-test",
+    "SESSION_SECRET": "unit-test-signing-key-not-a-secret",
+    "ANTHROPIC_API_KEY": "test-key",
+    "CLAUDE_MAX_RETRIES": "0",
+    "CLAUDE_TIMEOUT_SECONDS": "3",
+    "RATE_LIMIT_MAX": "5",
+    "RATE_LIMIT_WINDOW_SECONDS": "60",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+for _name, _value in TEST_ENV.items():
+    os.environ[_name] = _value
+for _name in (
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_PROFILE",
+    "ANTHROPIC_API_KEY_SECRET_ARN",
+    "SESSION_SECRET_ARN",
+):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def events() -> dict[str, dict[str, Any]]:
+    """events/*.json by file stem, as `sam local invoke -e` would read them."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(EVENTS.glob("*.json"))}
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Any]:
+    from local.messages_standin import start_in_thread
+
+    server = start_in_thread()
+    os.environ["ANTHROPIC_BASE_URL"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh moto DynamoDB with the table from template.yaml, and fresh layer singletons."""
+    import boto3
+    from moto import mock_aws
+
+    from claude_chat import services
+    from local.dynamodb import create_table
+
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, os.environ["TABLE_NAME"])
+        for cached in (services.dynamodb, services.rate_limiter, services.sessions, services.chat_pipeline):
+            cached.cache_clear()
+        yield client
+        for cached in (services.dynamodb, services.rate_limiter, services.sessions, services.chat_pipeline):
+            cached.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def lambda_handler() -> Callable[[str], Callable[[dict[str, Any], Any], Any]]:
+    """The handler template.yaml names for a function, imported from its CodeUri."""
+    from local.lambda_runtime import load_handler_module
+    from local.template import url_functions
+
+    specs = {spec.logical_id: spec for spec in url_functions()}
+
+    def load(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+        spec = specs[logical_id]
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(
+            load_handler_module(spec), spec.handler.rsplit(".", 1)[1]
+        )
+        return handler
+
+    return load
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    from local.lambda_runtime import LocalLambdaContext
+
+    return LocalLambdaContext(function_name="test")

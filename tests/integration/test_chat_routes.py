@@ -1,0 +1,123 @@
+"""Every chat and history route of the contract, through real HTTP against `make dev`."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_stateless_chat_replies_with_the_seed_fields(client) -> None:
+    response = client.post("/api/chat", json={"message": "Hello there"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"reply", "usage"}
+    assert body["reply"] == "Stand-in reply to: Hello there"
+    assert body["usage"]["output_tokens"] > 0
+    assert response.headers["content-type"].startswith("application/json")
+
+
+def test_a_session_conversation_end_to_end(client) -> None:
+    first = client.post("/api/chat/history", json={"message": "My name is Ada."})
+    assert first.status_code == 200
+    body = first.json()
+    assert set(body) == {"reply", "turns", "session", "usage"}
+    assert body["turns"] == 1
+    token = body["session"]
+    assert first.headers["x-session-id"] == token
+
+    second = client.post(
+        "/api/chat/history", json={"message": "And my name?"}, headers={"X-Session-Id": token}
+    )
+    assert (second.json()["turns"], second.json()["session"]) == (2, token)
+    assert second.json()["reply"] == "Stand-in reply to: And my name? (turn 2)"
+
+    history = client.get("/api/chat/history", headers={"X-Session-Id": token})
+    assert history.status_code == 200
+    assert history.json() == {
+        "messages": [
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Stand-in reply to: My name is Ada."},
+            {"role": "user", "content": "And my name?"},
+            {"role": "assistant", "content": "Stand-in reply to: And my name? (turn 2)"},
+        ],
+        "turns": 2,
+        "session": token,
+    }
+
+    reset = client.delete("/api/chat/history", headers={"X-Session-Id": token})
+    assert (reset.status_code, reset.json()) == (200, {"ok": True})
+    after = client.get("/api/chat/history", headers={"X-Session-Id": token}).json()
+    assert (after["messages"], after["turns"], after["session"]) == ([], 0, token)
+    again = client.post("/api/chat/history", json={"message": "Fresh start"}, headers={"X-Session-Id": token})
+    assert again.json()["turns"] == 1
+
+
+def test_the_sid_cookie_carries_the_session_like_express_session(dev_server) -> None:
+    browser = dev_server.client()
+    first = browser.post("/api/chat/history", json={"message": "cookie one"})
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith(f"sid={first.json()['session']};")
+    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Path=/", "Max-Age=3600"):
+        assert attribute in cookie
+    token = first.json()["session"]
+    second = browser.post(
+        "/api/chat/history", json={"message": "cookie two"}, headers={"Cookie": f"sid={token}"}
+    )
+    assert (second.json()["session"], second.json()["turns"]) == (token, 2)
+
+
+def test_the_header_wins_over_the_cookie(client) -> None:
+    a = client.post("/api/chat/history", json={"message": "session a"}).json()["session"]
+    b = client.post("/api/chat/history", json={"message": "session b"}).json()["session"]
+    read = client.get("/api/chat/history", headers={"X-Session-Id": a, "Cookie": f"sid={b}"}).json()
+    assert read["session"] == a
+    assert read["messages"][0]["content"] == "session a"
+
+
+def test_history_sent_to_claude_is_cut_at_a_turn_boundary_and_cached(dev_server) -> None:
+    client = dev_server.client()
+    token = None
+    for number in range(12):
+        headers = {"X-Session-Id": token} if token else {}
+        body = client.post("/api/chat/history", json={"message": f"turn-{number}"}, headers=headers).json()
+        token = body["session"]
+    sent = [r for r in dev_server.standin_requests() if "turn-11" in str(r["body"]["messages"][-1])][-1][
+        "body"
+    ]
+    messages = sent["messages"]
+    assert len(messages) <= 20 and len(messages) % 2 == 1
+    assert messages[0]["role"] == "user" and messages[0]["content"] == "turn-2"
+    assert messages[-1]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    usage = body["usage"]
+    assert usage["cache_read_input_tokens"] > 0  # the conversation so far came from the prompt cache
+
+
+def test_the_stateless_route_sends_no_history(client, dev_server) -> None:
+    client.post("/api/chat", json={"message": "stateless one"})
+    client.post("/api/chat", json={"message": "stateless two"})
+    sent = [r for r in dev_server.standin_requests() if "stateless two" in str(r["body"]["messages"])][-1]
+    assert len(sent["body"]["messages"]) == 1
+    assert sent["body"]["model"] == "claude-haiku-4-5"
+    assert sent["body"]["max_tokens"] == 1024
+
+
+def test_base64_bodies_are_decoded(client) -> None:
+    # A function URL base64-encodes bodies it does not know as text; the handler decodes them.
+    response = client.post(
+        "/api/chat",
+        content=b'{"message": "sent as octet-stream"}',
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 200
+    assert response.json()["reply"] == "Stand-in reply to: sent as octet-stream"
+
+
+def test_openapi_describes_every_chat_and_history_route(client) -> None:
+    spec = client.get("/api/openapi.json").json()
+    assert set(spec["paths"]) >= {"/api/chat", "/api/chat/history"}
+    assert set(spec["paths"]["/api/chat/history"]) == {"post", "get", "delete"}
+    assert "post" in spec["paths"]["/api/chat"]
+    assert {"ChatRequest", "ChatReply", "SessionChatReply", "HistoryReply", "ErrorReply"} <= set(
+        spec["components"]["schemas"]
+    )

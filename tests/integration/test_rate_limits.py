@@ -1,0 +1,67 @@
+"""The per-IP budget over HTTP: header fields, exactness under concurrency, and spoofing."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_limited_response_carries_both_header_families(client, dev_server) -> None:
+    limit = dev_server.rate_limit_max
+    response = client.post("/api/chat", json={"message": "hi"})
+    headers = response.headers
+    assert headers["ratelimit-policy"] == f'"chat";q={limit};w=60'
+    match = re.fullmatch(r'"chat";r=(\d+);t=(\d+)', headers["ratelimit"])
+    assert match and int(match[1]) == limit - 1 and 1 <= int(match[2]) <= 60
+    assert headers["ratelimit-limit"] == str(limit)
+    assert headers["ratelimit-remaining"] == str(limit - 1)
+    assert headers["ratelimit-reset"] == match[2]
+    bad = client.post("/api/chat", content=b"{nope")
+    assert bad.status_code == 400 and bad.headers["ratelimit-remaining"] == str(limit - 2)
+
+
+def test_all_post_routes_share_one_budget_and_reads_are_free(client, dev_server) -> None:
+    limit = dev_server.rate_limit_max
+    token = client.post("/api/chat/history", json={"message": "one"}).json()["session"]
+    for _ in range(3):
+        assert "ratelimit" not in client.get("/api/chat/history", headers={"X-Session-Id": token}).headers
+    assert client.post("/api/chat", json={"message": "two"}).headers["ratelimit-remaining"] == str(limit - 2)
+
+
+def test_refused_request_says_how_long_to_wait_in_seconds(client, dev_server) -> None:
+    for _ in range(dev_server.rate_limit_max):
+        assert client.post("/api/chat", json={"message": "spend"}).status_code == 200
+    refused = client.post("/api/chat/history", json={"message": "one too many"})
+    assert refused.status_code == 429
+    body = refused.json()
+    assert set(body) == {"error", "code", "retryAfter"}
+    assert (body["error"], body["code"]) == ("Too many requests. Please wait.", "rate_limited")
+    assert 1 <= body["retryAfter"] <= 60  # seconds to wait, not an epoch timestamp
+    assert refused.headers["retry-after"] == str(body["retryAfter"])
+    assert refused.headers["ratelimit-remaining"] == "0"
+
+
+def test_thirty_parallel_requests_against_a_limit_of_five_admit_exactly_five(dev_server) -> None:
+    client = dev_server.client()
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(
+            pool.map(lambda n: client.post("/api/chat", json={"message": f"p{n}"}).status_code, range(30))
+        )
+    assert statuses.count(200) == dev_server.rate_limit_max == 5
+    assert statuses.count(429) == 25
+
+
+def test_x_forwarded_for_cannot_buy_a_new_budget(dev_server) -> None:
+    client = dev_server.client()
+    for n in range(dev_server.rate_limit_max):
+        response = client.post(
+            "/api/chat", json={"message": "hi"}, headers={"X-Forwarded-For": f"10.1.2.{n}"}
+        )
+        assert response.status_code == 200
+    spoofed = client.post("/api/chat", json={"message": "hi"}, headers={"X-Forwarded-For": "192.0.2.99"})
+    assert spoofed.status_code == 429
+    assert dev_server.client().post("/api/chat", json={"message": "hi"}).status_code == 200

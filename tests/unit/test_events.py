@@ -1,0 +1,71 @@
+"""Each events/*.json through the handler template.yaml names, as `sam local invoke -e` would run it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ROUTES = {
+    "chat": ("ChatFunction", "POST", "/api/chat"),
+    "chat-history": ("ChatFunction", "POST", "/api/chat/history"),
+    "chat-history-base64": ("ChatFunction", "POST", "/api/chat/history"),
+    "history-get": ("HistoryFunction", "GET", "/api/chat/history"),
+    "history-delete": ("HistoryFunction", "DELETE", "/api/chat/history"),
+}
+
+
+def test_every_event_is_a_function_url_event_of_a_known_route(events) -> None:
+    assert set(events) == set(ROUTES)
+    for name, event in events.items():
+        _, method, path = ROUTES[name]
+        assert event["version"] == "2.0"
+        assert event["requestContext"]["http"]["method"] == method
+        assert event["rawPath"] == event["requestContext"]["http"]["path"] == path
+        assert event["requestContext"]["http"]["sourceIp"]
+        assert event["headers"]["host"].endswith(".lambda-url.us-east-1.on.aws")
+
+
+@pytest.mark.parametrize("name", sorted(ROUTES))
+def test_event_through_its_handler(name, events, aws, standin, lambda_handler, lambda_context) -> None:
+    function, _, _ = ROUTES[name]
+    result = lambda_handler(function)(events[name], lambda_context)
+    assert result["statusCode"] == 200, result
+    body = json.loads(result["body"])
+    if name == "chat":
+        assert body["reply"].startswith("Stand-in reply to: What is AWS Lambda")
+        assert set(body) == {"reply", "usage"}
+        assert result["headers"]["RateLimit-Limit"] == "5"
+    elif name.startswith("chat-history"):
+        assert set(body) == {"reply", "turns", "session", "usage"}
+        assert body["turns"] == 1
+        assert result["headers"]["X-Session-Id"] == body["session"]
+        assert any(c.startswith(f"sid={body['session']};") for c in result["cookies"])
+        if name == "chat-history-base64":
+            assert "Is this body base64-encoded?" in body["reply"]
+    elif name == "history-get":
+        assert body["messages"] == [] and body["turns"] == 0
+        assert "RateLimit" not in result["headers"]
+    else:
+        assert body == {"ok": True}
+
+
+def test_a_conversation_through_the_events(events, aws, standin, lambda_handler, lambda_context) -> None:
+    chat, history = lambda_handler("ChatFunction"), lambda_handler("HistoryFunction")
+    first = json.loads(chat(events["chat-history"], lambda_context)["body"])
+    follow_up = json.loads(json.dumps(events["chat-history"]))
+    follow_up["headers"]["x-session-id"] = first["session"]
+    follow_up["body"] = json.dumps({"message": "What is my name?"})
+    second = json.loads(chat(follow_up, lambda_context)["body"])
+    assert (second["turns"], second["session"]) == (2, first["session"])
+
+    read = json.loads(json.dumps(events["history-get"]))
+    read["cookies"] = [f"sid={first['session']}"]
+    body = json.loads(history(read, lambda_context)["body"])
+    assert [m["content"] for m in body["messages"]][::2] == ["Hi! My name is Ada.", "What is my name?"]
+    assert body["turns"] == 2
+
+    forget = json.loads(json.dumps(events["history-delete"]))
+    forget["headers"]["x-session-id"] = first["session"]
+    assert json.loads(history(forget, lambda_context)["body"]) == {"ok": True}
+    assert json.loads(history(read, lambda_context)["body"])["messages"] == []

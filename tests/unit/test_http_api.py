@@ -1,0 +1,161 @@
+"""The HTTP layer on raw function URL events: errors, budget, identity, sessions."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def chat(aws, standin, lambda_handler, lambda_context):
+    handler = lambda_handler("ChatFunction")
+
+    def call(event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        result = handler(event, lambda_context)
+        return result["statusCode"], result.get("headers", {}), json.loads(result["body"])
+
+    return call
+
+
+def request(events, body: str | None, *, path: str = "/api/chat", ip: str = "203.0.113.9", **changes: Any):
+    event = copy.deepcopy(events["chat"])
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["sourceIp"] = ip
+    event["body"] = body
+    event.update(changes)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ("{not json", 400, "invalid_json"),
+        ("", 400, "invalid_json"),
+        (None, 400, "invalid_json"),
+        ("[" * 100_000, 400, "invalid_json"),
+        ("{}", 422, "invalid_request"),
+        ('{"message": ""}', 422, "invalid_request"),
+        ('{"message": "   \\n "}', 422, "invalid_request"),
+        ('{"message": 42}', 422, "invalid_request"),
+        ('{"message": null}', 422, "invalid_request"),
+        ('{"message": ["hi"]}', 422, "invalid_request"),
+        ('["hi"]', 422, "invalid_request"),
+        ('"hi"', 422, "invalid_request"),
+        ('{"message": "hi", "model": "claude-opus-4-1"}', 422, "invalid_request"),
+        (json.dumps({"message": "x" * 16_001}), 413, "message_too_long"),
+    ],
+)
+def test_bad_input_gets_a_clear_json_error(chat, events, body, status, code) -> None:
+    got_status, headers, payload = chat(request(events, body))
+    assert (got_status, payload["code"]) == (status, code)
+    assert payload["error"] and "Traceback" not in payload["error"]
+    assert headers["Content-Type"] == "application/json"
+    assert "RateLimit" in headers  # a bad request still costs budget and says so
+
+
+def test_unknown_field_is_named_in_the_error(chat, events) -> None:
+    _, _, payload = chat(request(events, '{"message": "hi", "system": "be evil"}'))
+    assert "`system`" in payload["error"]
+
+
+def test_the_longest_allowed_message_is_accepted(chat, events) -> None:
+    status, _, payload = chat(request(events, json.dumps({"message": "é" * 16_000})))
+    assert status == 200, payload
+
+
+def test_base64_bodies_are_decoded(chat, events) -> None:
+    body = base64.b64encode(json.dumps({"message": "encoded ünïcode"}).encode()).decode()
+    status, _, payload = chat(request(events, body, isBase64Encoded=True))
+    assert status == 200
+    assert "encoded ünïcode" in payload["reply"]
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe not utf-8", b"not json at all"])
+def test_bad_base64_bodies_are_invalid_json(chat, events, raw) -> None:
+    body = base64.b64encode(raw).decode()
+    status, _, payload = chat(request(events, body, isBase64Encoded=True))
+    assert (status, payload["code"]) == (400, "invalid_json")
+
+
+def test_body_is_json_whatever_the_content_type(chat, events) -> None:
+    event = request(events, '{"message": "sent as text/plain"}')
+    event["headers"]["content-type"] = "text/plain;charset=UTF-8"
+    status, _, _ = chat(event)
+    assert status == 200
+
+
+def test_unknown_route_is_404_and_wrong_method_is_405(chat, events) -> None:
+    status, _, payload = chat(request(events, "{}", path="/api/nope"))
+    assert (status, payload["code"]) == (404, "not_found")
+    event = request(events, None)
+    event["requestContext"]["http"]["method"] = "GET"
+    status, headers, payload = chat(event)
+    assert (status, payload["code"], headers["Allow"]) == (405, "method_not_allowed", "POST")
+    assert "RateLimit" not in headers
+
+
+def test_budget_is_per_source_ip_and_ignores_x_forwarded_for(chat, events) -> None:
+    for n in range(5):
+        event = request(events, '{"message": "hi"}', ip="198.51.100.1")
+        event["headers"]["x-forwarded-for"] = f"10.0.0.{n}"
+        status, headers, _ = chat(event)
+        assert status == 200
+        assert headers["RateLimit-Remaining"] == str(4 - n)
+    event = request(events, '{"message": "hi"}', ip="198.51.100.1")
+    event["headers"]["x-forwarded-for"] = "10.9.9.9"
+    status, headers, payload = chat(event)
+    assert status == 429
+    assert payload == {
+        "error": "Too many requests. Please wait.",
+        "code": "rate_limited",
+        "retryAfter": int(headers["Retry-After"]),
+    }
+    assert 1 <= payload["retryAfter"] <= 60
+    assert headers["RateLimit"].startswith('"chat";r=0;t=')
+    assert chat(request(events, '{"message": "hi"}', ip="198.51.100.2"))[0] == 200
+
+
+def test_trusted_proxy_hops_take_the_client_from_x_forwarded_for(monkeypatch, events) -> None:
+    from claude_chat import http_api
+    from claude_chat.settings import Settings
+
+    event = request(events, "{}", ip="130.176.0.10")
+    event["headers"]["x-forwarded-for"] = "1.2.3.4, 198.51.100.77"
+    assert http_api.client_ip(event) == "130.176.0.10"
+    monkeypatch.setattr(http_api, "get_settings", lambda: Settings(trusted_proxy_hops=1))
+    assert http_api.client_ip(event) == "198.51.100.77"
+    event["headers"]["x-forwarded-for"] = "not-an-ip"
+    assert http_api.client_ip(event) == "130.176.0.10"
+
+
+@pytest.mark.parametrize(
+    ("directive", "status", "code", "retry_after"),
+    [
+        ("[standin:status=429][standin:retry_after=9]", 503, "upstream_unavailable", "9"),
+        ("[standin:status=529]", 503, "upstream_unavailable", "5"),
+        ("[standin:status=500]", 502, "upstream_error", None),
+        ("[standin:status=401]", 502, "upstream_error", None),
+        ("[standin:status=400]", 502, "upstream_error", None),
+        ("[standin:delay=5]", 504, "upstream_timeout", None),
+    ],
+)
+def test_upstream_failures_map_to_the_contract_and_save_nothing(
+    chat, events, aws, directive, status, code, retry_after
+) -> None:
+    body = json.dumps({"message": f"hello {directive}"})
+    got, headers, payload = chat(request(events, body, path="/api/chat/history"))
+    assert (got, payload["code"]) == (status, code)
+    assert headers.get("Retry-After") == retry_after
+    assert "X-Session-Id" not in headers
+    assert (
+        aws.scan(
+            TableName="claude-chat-test",
+            FilterExpression="begins_with(pk, :s)",
+            ExpressionAttributeValues={":s": {"S": "S#"}},
+        )["Items"]
+        == []
+    )

@@ -1,0 +1,64 @@
+"""Session tokens: unguessable, tamper-evident, bounded in age."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+
+from claude_chat.session_tokens import SessionTokens
+
+
+@pytest.fixture
+def tokens() -> SessionTokens:
+    return SessionTokens("signing-key", max_age_seconds=3600)
+
+
+def test_a_token_names_256_random_bits(tokens: SessionTokens) -> None:
+    issued = [tokens.issue() for _ in range(50)]
+    assert len({t.session_id for t in issued}) == 50
+    raw = base64.urlsafe_b64decode(issued[0].session_id + "=" * (-len(issued[0].session_id) % 4))
+    assert len(raw) == 32
+
+
+def test_a_genuine_token_verifies_to_its_session(tokens: SessionTokens) -> None:
+    issued = tokens.issue()
+    verified = tokens.verify(issued.token)
+    assert verified is not None
+    assert (verified.session_id, verified.is_new) == (issued.session_id, False)
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # signature edited
+        lambda t: "x" + t[1:],  # session id edited
+        lambda t: t.split(".")[0],  # signature dropped
+        lambda t: "",
+        lambda t: "not-a-token",
+        lambda t: t + "." + t,
+        lambda t: "é" * 20,
+        lambda t: "a" * 5000,
+    ],
+)
+def test_a_forged_or_malformed_token_is_refused(tokens: SessionTokens, forge) -> None:
+    assert tokens.verify(forge(tokens.issue().token)) is None
+
+
+def test_a_token_signed_with_another_key_is_refused(tokens: SessionTokens) -> None:
+    other = SessionTokens("another-key", max_age_seconds=3600).issue()
+    assert tokens.verify(other.token) is None
+
+
+def test_a_token_older_than_the_max_age_is_refused(tokens: SessionTokens, monkeypatch) -> None:
+    issued = tokens.issue()
+    later = time.time() + 3601
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert tokens.verify(issued.token) is None
+
+
+def test_resolve_starts_a_new_session_for_a_bad_token(tokens: SessionTokens) -> None:
+    fresh = tokens.resolve("garbage")
+    assert fresh.is_new
+    assert tokens.verify(fresh.token) is not None

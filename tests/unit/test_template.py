@@ -1,0 +1,510 @@
+"""template.yaml: it validates, it lints after the SAM transform, and its shape holds.
+
+Three layers of checks, all offline (no AWS account, no Docker):
+
+1. `sam validate --lint`, as an operator would run it.
+2. The SAM transform done here with samtranslator (the same library SAM CLI uses),
+   then cfn-lint on the plain CloudFormation that comes out. cfn-lint 1.x no longer
+   transforms SAM templates itself: it checks the SAM resources against SAM schemas,
+   which misses what only shows after the transform (an unknown Runtime set in
+   Globals passes `sam validate --lint` but not this).
+3. Structural checks of the things that matter here: runtime and architecture,
+   the layer, public URLs and their CORS, the table keys, least-privilege IAM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"
+LAYER_MAKEFILE = ROOT / "layers" / "shared" / "Makefile"
+SAM_VENV_BIN = ROOT / ".venv-sam" / "bin"
+SAM = SAM_VENV_BIN / "sam"
+
+FUNCTION = "AWS::Serverless::Function"
+URL_FUNCTIONS = {"ChatFunction": ["POST"], "HistoryFunction": ["GET", "DELETE"]}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads short-form tags (!Ref, !Sub, !GetAtt, ...) as their long forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as file:
+        return yaml.load(file, Loader=_CloudFormationLoader)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _has_intrinsic(value: Any) -> bool:
+    if isinstance(value, dict):
+        if any(key == "Ref" or key.startswith("Fn::") for key in value):
+            return True
+        return any(_has_intrinsic(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_intrinsic(item) for item in value)
+    return False
+
+
+def _same_setting(parameter_default: Any, field_default: Any) -> bool:
+    """A parameter default (YAML scalar) equals a Settings default once both are read as that field's type."""
+    if isinstance(field_default, (int, float)) and not isinstance(field_default, bool):
+        try:
+            return float(parameter_default) == float(field_default)
+        except ValueError:
+            return False
+    return str(parameter_default) == str(field_default)
+
+
+def _sam_env() -> dict[str, str]:
+    """An environment in which SAM CLI and samtranslator cannot reach a real account."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key not in {"PYTHONPATH", "VIRTUAL_ENV"}
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="dummy",
+        AWS_SECRET_ACCESS_KEY="dummy",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        SAM_CLI_TELEMETRY="0",
+    )
+    return env
+
+
+# The SAM transform, run by whichever interpreter has samtranslator: local code
+# locations become the s3:// URIs that `sam package` would put there, and
+# the managed-policy loader is a stub, so nothing asks IAM for policy ARNs.
+_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class OfflinePolicyLoader:
+    def load(self):
+        return {
+            "AWSLambdaBasicExecutionRole":
+                "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        }
+
+with open(sys.argv[1], encoding="utf-8") as file:
+    sam = yaml_parse(file.read())
+for name, resource in sam.get("Resources", {}).items():
+    properties = resource.get("Properties") or {}
+    for key in ("CodeUri", "ContentUri"):
+        if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+            properties[key] = f"s3://sam-artifacts/{name}.zip"
+json.dump(transform(sam, {}, OfflinePolicyLoader()), sys.stdout, default=str)
+"""
+
+
+def _samtranslator_python() -> str | None:
+    try:
+        import samtranslator  # noqa: F401
+    except ImportError:
+        sam_python = SAM_VENV_BIN / "python"
+        return str(sam_python) if sam_python.exists() else None
+    return sys.executable
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return _load_yaml(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each AWS::Serverless::Function's Properties with Globals.Function merged in, as SAM does."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    merged = {}
+    for name, resource in template["Resources"].items():
+        if resource.get("Type") != FUNCTION:
+            continue
+        properties = dict(resource.get("Properties", {}))
+        for key, value in globals_.items():
+            if key not in properties:
+                properties[key] = value
+            elif isinstance(value, list) and isinstance(properties[key], list):
+                properties[key] = value + properties[key]
+            elif isinstance(value, dict) and isinstance(properties[key], dict) and key == "Environment":
+                properties[key] = {
+                    "Variables": {**value.get("Variables", {}), **properties[key].get("Variables", {})}
+                }
+        merged[name] = properties
+    return merged
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict[str, Any]:
+    python = _samtranslator_python()
+    if python is None:
+        pytest.skip("samtranslator is not importable here and .venv-sam/bin/python is missing")
+    result = subprocess.run(
+        [python, "-c", _TRANSFORM, str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=_sam_env(),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"SAM transform failed:\n{result.stderr}"
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+# --------------------------------------------------------------------------- 1. sam validate --lint
+
+
+def test_sam_validate_lint_passes() -> None:
+    if not SAM.exists() and shutil.which("sam") is None:
+        pytest.skip(f"SAM CLI not installed at {SAM} (the Makefile installs it into .venv-sam)")
+    sam = str(SAM) if SAM.exists() else "sam"
+    result = subprocess.run(
+        [sam, "validate", "--lint", "--region", "us-east-1", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=_sam_env(),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"sam validate --lint failed:\n{result.stdout}\n{result.stderr}"
+
+
+# --------------------------------------------------------------------------- 2. transform + cfn-lint
+
+
+def test_transformed_template_passes_cfn_lint(transformed: dict[str, Any]) -> None:
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(json.dumps(transformed), config=ManualArgs(regions=["us-east-1"]))
+    findings = [match for match in matches if match.rule.id[0] in {"E", "W"}]
+    assert not findings, "cfn-lint on the transformed template:\n" + "\n".join(
+        f"{match.rule.id} {match.message} at {'/'.join(map(str, match.path))}" for match in findings
+    )
+
+
+def test_transform_grants_public_url_both_invoke_permissions(transformed: dict[str, Any]) -> None:
+    """Since October 2025 a public URL needs lambda:InvokeFunctionUrl AND lambda:InvokeFunction."""
+    resources = transformed["Resources"]
+    urls = {
+        url["Properties"]["TargetFunctionArn"]["Ref"]: url["Properties"]
+        for url in resources.values()
+        if url["Type"] == "AWS::Lambda::Url"
+    }
+    assert set(urls) == set(URL_FUNCTIONS)
+    permissions = [
+        resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Lambda::Permission"
+    ]
+    for function in URL_FUNCTIONS:
+        assert urls[function]["AuthType"] == "NONE"
+        granted = [p for p in permissions if p["FunctionName"] == {"Ref": function} and p["Principal"] == "*"]
+        assert any(
+            p["Action"] == "lambda:InvokeFunctionUrl" and p.get("FunctionUrlAuthType") == "NONE"
+            for p in granted
+        ), f"{function}: no public lambda:InvokeFunctionUrl permission"
+        assert any(
+            p["Action"] == "lambda:InvokeFunction" and p.get("InvokedViaFunctionUrl") is True for p in granted
+        ), f"{function}: no lambda:InvokeFunction permission limited to function URL calls"
+        # Nothing grants the public a plain lambda:InvokeFunction usable outside the URL.
+        assert not any(
+            p["Action"] == "lambda:InvokeFunction" and p.get("InvokedViaFunctionUrl") is not True
+            for p in granted
+        )
+
+
+def test_transformed_roles_never_open_dynamodb_or_secrets_wide(transformed: dict[str, Any]) -> None:
+    roles = {
+        name: resource["Properties"]
+        for name, resource in transformed["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert roles
+    for name, role in roles.items():
+        for policy in role.get("Policies", []):
+            for statement in _as_list(policy["PolicyDocument"]["Statement"]):
+                actions = [str(action) for action in _as_list(statement.get("Action", []))]
+                assert "*" not in actions, f"{name} grants every action"
+                touched = {action.split(":", 1)[0] for action in actions}
+                for service in touched & {"dynamodb", "secretsmanager"}:
+                    assert f"{service}:*" not in actions, f"{name} grants {service}:*"
+                    resources = _as_list(statement.get("Resource", []))
+                    assert all(isinstance(r, dict) or "*" not in str(r) for r in resources), (
+                        f"{name} grants {service} on a wildcard resource: {resources}"
+                    )
+                    assert "NotResource" not in statement and "NotAction" not in statement
+
+
+# --------------------------------------------------------------------------- 3. structure
+
+
+@pytest.mark.parametrize(
+    ("parameter", "default"),
+    [
+        ("ClaudeModel", "claude-haiku-4-5"),
+        ("MaxTokens", 1024),
+        ("SystemPrompt", ""),
+        ("HistoryMaxMessages", 20),
+        ("MaxMessageChars", 16000),
+        ("SessionTtlSeconds", 3600),
+        ("SessionMaxAgeSeconds", 604800),
+        ("RateLimitMax", 20),
+        ("RateLimitWindowSeconds", 60),
+        ("TrustedProxyHops", 0),
+        ("CorsAllowOrigins", "*"),
+        ("ClaudeTimeoutSeconds", 25),
+        ("LogRetentionDays", 14),
+        ("LogLevel", "INFO"),
+    ],
+)
+def test_parameter_defaults(template: dict[str, Any], parameter: str, default: Any) -> None:
+    declared = template["Parameters"][parameter]
+    assert declared["Default"] == default
+    assert declared.get("Description")
+
+
+def test_api_key_secret_is_an_operator_supplied_arn(template: dict[str, Any]) -> None:
+    declared = template["Parameters"]["AnthropicApiKeySecretArn"]
+    assert "Default" not in declared, "the operator must name their own secret"
+    pattern = re.compile(declared["AllowedPattern"])
+    assert pattern.match("arn:aws:secretsmanager:us-east-1:123456789012:secret:claude-chat/anthropic-AbC123")
+    assert not pattern.match("sk-ant-api03-not-an-arn")
+    assert template["Parameters"]["CorsAllowOrigins"]["Type"] == "CommaDelimitedList"
+
+
+def test_functions_are_python313_on_arm64_with_the_shared_layer(functions: dict[str, dict[str, Any]]) -> None:
+    assert set(functions) == set(URL_FUNCTIONS)
+    for name, properties in functions.items():
+        assert properties["Runtime"] == "python3.13", name
+        assert properties["Architectures"] == ["arm64"], name
+        assert {"Ref": "SharedLayer"} in properties["Layers"], name
+        assert properties["Handler"] == "app.lambda_handler", name
+        assert (ROOT / properties["CodeUri"] / "app.py").exists(), name
+        assert properties["Timeout"] <= 30, name
+
+
+def test_shared_layer_is_built_for_python313_arm64_by_its_makefile(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["SharedLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["ContentUri"] == "layers/shared"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    makefile = LAYER_MAKEFILE.read_text(encoding="utf-8")
+    assert re.search(r"^build-SharedLayer:", makefile, re.MULTILINE)
+    for flag in (
+        "--platform manylinux2014_aarch64",
+        "--python-version 3.13",
+        "--only-binary=:all:",
+        "--no-compile",
+    ):
+        assert flag in makefile
+
+
+@pytest.mark.parametrize("function", sorted(URL_FUNCTIONS))
+def test_function_url_is_public_with_cors_from_the_parameter(
+    functions: dict[str, dict[str, Any]], function: str
+) -> None:
+    url = functions[function]["FunctionUrlConfig"]
+    assert url["AuthType"] == "NONE"
+    assert url.get("InvokeMode", "BUFFERED") == "BUFFERED"
+    cors = url["Cors"]
+    assert cors["AllowOrigins"] == {"Ref": "CorsAllowOrigins"}
+    assert cors["AllowMethods"] == URL_FUNCTIONS[function]
+    assert {"content-type", "x-session-id"} <= set(cors["AllowHeaders"])
+    assert "x-session-id" in cors["ExposeHeaders"]
+    assert {"ratelimit", "ratelimit-policy", "retry-after"} <= set(cors["ExposeHeaders"])
+    assert not cors.get("AllowCredentials"), "credentials with a wildcard origin are refused by browsers"
+
+
+def test_environment_wires_settings_and_secrets(functions: dict[str, dict[str, Any]]) -> None:
+    for name, properties in functions.items():
+        variables = properties["Environment"]["Variables"]
+        assert variables["TABLE_NAME"] == {"Ref": "ChatTable"}, name
+        assert variables["SESSION_SECRET_ARN"] == {"Ref": "SessionSigningSecret"}, name
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "claude-chat", name
+        assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}, name
+    assert functions["ChatFunction"]["Environment"]["Variables"]["ANTHROPIC_API_KEY_SECRET_ARN"] == {
+        "Ref": "AnthropicApiKeySecretArn"
+    }
+    assert "ANTHROPIC_API_KEY_SECRET_ARN" not in functions["HistoryFunction"]["Environment"]["Variables"]
+    for properties in functions.values():
+        for value in properties["Environment"]["Variables"].values():
+            assert not (isinstance(value, str) and value.startswith("sk-")), "a key in plain text"
+
+
+def test_environment_matches_the_layer_settings(template: dict[str, Any], functions: dict[str, Any]) -> None:
+    """Every app variable is a Settings field, and each parameter default is that field's default."""
+    from claude_chat.settings import Settings
+
+    fields = Settings.model_fields
+    parameters = template["Parameters"]
+    for properties in functions.values():
+        for variable, value in properties["Environment"]["Variables"].items():
+            if variable.startswith("POWERTOOLS_"):
+                continue
+            assert variable.lower() in fields, f"{variable} is read by no Settings field"
+            if isinstance(value, dict) and "Ref" in value and value["Ref"] in parameters:
+                default = parameters[value["Ref"]].get("Default")
+                expected = fields[variable.lower()].default
+                if default is not None and isinstance(expected, (int, float, str)):
+                    assert _same_setting(default, expected), (
+                        f"{value['Ref']} defaults to {default!r} but Settings.{variable.lower()} to {expected!r}"
+                    )
+
+
+def test_claude_timeout_fits_inside_the_function_timeout(
+    template: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    limit = template["Parameters"]["ClaudeTimeoutSeconds"]["MaxValue"]
+    assert all(limit < properties["Timeout"] for properties in functions.values())
+
+
+def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
+    tables = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
+    assert list(tables) == ["ChatTable"]
+    properties = tables["ChatTable"]["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert sorted(properties["AttributeDefinitions"], key=lambda d: d["AttributeName"]) == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # The local dev server creates its table from these very properties.
+    for key in ("KeySchema", "AttributeDefinitions", "TimeToLiveSpecification", "BillingMode"):
+        assert not _has_intrinsic(properties[key]), key
+
+
+@pytest.mark.parametrize(
+    ("function", "leading_keys", "readable_secrets"),
+    [
+        (
+            "ChatFunction",
+            {"S#*", "RL#*"},
+            [{"Ref": "AnthropicApiKeySecretArn"}, {"Ref": "SessionSigningSecret"}],
+        ),
+        ("HistoryFunction", {"S#*"}, [{"Ref": "SessionSigningSecret"}]),
+    ],
+)
+def test_function_policies_are_least_privilege(
+    functions: dict[str, Any], function: str, leading_keys: set[str], readable_secrets: list[Any]
+) -> None:
+    policies = functions[function]["Policies"]
+    statements = []
+    for policy in policies:
+        assert isinstance(policy, dict) and set(policy) <= {"Version", "Statement"}, (
+            f"{function}: only inline statements, no managed policies or SAM policy templates: {policy}"
+        )
+        statements += _as_list(policy["Statement"])
+    dynamodb = [s for s in statements if any(str(a).startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    assert dynamodb, function
+    for statement in dynamodb:
+        actions = set(_as_list(statement["Action"]))
+        assert not any("*" in action for action in actions), actions
+        assert "dynamodb:Scan" not in actions
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["ChatTable", "Arn"]}]
+        condition = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        assert set(condition) == leading_keys
+    secrets = [
+        s for s in statements if any(str(a).startswith("secretsmanager:") for a in _as_list(s["Action"]))
+    ]
+    assert [a for s in secrets for a in _as_list(s["Action"])] == ["secretsmanager:GetSecretValue"] * len(
+        secrets
+    )
+    granted = [r for s in secrets for r in _as_list(s["Resource"])]
+    assert sorted(map(json.dumps, granted)) == sorted(map(json.dumps, readable_secrets))
+
+
+def test_session_secret_is_generated(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["SessionSigningSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    generate = secret["Properties"]["GenerateSecretString"]
+    assert generate["PasswordLength"] == 64
+    assert generate["ExcludePunctuation"] is True
+    assert "SecretString" not in secret["Properties"]
+
+
+@pytest.mark.parametrize("function", sorted(URL_FUNCTIONS))
+def test_each_function_logs_to_its_own_retained_group(
+    template: dict[str, Any], functions: dict[str, Any], function: str
+) -> None:
+    logging_config = functions[function]["LoggingConfig"]
+    group_name = logging_config["LogGroup"]["Ref"]
+    group = template["Resources"][group_name]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    function_name = functions[function]["FunctionName"]["Fn::Sub"]
+    assert group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{function_name}"}
+    assert logging_config["LogFormat"] in {"JSON", "Text"}
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ChatUrl"]["Value"] == {"Fn::GetAtt": ["ChatFunctionUrl", "FunctionUrl"]}
+    assert outputs["HistoryUrl"]["Value"] == {"Fn::GetAtt": ["HistoryFunctionUrl", "FunctionUrl"]}
+    assert outputs["TableName"]["Value"] == {"Ref": "ChatTable"}
+
+
+def test_samconfig_defaults_and_no_secrets() -> None:
+    text = SAMCONFIG.read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert config["version"] == 0.1
+    default = config["default"]
+    assert default["validate"]["parameters"]["lint"] is True
+    deploy = default["deploy"]["parameters"]
+    assert deploy["stack_name"] == "claude-chat"
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is True
+    assert deploy["region"] == "us-east-1"
+    assert "parameter_overrides" not in deploy
+    assert not re.search(r"sk-ant-|aws_secret_access_key|AKIA[0-9A-Z]{16}", text, re.IGNORECASE)
