@@ -8,6 +8,7 @@ tests of the rate limiter and of concurrent turns are honest.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,6 +35,7 @@ class _OneAtATime:
 
 class LocalDynamoDB:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per DynamoDB call
         app = create_backend_app("dynamodb")
         self._server: BaseWSGIServer = make_server(host, port, _OneAtATime(app), threaded=True)
         self.url = f"http://{host}:{self._server.server_port}"

@@ -42,11 +42,7 @@ class LocalFunctionUrls:
                     self._routes[(method, path)] = spec
                 self._paths.setdefault(path, set()).update(methods)
             self._cors[spec.logical_id] = CorsPolicy(spec.cors, allow_origins)
-            self._merge_openapi(
-                api.get_openapi_schema(title="Claude chat", version="1.0.0").model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
-            )
+            self._merge_openapi(api.openapi_document())
 
     def _merge_openapi(self, schema: dict[str, Any]) -> None:
         for key in ("openapi", "info"):

@@ -10,21 +10,27 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claude_chat import services
-from claude_chat.http_api import FunctionUrlApi, error_responses, session_response, session_token
+from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
 from claude_chat.models import ChatReply, ChatRequest, SessionChatReply
 
 logger = Logger()
 app = FunctionUrlApi(rate_limiter=services.rate_limiter)
-_ERRORS = error_responses(400, 413, 422, 429, 502, 503, 504)
+_ERRORS = (400, 413, 422, 429, 502, 503, 504)
 
 
-@app.post("/api/chat", summary="One stateless turn", responses=_ERRORS)
+@app.post(
+    "/api/chat", summary="One stateless turn", responses=openapi_responses(ChatReply, *_ERRORS, limited=True)
+)
 def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
     outcome = services.chat_pipeline().run(request.message)
     return ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
 
 
-@app.post("/api/chat/history", summary="One turn of the caller's session", responses=_ERRORS)
+@app.post(
+    "/api/chat/history",
+    summary="One turn of the caller's session",
+    responses=openapi_responses(SessionChatReply, *_ERRORS, session=True, limited=True),
+)
 def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[SessionChatReply]:
     session = services.sessions().open(session_token(app.current_event.raw_event))
     outcome = services.chat_pipeline().run(request.message, session)

@@ -9,14 +9,18 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from claude_chat import services
-from claude_chat.http_api import FunctionUrlApi, session_response, session_token
+from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
 from claude_chat.models import HistoryMessage, HistoryReply, ResetReply
 
 logger = Logger()
 app = FunctionUrlApi()
 
 
-@app.get("/api/chat/history", summary="The session's conversation")
+@app.get(
+    "/api/chat/history",
+    summary="The session's conversation",
+    responses=openapi_responses(HistoryReply, session=True),
+)
 def read_history() -> Response[HistoryReply]:
     session = services.sessions().open(session_token(app.current_event.raw_event))
     store = services.sessions().store
@@ -29,7 +33,11 @@ def read_history() -> Response[HistoryReply]:
     return session_response(reply.model_dump(), session.token_string)
 
 
-@app.delete("/api/chat/history", summary="Forget the session's conversation")
+@app.delete(
+    "/api/chat/history",
+    summary="Forget the session's conversation",
+    responses=openapi_responses(ResetReply, session=True),
+)
 def reset_history() -> Response[ResetReply]:
     session = services.sessions().open(session_token(app.current_event.raw_event))
     services.sessions().store.reset(session.record)

@@ -76,21 +76,27 @@ def test_the_header_wins_over_the_cookie(client) -> None:
 
 
 def test_history_sent_to_claude_is_cut_at_a_turn_boundary_and_cached(dev_server) -> None:
-    client = dev_server.client()
-    token = None
+    token, usages = None, []
     for number in range(12):
         headers = {"X-Session-Id": token} if token else {}
+        client = dev_server.client()  # each turn from its own IP: this test is not about the budget
         body = client.post("/api/chat/history", json={"message": f"turn-{number}"}, headers=headers).json()
         token = body["session"]
-    sent = [r for r in dev_server.standin_requests() if "turn-11" in str(r["body"]["messages"][-1])][-1][
-        "body"
-    ]
+        usages.append(body["usage"])
+    requests = dev_server.standin_requests()
+    sent = [r for r in requests if "turn-11" in str(r["body"]["messages"][-1])][-1]["body"]
     messages = sent["messages"]
-    assert len(messages) <= 20 and len(messages) % 2 == 1
-    assert messages[0]["role"] == "user" and messages[0]["content"] == "turn-2"
+    # HISTORY_MAX_MESSAGES=20: at most 9 whole past turns plus the new message, starting with a user turn.
+    assert len(messages) <= 19
+    assert len(messages) % 2 == 1
+    assert messages[0]["role"] == "user"
+    assert messages[0]["content"] == "turn-5"  # the window moved in a step of half a window, not by one
     assert messages[-1]["content"][0]["cache_control"] == {"type": "ephemeral"}
-    usage = body["usage"]
-    assert usage["cache_read_input_tokens"] > 0  # the conversation so far came from the prompt cache
+    # Every turn after the first reads the conversation so far from the prompt cache.
+    assert usages[0]["cache_read_input_tokens"] == 0
+    assert usages[0]["cache_creation_input_tokens"] > 0
+    assert all(usage["cache_read_input_tokens"] > 0 for usage in usages[1:10]), usages
+    assert usages[11]["cache_read_input_tokens"] > 0
 
 
 def test_the_stateless_route_sends_no_history(client, dev_server) -> None:

@@ -119,3 +119,15 @@ def test_sessions_do_not_see_each_other(store: ConversationStore) -> None:
     bob = store.load("bob", NOW)
     assert store.all_turns(bob) == []
     assert store.recent_turns(bob, 10) == []
+
+
+def test_the_history_window_moves_in_steps_so_the_prompt_cache_keeps_hitting() -> None:
+    from claude_chat.chat_turn import turns_to_send
+
+    assert [turns_to_send(n, 9) for n in range(10)] == list(range(10))
+    sent = {n: turns_to_send(n, 9) for n in range(10, 40)}
+    assert all(5 <= count <= 9 for count in sent.values())
+    starts = [n - count for n, count in sent.items()]
+    assert len(set(starts)) <= 7  # the start changes once every 5 turns, not every turn
+    assert turns_to_send(50, 0) == 0
+    assert turns_to_send(3, 1) == 1

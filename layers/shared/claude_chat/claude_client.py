@@ -42,21 +42,21 @@ class ClaudeClient:
             max_retries=settings.claude_max_retries,
         )
 
-    def build_request(self, history: Sequence[Turn], message: str) -> dict[str, Any]:
+    def build_request(self, history: Sequence[Turn], message: str, *, conversation: bool) -> dict[str, Any]:
         """The Messages API request for one turn.
 
-        With history, the newest message carries a cache breakpoint, so the
-        next turn reads the whole conversation so far from the prompt cache
-        instead of paying for it again. A stateless turn marks only the system
-        prompt, which every caller shares: marking a one-off message would
-        only pay the cache-write premium.
+        In a conversation, the newest message carries a cache breakpoint, so
+        the next turn reads the whole conversation so far from the prompt
+        cache instead of paying for it again. A stateless turn marks only the
+        system prompt, which every caller shares: marking a one-off message
+        would only pay the cache-write premium.
         """
         messages: list[dict[str, Any]] = []
         for turn in history:
             messages.append({"role": "user", "content": turn.user})
             messages.append({"role": "assistant", "content": turn.assistant})
         newest: dict[str, Any] = {"type": "text", "text": message}
-        if history:
+        if conversation:
             newest["cache_control"] = _CACHE_BREAKPOINT
         messages.append({"role": "user", "content": [newest]})
         request: dict[str, Any] = {
@@ -70,22 +70,27 @@ class ClaudeClient:
             ]
         return request
 
-    def reply(self, history: Sequence[Turn], message: str) -> ClaudeReply:
+    def reply(self, history: Sequence[Turn], message: str, *, conversation: bool) -> ClaudeReply:
         try:
-            response = self._sdk.messages.create(**self.build_request(history, message))
+            response = self._sdk.messages.create(
+                **self.build_request(history, message, conversation=conversation)
+            )
         except anthropic.AnthropicError as error:
             raise upstream_error(error) from error
         text = "".join(block.text for block in response.content if block.type == "text")
         return ClaudeReply(text, response.stop_reason, _usage(response.usage))
 
-    def stream_reply(self, history: Sequence[Turn], message: str) -> Iterator[str | ClaudeReply]:
+    def stream_reply(
+        self, history: Sequence[Turn], message: str, *, conversation: bool
+    ) -> Iterator[str | ClaudeReply]:
         """Yields each text delta as it arrives, then the final reply.
 
         Closing the generator closes the HTTP stream to Claude at once, so a
         client that went away stops the tokens being generated and billed.
         """
         try:
-            with self._sdk.messages.stream(**self.build_request(history, message)) as stream:
+            request = self.build_request(history, message, conversation=conversation)
+            with self._sdk.messages.stream(**request) as stream:
                 yield from stream.text_stream
                 final = stream.get_final_message()
         except anthropic.AnthropicError as error:

@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from claude_chat.errors import (
     ApiError,
@@ -46,21 +47,44 @@ SESSION_HEADER = "X-Session-Id"
 SESSION_COOKIE = "sid"
 
 
-def error_responses(*statuses: int) -> dict[int, Any]:
-    """OpenAPI `responses` entries for the contract errors a route can answer."""
-    descriptions = {
-        400: "The body is not JSON (`invalid_json`).",
-        413: "`message` is too long (`message_too_long`).",
-        422: "`message` is missing, empty or not a string, or an unknown field was sent (`invalid_request`).",
-        429: "Rate limited (`rate_limited`); see Retry-After.",
-        502: "Claude answered with an error the client cannot fix (`upstream_error`).",
-        503: "Claude is rate-limited or overloaded (`upstream_unavailable`); see Retry-After.",
-        504: "Claude did not answer in time (`upstream_timeout`).",
-    }
-    return {
-        status: {"description": descriptions[status], "content": {"application/json": {"model": ErrorReply}}}
-        for status in statuses
-    }
+_ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON (`invalid_json`).",
+    413: "`message` is too long (`message_too_long`).",
+    422: "`message` is missing, empty or not a string, or an unknown field was sent (`invalid_request`).",
+    429: "Rate limited (`rate_limited`); see Retry-After.",
+    502: "Claude answered with an error the client cannot fix (`upstream_error`).",
+    503: "Claude is rate-limited or overloaded (`upstream_unavailable`); see Retry-After.",
+    504: "Claude did not answer in time (`upstream_timeout`).",
+}
+_SESSION_HEADERS = {SESSION_HEADER: {"description": "The session token.", "schema": {"type": "string"}}}
+_RATE_LIMIT_HEADERS = {
+    name: {"description": description, "schema": {"type": "string"}}
+    for name, description in {
+        "RateLimit-Policy": 'IETF draft-10 policy, e.g. `"chat";q=20;w=60`.',
+        "RateLimit": 'IETF draft-10 state, e.g. `"chat";r=19;t=42`.',
+        "RateLimit-Limit": "Requests per window.",
+        "RateLimit-Remaining": "Requests left in this window.",
+        "RateLimit-Reset": "Seconds until the window resets.",
+    }.items()
+}
+
+
+def openapi_responses(
+    reply: type[BaseModel], *errors: int, session: bool = False, limited: bool = False
+) -> dict[int, Any]:
+    """OpenAPI `responses` of a route: its reply model, its headers, and the contract errors it can answer."""
+    headers = {**(_SESSION_HEADERS if session else {}), **(_RATE_LIMIT_HEADERS if limited else {})}
+    success: dict[str, Any] = {"description": "OK", "content": {"application/json": {"model": reply}}}
+    if headers:
+        success["headers"] = headers
+    responses: dict[int, Any] = {200: success}
+    for status in errors:
+        responses[status] = {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"model": ErrorReply}},
+            **({"headers": _RATE_LIMIT_HEADERS} if limited else {}),
+        }
+    return responses
 
 
 class FunctionUrlApi(LambdaFunctionUrlResolver):
@@ -79,6 +103,22 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         methods = [method] if isinstance(method, str) else list(method)
         self.route_methods.setdefault(rule, set()).update(m.upper() for m in methods)
         return super().route(rule, method, *args, **kwargs)
+
+    def openapi_document(self) -> dict[str, Any]:
+        """Powertools' OpenAPI description, minus the 422 body it adds to routes that take no input."""
+        document: dict[str, Any] = self.get_openapi_schema(
+            title="Claude chat API", version="1.0.0"
+        ).model_dump(mode="json", by_alias=True, exclude_none=True)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                if "requestBody" not in operation:
+                    operation.get("responses", {}).pop("422", None)
+        text = json.dumps(document["paths"])
+        schemas = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+            if f"/{unused}" not in text:
+                schemas.pop(unused, None)
+        return document
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         """The Lambda entry point: budget, body, then Powertools' routing."""
