@@ -116,7 +116,7 @@ class MessagesStandin:
     async def disconnected(self, _: Request) -> JSONResponse:
         return JSONResponse(self.disconnects)
 
-    async def messages(self, request: Request) -> Response:
+    async def messages(self, request: Request) -> Response:  # noqa: PLR0911 - one return per API outcome
         request_id = f"req_standin_{uuid.uuid4().hex[:20]}"
         try:
             body = await request.json()
@@ -160,9 +160,9 @@ class MessagesStandin:
                 },
                 headers={"request-id": request_id},
             )
-        events = self._events(request, body, message_id, words, stop_reason, usage, directives, request_id)
+        reply = _Reply(message_id, body["model"], words, stop_reason, usage, directives, request_id)
         return StreamingResponse(
-            events,
+            self._events(request, reply),
             media_type="text/event-stream",
             headers={"request-id": request_id, "cache-control": "no-cache"},
         )
@@ -178,13 +178,15 @@ class MessagesStandin:
         if not isinstance(messages, list) or not messages:
             raise _BadRequest("messages: at least one message is required")
         if not isinstance(messages[0], dict) or messages[0].get("role") != "user":
-            raise _BadRequest("messages: first message must use the \"user\" role")
+            raise _BadRequest('messages: first message must use the "user" role')
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 raise _BadRequest(f"messages.{index}: role must be user or assistant")
             for block in _blocks_of(message.get("content", "")):
                 if block.get("type") == "text" and not str(block.get("text", "")).strip():
-                    raise _BadRequest(f"messages.{index}: text content blocks must contain non-whitespace text")
+                    raise _BadRequest(
+                        f"messages.{index}: text content blocks must contain non-whitespace text"
+                    )
         last_user = next(m for m in reversed(messages) if m["role"] == "user")
         return _text_of(last_user["content"])
 
@@ -248,17 +250,8 @@ class MessagesStandin:
                 blocks.append(_block(message["role"], block))
         return blocks
 
-    async def _events(
-        self,
-        request: Request,
-        body: dict[str, Any],
-        message_id: str,
-        words: list[str],
-        stop_reason: str,
-        usage: dict[str, int],
-        directives: dict[str, str],
-        request_id: str,
-    ) -> AsyncIterator[bytes]:
+    async def _events(self, request: Request, reply: _Reply) -> AsyncIterator[bytes]:
+        words, usage, directives, request_id = reply.words, reply.usage, reply.directives, reply.request_id
         delta_delay = float(directives.get("delta_delay", "0") or 0)
         fail_after = int(directives["fail_after"]) if "fail_after" in directives else None
         drop_after = int(directives["drop_after"]) if "drop_after" in directives else None
@@ -268,10 +261,10 @@ class MessagesStandin:
             {
                 "type": "message_start",
                 "message": {
-                    "id": message_id,
+                    "id": reply.message_id,
                     "type": "message",
                     "role": "assistant",
-                    "model": body["model"],
+                    "model": reply.model,
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
@@ -302,7 +295,11 @@ class MessagesStandin:
                     return
                 yield _sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}},
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": word},
+                    },
                 )
                 sent += 1
         except (asyncio.CancelledError, OSError):
@@ -313,7 +310,7 @@ class MessagesStandin:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": usage["output_tokens"]},
             },
         )
@@ -323,6 +320,19 @@ class MessagesStandin:
         self.disconnects.append(
             {"request_id": request_id, "disconnected_at_delta": sent, "disconnected_at": time.time()}
         )
+
+
+@dataclass
+class _Reply:
+    """Everything a streamed reply needs, decided before the first byte."""
+
+    message_id: str
+    model: str
+    words: list[str]
+    stop_reason: str
+    usage: dict[str, int]
+    directives: dict[str, str]
+    request_id: str
 
 
 class _DropConnection(Exception):

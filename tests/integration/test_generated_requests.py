@@ -55,7 +55,11 @@ def test_generated_requests_get_no_500_and_match_the_description(
     operation = next(r.ok() for r in api_schema.get_all_operations() if r.ok().label == label)
 
     @settings(
-        max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:

@@ -36,10 +36,10 @@ def test_the_readme_curl_examples_work_verbatim(dev_server) -> None:
     result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     outputs = [out.strip() for out in result.stdout.split("<<end>>")[:-1]]
-    stateless, name_turn, history, reset, bad = (o for o in outputs if o)
+    stateless, name_turn, history, reset, bad = [o for o in outputs if o]
     assert json.loads(stateless)["reply"]
     assert json.loads(name_turn)["turns"] == 2
-    assert [m["content"] for m in json.loads(history)["messages"]][0] == "My name is Ada."
+    assert json.loads(history)["messages"][0]["content"] == "My name is Ada."
     assert json.loads(reset) == {"ok": True}
     assert bad.startswith("HTTP/1.1 422")
     assert "ratelimit-remaining:" in bad.lower()
