@@ -56,7 +56,7 @@ integration: install
 	$(VENV)/bin/pytest tests/integration
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/pytest tests/benchmarks --benchmark-only -p no:randomly
+	$(VENV)/bin/pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1

@@ -9,6 +9,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# Imported here so the anthropic SDK (most of this function's cold start) loads in the
+# init phase, not on the first request.
+import claude_chat.chat_turn  # noqa: F401
 from claude_chat import services
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
 from claude_chat.models import ChatReply, ChatRequest, SessionChatReply

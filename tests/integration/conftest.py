@@ -83,7 +83,7 @@ def start_dev_server(**settings: str) -> DevServer:
         RATE_LIMIT_MAX="5",
         CLAUDE_TIMEOUT_SECONDS="2",
         CLAUDE_MAX_RETRIES="0",
-        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_LOG_LEVEL="INFO",
     )
     env.update(settings)
     log_file = tempfile.NamedTemporaryFile(prefix="dev-server-", suffix=".log", delete=False)  # noqa: SIM115

@@ -159,3 +159,15 @@ def test_upstream_failures_map_to_the_contract_and_save_nothing(
         )["Items"]
         == []
     )
+
+
+def test_a_defect_is_a_500_json_error_without_a_stack_trace(chat, events, monkeypatch) -> None:
+    from claude_chat.chat_turn import ChatPipeline
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("secret internals at /opt/python/claude_chat/x.py")
+
+    monkeypatch.setattr(ChatPipeline, "run", broken)
+    status, _, payload = chat(request(events, '{"message": "hi"}'))
+    assert status == 500
+    assert payload == {"error": "Internal error.", "code": "internal"}

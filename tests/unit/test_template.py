@@ -14,6 +14,7 @@ Three layers of checks, all offline (no AWS account, no Docker):
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -40,33 +42,6 @@ URL_FUNCTIONS = {"ChatFunction": ["POST"], "HistoryFunction": ["GET", "DELETE"]}
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads short-form tags (!Ref, !Sub, !GetAtt, ...) as their long forms."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as file:
-        document: dict[str, Any] = yaml.load(file, Loader=_CloudFormationLoader)
-    return document
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -153,7 +128,7 @@ def _samtranslator_python() -> str | None:
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return _load_yaml(TEMPLATE)
+    return copy.deepcopy(load_template(TEMPLATE))
 
 
 @pytest.fixture(scope="module")
@@ -510,3 +485,35 @@ def test_samconfig_defaults_and_no_secrets() -> None:
     assert deploy["region"] == "us-east-1"
     assert "parameter_overrides" not in deploy
     assert not re.search(r"sk-ant-|aws_secret_access_key|AKIA[0-9A-Z]{16}", text, re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- 4. sam build
+
+
+def test_sam_build_makes_a_python313_arm64_layer_without_docker(tmp_path: Path) -> None:
+    """`sam build` as an operator runs it: the layer gets the runtime's wheels, not this machine's."""
+    if not SAM.exists():
+        pytest.skip(f"SAM CLI not installed at {SAM} (the Makefile installs it into .venv-sam)")
+    env = {**_sam_env(), "PATH": f"{SAM_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    build_dir = tmp_path / "build"
+    result = subprocess.run(
+        [str(SAM), "build", "--build-dir", str(build_dir), "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+    layer = build_dir / "SharedLayer" / "python"
+    assert (layer / "claude_chat" / "http_api.py").is_file()
+    native = [path.name for path in layer.rglob("*.so")]
+    assert any(name.endswith("cpython-313-aarch64-linux-gnu.so") for name in native), native
+    assert not [name for name in native if "x86_64" in name or "cpython-311" in name]
+    assert not list(layer.rglob("*.pyc"))
+    assert not (layer / "boto3").exists()  # the runtime provides it
+    size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
+    assert size < 40 * 1024 * 1024, f"layer grew to {size / 1e6:.1f} MB"
+    for function in ("ChatFunction", "HistoryFunction"):
+        assert (build_dir / function / "app.py").is_file()

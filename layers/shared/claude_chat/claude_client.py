@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+import httpx2
 from aws_lambda_powertools import Logger
 
 from claude_chat.conversation_store import Turn
@@ -95,6 +96,10 @@ class ClaudeClient:
                 final = stream.get_final_message()
         except anthropic.AnthropicError as error:
             raise upstream_error(error) from error
+        except httpx2.TransportError as error:
+            # A connection that breaks mid-stream reaches us from the SDK's HTTP client as is.
+            logger.warning("Claude's stream broke off", extra={"upstream_error": type(error).__name__})
+            raise UpstreamError() from error
         text = "".join(block.text for block in final.content if block.type == "text")
         yield ClaudeReply(text, final.stop_reason, _usage(final.usage))
 

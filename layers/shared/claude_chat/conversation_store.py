@@ -22,6 +22,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -205,7 +206,7 @@ class ConversationStore:
         }
 
     def _sliding_deadline(self, record: SessionRecord, now: float) -> int:
-        return min(int(now) + self._ttl, record.issued_at + self._max_age)
+        return min(math.ceil(now) + self._ttl, record.issued_at + self._max_age)
 
     def _absolute_deadline(self, record: SessionRecord) -> int:
         return record.issued_at + self._max_age + _TTL_GRACE_SECONDS

@@ -155,7 +155,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         return Response(
             status_code=error.status,
             content_type=content_types.APPLICATION_JSON,
-            body=json.dumps(error.body()),
+            body=json.dumps(error.body(), separators=(",", ":")),
             headers=error.headers,
         )
 
@@ -244,7 +244,7 @@ def _result(error: ApiError) -> dict[str, Any]:
     return {
         "statusCode": error.status,
         "headers": {"Content-Type": "application/json", **error.headers},
-        "body": json.dumps(error.body()),
+        "body": json.dumps(error.body(), separators=(",", ":")),
         "isBase64Encoded": False,
     }
 
