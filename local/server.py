@@ -130,9 +130,18 @@ def _prepare_environment() -> list[str]:
     return notes
 
 
+def _apply_template_environment(specs: list[FunctionSpec]) -> None:
+    """The template's literal environment values (not the !Ref ones) apply locally too, unless overridden."""
+    for spec in specs:
+        for name, value in spec.environment.items():
+            if isinstance(value, str | int | float):
+                os.environ.setdefault(name, str(value))
+
+
 def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     notes = _prepare_environment()
     specs = [spec for spec in url_functions() if spec.invoke_mode != "RESPONSE_STREAM"]
+    _apply_template_environment(specs)
     workers = FunctionWorkers(specs, workers=int(os.environ.get("DEV_WORKERS", "4")))
     workers.warm_up()
     origins = os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",")
