@@ -55,7 +55,7 @@ def load_handler_module(spec: FunctionSpec) -> ModuleType:
     """Imports a function's handler module from its CodeUri, with the layer on the path, as Lambda does."""
     if str(LAYER_PATH) not in sys.path:
         sys.path.insert(0, str(LAYER_PATH))
-    module_name, _ = spec.handler.rsplit(".", 1)
+    module_name = spec.module_name
     unique_name = f"_lambda_{spec.logical_id}_{module_name}"
     if unique_name in sys.modules:
         return sys.modules[unique_name]

@@ -1,23 +1,41 @@
 """A local stand-in for the Anthropic Messages API, for `make dev` and the tests.
 
-It speaks the real wire protocol (JSON replies, SSE streams, error bodies and
-headers), so the real anthropic SDK code path runs offline. Replies are
-deterministic, and a test steers each request with directives in the last
-user message, which are removed from the echoed reply:
+Why: the code under test should run the real anthropic SDK code path (headers,
+retries, SSE parsing, error classes) without the network, an API key or a bill.
+So this speaks the real wire protocol -- JSON Message objects, `text/event-stream`
+with the real event sequence, real error bodies and headers -- and answers
+deterministically: "Stand-in reply to: <last user message>", plus " (turn N)" when
+the request carries N-1 earlier assistant messages. One word is one output token.
 
-    [standin:status=529]        answer with that error status (429, 500, 529, 400, 401, ...)
+Prompt caching is emulated so tests can see that long chats pay less: blocks with
+`cache_control` are breakpoints, their prefixes are remembered, and a later
+request that repeats one (looking back up to 20 blocks from each breakpoint) is
+billed as a cache read. Input tokens are ceil(characters / 4) per block.
+
+A test steers one request with directives in the last user message; they are
+removed from the echoed reply, and several may be combined:
+
+    [standin:status=529]        answer with that error status and its real error type:
+                                429 rate_limit_error, 500 api_error, 529 overloaded_error,
+                                400 invalid_request_error, 401 authentication_error, ...
     [standin:retry_after=9]     the retry-after header of a 429 (default 7)
-    [standin:delay=2.5]         wait before answering (for timeouts)
-    [standin:delta_delay=0.2]   wait between streamed text deltas
-    [standin:fail_after=3]      stream: an `error` event after 3 deltas; plain: 529
-    [standin:drop_after=3]      stream: close the connection after 3 deltas
-    [standin:words=50]          make the reply exactly 50 words long
+    [standin:delay=2.5]         wait that many seconds before the response headers (timeouts)
+    [standin:delta_delay=0.2]   wait that many seconds between streamed text deltas
+    [standin:fail_after=3]      stream: an `error` event (overloaded_error) after 3 deltas;
+                                otherwise: a 529
+    [standin:drop_after=3]      stream: close the connection after 3 deltas, without
+                                message_stop; otherwise: close it halfway through the body
+    [standin:words=50]          make the reply exactly 50 words ("w1 w2 ..." after the echo)
 
-The reply is "Stand-in reply to: <message>" plus " (turn N)" from the second
-turn on. Prompt caching is emulated: a prefix marked with cache_control is
-remembered, and a later request that repeats it is billed as a cache read.
-Requests are recorded at GET /_standin/requests (DELETE clears them), and
-streams the client abandoned at GET /_standin/disconnects.
+For the tests to look at what the code under test sent, and at streams it
+abandoned (the API key itself is never recorded, only whether one was sent):
+
+    GET    /_standin/requests      the last 200 requests, oldest first
+    DELETE /_standin/requests      forget them
+    GET    /_standin/disconnects   streams the client left early (DELETE forgets them)
+
+Run alone with `python -m local.messages_standin --port 8787`, or in-process with
+`start_in_thread()`.
 """
 
 from __future__ import annotations
@@ -26,344 +44,498 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import re
 import socket
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-_DIRECTIVE = re.compile(r"\[standin:(\w+)=([^\]]*)\]")
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    503: "api_error",
-    529: "overloaded_error",
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Stand-in: invalid request"),
+    401: ("authentication_error", "invalid x-api-key"),
+    402: ("billing_error", "Your credit balance is too low to access the Anthropic API."),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "Not found"),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+    500: ("api_error", "Internal server error"),
+    504: ("timeout_error", "Request timeout"),
+    529: ("overloaded_error", "Overloaded"),
 }
+_DIRECTIVE = re.compile(r"\[standin:(\w+)=([^\]]*)\]")
 _CACHE_LOOKBACK_BLOCKS = 20
+_CACHE_CAPACITY = 4096
+_RECORDED_REQUESTS = 200
+# Request headers worth showing a test (retries, API version); never the credentials.
+_RECORDED_HEADERS = ("anthropic-version", "anthropic-beta", "x-stainless-retry-count")
 
 
 class _BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
+    """A request the real API would refuse with a 400."""
 
 
-@dataclass
+class _DropConnection(Exception):
+    """Raised inside a response body so the server closes the connection mid-response."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging a traceback for a connection dropped on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BaseExceptionGroup):
+            return not error.subgroup(_DropConnection)
+        return not isinstance(error, _DropConnection)
+
+
+_QUIET_DROPS = _QuietDrops()
+
+
+@dataclass(frozen=True)
+class _Directives:
+    """How the last user message asked this request to behave."""
+
+    status: int | None = None
+    retry_after: int = 7
+    delay: float = 0.0
+    delta_delay: float = 0.0
+    fail_after: int | None = None
+    drop_after: int | None = None
+    words: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> _Directives:
+        found = dict(_DIRECTIVE.findall(text))
+        unknown = sorted(found.keys() - cls.__dataclass_fields__.keys())
+        if unknown:
+            raise _BadRequest(f"unknown stand-in directive(s): {', '.join(unknown)}")
+        try:
+            directives = cls(
+                status=int(found["status"]) if "status" in found else None,
+                retry_after=int(found.get("retry_after", 7)),
+                delay=float(found.get("delay", 0)),
+                delta_delay=float(found.get("delta_delay", 0)),
+                fail_after=int(found["fail_after"]) if "fail_after" in found else None,
+                drop_after=int(found["drop_after"]) if "drop_after" in found else None,
+                words=int(found["words"]) if "words" in found else None,
+            )
+        except ValueError as error:
+            raise _BadRequest(f"bad stand-in directive value: {error}") from error
+        if directives.status is not None and not 400 <= directives.status <= 599:
+            raise _BadRequest("stand-in directive status must be an HTTP error status (400-599)")
+        counts = (directives.retry_after, directives.fail_after, directives.drop_after)
+        if min(directives.delay, directives.delta_delay, *(n for n in counts if n is not None)) < 0:
+            raise _BadRequest("stand-in directive values must not be negative")
+        if directives.words is not None and directives.words < 1:
+            raise _BadRequest("stand-in directive words must be at least 1")
+        return directives
+
+
+@dataclass(frozen=True)
 class _Block:
-    """One content block of the prompt, in order: system blocks, then message blocks."""
+    """One prompt block as the cache sees it: system blocks first, then message blocks."""
 
     canonical: str
     tokens: int
     breakpoint: bool
 
 
+@dataclass(frozen=True)
+class _Prompt:
+    """A request that passed validation, reduced to what the reply depends on."""
+
+    model: str
+    max_tokens: int
+    stream: bool
+    cache_seed: str
+    blocks: list[_Block]
+    last_user_text: str
+    assistant_turns: int
+
+
 def _tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+def _block(role: str, block: dict[str, Any]) -> _Block:
+    stripped = {key: value for key, value in block.items() if key != "cache_control"}
+    canonical = json.dumps([role, stripped], sort_keys=True, separators=(",", ":"))
+    text = block["text"] if block.get("type") == "text" else json.dumps(stripped)
+    return _Block(canonical, _tokens(str(text)), "cache_control" in block)
 
 
-def _blocks_of(content: Any) -> list[dict[str, Any]]:
+def _content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [block for block in content if isinstance(block, dict)]
+        content = [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise _BadRequest(f"{where}: Input should be a valid list")
+    for index, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise _BadRequest(f"{where}.{index}: Input should be a valid content block")
+        if block["type"] == "text":
+            if not isinstance(block.get("text"), str):
+                raise _BadRequest(f"{where}.{index}.text: Input should be a valid string")
+            if not block["text"]:
+                raise _BadRequest(f"{where}: text content blocks must be non-empty")
+            if not block["text"].strip():
+                raise _BadRequest(f"{where}: text content blocks must contain non-whitespace text")
+    return content
+
+
+def _parse_settings(body: dict[str, Any]) -> tuple[str, int, bool]:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _BadRequest("model: Field required")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is None:
+        raise _BadRequest("max_tokens: Field required")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise _BadRequest("max_tokens: Input should be a valid integer")
+    if max_tokens < 1:
+        raise _BadRequest("max_tokens: Input should be greater than or equal to 1")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _BadRequest("stream: Input should be a valid boolean")
+    return model, max_tokens, stream
+
+
+def _parse_prompt(body: dict[str, Any]) -> _Prompt:
+    """Refuses what the real API refuses, with its wording where it matters."""
+    model, max_tokens, stream = _parse_settings(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise _BadRequest("messages: Field required")
+    if not messages:
+        raise _BadRequest("messages: at least one message is required")
+    blocks = [_block("system", block) for block in _content_blocks(body.get("system") or [], "system")]
+    last_user_text, assistant_turns = "", 0
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise _BadRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+        if index == 0 and message["role"] != "user":
+            raise _BadRequest('messages: first message must use the "user" role')
+        content = _content_blocks(message.get("content"), f"messages.{index}.content")
+        is_final_assistant = message["role"] == "assistant" and index == len(messages) - 1
+        if not content and not is_final_assistant:
+            raise _BadRequest(
+                f"messages.{index}: all messages must have non-empty content"
+                " except for the optional final assistant message"
+            )
+        final_text = content[-1].get("text", "") if is_final_assistant and content else ""
+        if final_text != final_text.rstrip():
+            raise _BadRequest("messages: final assistant content cannot end with trailing whitespace")
+        blocks.extend(_block(message["role"], block) for block in content)
+        if message["role"] == "user":
+            last_user_text = " ".join(block["text"] for block in content if block["type"] == "text")
+        else:
+            assistant_turns += 1
+    cache_seed = json.dumps([model, body.get("tools")], sort_keys=True, separators=(",", ":"))
+    return _Prompt(model, max_tokens, stream, cache_seed, blocks, last_user_text, assistant_turns)
+
+
+class _PromptCache:
+    """Prefix hashes the stand-in has "cached", least recently used first."""
+
+    def __init__(self, capacity: int = _CACHE_CAPACITY) -> None:
+        self._prefixes: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def bill(self, seed: str, blocks: Sequence[_Block]) -> tuple[int, int, int]:
+        """(cache read, cache creation, uncached input) tokens, as the real API splits them."""
+        running, prefixes = hashlib.sha256(seed.encode()), []
+        for block in blocks:
+            running.update(block.canonical.encode())
+            prefixes.append(running.hexdigest())
+        read = creation = covered = 0  # blocks[:covered] are billed already
+        with self._lock:
+            for end, block in enumerate(blocks):
+                if not block.breakpoint:
+                    continue
+                oldest = max(covered, end - _CACHE_LOOKBACK_BLOCKS)
+                hit = next((i for i in range(end, oldest - 1, -1) if prefixes[i] in self._prefixes), None)
+                if hit is not None:
+                    read += sum(b.tokens for b in blocks[covered : hit + 1])
+                    self._prefixes.move_to_end(prefixes[hit])
+                    covered = hit + 1
+                creation += sum(b.tokens for b in blocks[covered : end + 1])
+                covered = end + 1
+                self._prefixes[prefixes[end]] = None
+                self._prefixes.move_to_end(prefixes[end])
+            while len(self._prefixes) > self._capacity:
+                self._prefixes.popitem(last=False)
+        return read, creation, sum(b.tokens for b in blocks[covered:])
+
+
+@dataclass
+class _Reply:
+    """A reply decided before its first byte, and how far its stream got."""
+
+    request_id: str
+    message: dict[str, Any]
+    words: list[str]
+    directives: _Directives
+    sent: int = 0
+    ended: bool = False
+
+
+def _reply_words(prompt: _Prompt, directives: _Directives) -> tuple[list[str], str]:
+    """The reply as its text deltas (a word and the space after it), and its stop reason."""
+    echoed = " ".join(_DIRECTIVE.sub(" ", prompt.last_user_text).split())
+    text = f"Stand-in reply to: {echoed}"
+    if prompt.assistant_turns:
+        text += f" (turn {prompt.assistant_turns + 1})"
+    words = text.split()
+    if directives.words is not None:
+        filler = (f"w{n}" for n in range(1, directives.words + 1))
+        words = [*words, *filler][: directives.words]
+    stop_reason = "end_turn"
+    if len(words) > prompt.max_tokens:
+        words, stop_reason = words[: prompt.max_tokens], "max_tokens"
+    return [f"{word} " for word in words[:-1]] + words[-1:], stop_reason
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _error(status: int, request_id: str, message: str | None = None, **headers: str) -> JSONResponse:
+    fallback = ("api_error" if status >= 500 else "invalid_request_error", "")
+    error_type, default_message = _ERRORS.get(status, fallback)
+    return JSONResponse(
+        {
+            "type": "error",
+            "error": {"type": error_type, "message": message or default_message or f"Error {status}"},
+            "request_id": request_id,
+        },
+        status_code=status,
+        headers={"request-id": request_id, **headers},
+    )
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that notices when the client leaves before message_stop."""
+
+    def __init__(self, body: AsyncIterator[bytes], reply: _Reply, standin: MessagesStandin) -> None:
+        super().__init__(
+            body,
+            media_type="text/event-stream",
+            headers={"request-id": reply.request_id, "cache-control": "no-cache"},
+        )
+        self._reply, self._standin = reply, standin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:  # servers on ASGI spec >= 2.4 fail the send; older ones cancel us
+            pass
+        finally:
+            if not self._reply.ended:
+                self._standin.record_disconnect(self._reply.request_id, self._reply.sent)
+
+
+async def _truncated(payload: bytes) -> AsyncIterator[bytes]:
+    yield payload[: len(payload) // 2]
+    raise _DropConnection
 
 
 class MessagesStandin:
-    """The stand-in's state: recorded requests, disconnects and the prompt cache."""
+    """The stand-in's state (recorded requests, disconnects, prompt cache) and its routes."""
 
     def __init__(self) -> None:
-        self.requests: deque[dict[str, Any]] = deque(maxlen=200)
-        self.disconnects: list[dict[str, Any]] = []
-        self._cache: set[str] = set()
+        self._requests: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
+        self._disconnects: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
+        self._cache = _PromptCache()
         self._lock = threading.Lock()
 
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """A snapshot, safe to read from a test's thread while the server appends."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def disconnects(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._disconnects)
+
+    def record_disconnect(self, request_id: str, sent: int) -> None:
+        with self._lock:
+            self._disconnects.append(
+                {"request_id": request_id, "disconnected_at_delta": sent, "disconnected_at": time.time()}
+            )
+
     def app(self) -> Starlette:
-        return Starlette(
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)  # addFilter ignores repeats
+        app = Starlette(
             routes=[
-                Route("/v1/messages", self.messages, methods=["POST"]),
-                Route("/_standin/requests", self.recorded, methods=["GET", "DELETE"]),
-                Route("/_standin/disconnects", self.disconnected, methods=["GET"]),
-            ]
+                Route("/v1/messages", self._messages, methods=["POST"]),
+                Route("/_standin/requests", self._recorded, methods=["GET", "DELETE"]),
+                Route("/_standin/disconnects", self._disconnected, methods=["GET", "DELETE"]),
+            ],
+            exception_handlers={404: self._not_found, 405: self._not_found},
         )
+        app.state.standin = self
+        return app
 
-    async def recorded(self, request: Request) -> JSONResponse:
+    async def _not_found(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return _error(status, _new_id("req_"), f"{request.method} {request.url.path}: not found")
+
+    async def _recorded(self, request: Request) -> JSONResponse:
         if request.method == "DELETE":
-            self.requests.clear()
-            self.disconnects.clear()
-        return JSONResponse(list(self.requests))
+            with self._lock:
+                self._requests.clear()
+        return JSONResponse(self.requests)
 
-    async def disconnected(self, _: Request) -> JSONResponse:
+    async def _disconnected(self, request: Request) -> JSONResponse:
+        if request.method == "DELETE":
+            with self._lock:
+                self._disconnects.clear()
         return JSONResponse(self.disconnects)
 
-    async def messages(self, request: Request) -> Response:  # noqa: PLR0911 - one return per API outcome
-        request_id = f"req_standin_{uuid.uuid4().hex[:20]}"
+    async def _messages(self, request: Request) -> Response:
+        request_id = _new_id("req_")
         try:
-            body = await request.json()
+            body: Any = await request.json()
         except ValueError:
-            return _error(400, "The request body is not valid JSON.", request_id)
-        if not isinstance(body, dict):
-            return _error(400, "The request body must be an object.", request_id)
-        # SDK 1.x sends x-api-key; 2.x sends the key as a bearer token. Neither is ever recorded.
-        has_key = bool(request.headers.get("x-api-key") or request.headers.get("authorization"))
-        self.requests.append({"body": body, "has_api_key": has_key, "request_id": request_id})
-        if not has_key:
-            return _error(401, "x-api-key or Authorization header is required", request_id)
-        try:
-            last_user_text = self._validate(body)
-        except _BadRequest as bad:
-            return _error(bad.status, bad.message, request_id)
-        directives = dict(_DIRECTIVE.findall(last_user_text))
-        if "delay" in directives:
-            await asyncio.sleep(float(directives["delay"]))
-        stream = bool(body.get("stream"))
-        status = int(directives.get("status", "0") or 0)
-        if not stream and "fail_after" in directives:
-            status = 529
-        if status:
-            headers = {"retry-after": directives.get("retry_after", "7")} if status == 429 else {}
-            return _error(status, f"Stand-in error {status}", request_id, headers)
-        words, stop_reason = self._reply_words(body, last_user_text, directives)
-        usage = self._usage(body, output_tokens=len(words))
-        message_id = f"msg_standin_{uuid.uuid4().hex[:20]}"
-        if not stream:
-            return JSONResponse(
+            body = None
+        # SDK 1.x sends x-api-key, SDK 2.x a bearer token: either counts, neither is recorded.
+        has_api_key = bool(request.headers.get("x-api-key") or request.headers.get("authorization"))
+        with self._lock:
+            self._requests.append(
                 {
-                    "id": message_id,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": body["model"],
-                    "content": [{"type": "text", "text": "".join(words).rstrip()}],
-                    "stop_reason": stop_reason,
-                    "stop_sequence": None,
-                    "usage": usage,
-                },
+                    "request_id": request_id,
+                    "received_at": time.time(),
+                    "body": body,
+                    "has_api_key": has_api_key,
+                    "headers": {
+                        name: request.headers[name] for name in _RECORDED_HEADERS if name in request.headers
+                    },
+                }
+            )
+        if not has_api_key:
+            return _error(401, request_id, "x-api-key header is required")
+        if not isinstance(body, dict):
+            return _error(400, request_id, "The request body is not a valid JSON object.")
+        try:
+            prompt = _parse_prompt(body)
+            directives = _Directives.parse(prompt.last_user_text)
+        except _BadRequest as bad:
+            return _error(400, request_id, str(bad))
+        return await self._answer(request, request_id, prompt, directives)
+
+    async def _answer(
+        self, request: Request, request_id: str, prompt: _Prompt, directives: _Directives
+    ) -> Response:
+        if directives.delay:
+            await asyncio.sleep(directives.delay)
+        fails = directives.fail_after is not None and not prompt.stream
+        status = directives.status or (529 if fails else None)
+        if status == 429:
+            return _error(status, request_id, **{"retry-after": str(directives.retry_after)})
+        if status:
+            return _error(status, request_id)
+        words, stop_reason = _reply_words(prompt, directives)
+        read, creation, uncached = self._cache.bill(prompt.cache_seed, prompt.blocks)
+        message = {
+            "id": _new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": prompt.model,
+            "content": [{"type": "text", "text": "".join(words)}],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": uncached,
+                "output_tokens": len(words),
+                "cache_creation_input_tokens": creation,
+                "cache_read_input_tokens": read,
+            },
+        }
+        if not prompt.stream and directives.drop_after is not None:
+            return StreamingResponse(
+                _truncated(json.dumps(message).encode()),
+                media_type="application/json",
                 headers={"request-id": request_id},
             )
-        reply = _Reply(message_id, body["model"], words, stop_reason, usage, directives, request_id)
-        return StreamingResponse(
-            self._events(request, reply),
-            media_type="text/event-stream",
-            headers={"request-id": request_id, "cache-control": "no-cache"},
-        )
-
-    @staticmethod
-    def _validate(body: dict[str, Any]) -> str:
-        if not isinstance(body.get("model"), str) or not body["model"]:
-            raise _BadRequest("model: Field required")
-        max_tokens = body.get("max_tokens")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise _BadRequest("max_tokens: must be a positive integer")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise _BadRequest("messages: at least one message is required")
-        if not isinstance(messages[0], dict) or messages[0].get("role") != "user":
-            raise _BadRequest('messages: first message must use the "user" role')
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-                raise _BadRequest(f"messages.{index}: role must be user or assistant")
-            for block in _blocks_of(message.get("content", "")):
-                if block.get("type") == "text" and not str(block.get("text", "")).strip():
-                    raise _BadRequest(
-                        f"messages.{index}: text content blocks must contain non-whitespace text"
-                    )
-        last_user = next(m for m in reversed(messages) if m["role"] == "user")
-        return _text_of(last_user["content"])
-
-    @staticmethod
-    def _reply_words(
-        body: dict[str, Any], last_user_text: str, directives: dict[str, str]
-    ) -> tuple[list[str], str]:
-        echoed = " ".join(_DIRECTIVE.sub(" ", last_user_text).split())
-        turn = 1 + sum(1 for message in body["messages"] if message["role"] == "assistant")
-        text = f"Stand-in reply to: {echoed}" + (f" (turn {turn})" if turn > 1 else "")
-        words = text.split()
-        if "words" in directives:
-            wanted = int(directives["words"])
-            words = (words + [f"w{n}" for n in range(1, wanted + 1)])[:wanted]
-        stop_reason = "end_turn"
-        if len(words) > body["max_tokens"]:
-            words, stop_reason = words[: body["max_tokens"]], "max_tokens"
-        return [f"{word} " for word in words[:-1]] + words[-1:], stop_reason
-
-    def _usage(self, body: dict[str, Any], output_tokens: int) -> dict[str, int]:
-        blocks = self._prompt_blocks(body)
-        prefix_hashes, running = [], hashlib.sha256(str(body.get("model")).encode())
-        for block in blocks:
-            running.update(block.canonical.encode())
-            prefix_hashes.append(running.hexdigest())
-        cache_read = cache_creation = 0
-        covered = 0  # blocks [0, covered) are already billed as cache read or write
-        with self._lock:
-            for index, block in enumerate(blocks):
-                if not block.breakpoint:
-                    continue
-                hit = next(
-                    (
-                        back
-                        for back in range(index, max(covered, index - _CACHE_LOOKBACK_BLOCKS) - 1, -1)
-                        if prefix_hashes[back] in self._cache
-                    ),
-                    None,
-                )
-                if hit is not None and hit >= covered:
-                    cache_read += sum(b.tokens for b in blocks[covered : hit + 1])
-                    covered = hit + 1
-                cache_creation += sum(b.tokens for b in blocks[covered : index + 1])
-                covered = index + 1
-                self._cache.add(prefix_hashes[index])
-        return {
-            "input_tokens": sum(b.tokens for b in blocks[covered:]),
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": cache_creation,
-            "cache_read_input_tokens": cache_read,
-        }
-
-    @staticmethod
-    def _prompt_blocks(body: dict[str, Any]) -> list[_Block]:
-        blocks: list[_Block] = []
-        system = body.get("system") or []
-        for block in _blocks_of(system):
-            blocks.append(_block("system", block))
-        for message in body["messages"]:
-            for block in _blocks_of(message.get("content", "")):
-                blocks.append(_block(message["role"], block))
-        return blocks
+        if not prompt.stream:
+            return JSONResponse(message, headers={"request-id": request_id})
+        reply = _Reply(request_id, message, words, directives)
+        return _EventStream(self._events(request, reply), reply, self)
 
     async def _events(self, request: Request, reply: _Reply) -> AsyncIterator[bytes]:
-        words, usage, directives, request_id = reply.words, reply.usage, reply.directives, reply.request_id
-        delta_delay = float(directives.get("delta_delay", "0") or 0)
-        fail_after = int(directives["fail_after"]) if "fail_after" in directives else None
-        drop_after = int(directives["drop_after"]) if "drop_after" in directives else None
-        start_usage = {**usage, "output_tokens": 1}
-        yield _sse(
-            "message_start",
-            {
-                "type": "message_start",
-                "message": {
-                    "id": reply.message_id,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": reply.model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": start_usage,
-                },
-            },
-        )
+        """The real event sequence, one delta per word, each sent as soon as it is yielded."""
+        message, directives = reply.message, reply.directives
+        usage = {**message["usage"], "output_tokens": 1}
+        start = {**message, "content": [], "stop_reason": None, "usage": usage}
+        yield _sse("message_start", {"type": "message_start", "message": start})
         yield _sse(
             "content_block_start",
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         )
         yield _sse("ping", {"type": "ping"})
-        sent = 0
-        try:
-            for word in words:
-                if fail_after is not None and sent >= fail_after:
-                    yield _sse(
-                        "error",
-                        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
-                    )
-                    return
-                if drop_after is not None and sent >= drop_after:
-                    raise _DropConnection
-                if sent and delta_delay:
-                    await asyncio.sleep(delta_delay)
-                if await request.is_disconnected():
-                    self._record_disconnect(request_id, sent)
-                    return
-                yield _sse(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": word},
-                    },
-                )
-                sent += 1
-        except (asyncio.CancelledError, OSError):
-            self._record_disconnect(request_id, sent)
-            raise
+        limit = len(reply.words)
+        fail_at = min(directives.fail_after, limit) if directives.fail_after is not None else None
+        drop_at = min(directives.drop_after, limit) if directives.drop_after is not None else None
+        for index in range(limit + 1):
+            if index == fail_at:
+                reply.ended = True
+                error = {"type": "overloaded_error", "message": "Overloaded"}
+                yield _sse("error", {"type": "error", "error": error})
+                return
+            if index == drop_at:
+                reply.ended = True
+                raise _DropConnection
+            if index == limit:
+                break
+            if index and directives.delta_delay:
+                await asyncio.sleep(directives.delta_delay)
+            if await request.is_disconnected():
+                return  # _EventStream records it, as reply.ended is False
+            delta = {"type": "text_delta", "text": reply.words[index]}
+            yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+            reply.sent += 1
         yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
         yield _sse(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": usage["output_tokens"]},
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": message["usage"],
             },
         )
         yield _sse("message_stop", {"type": "message_stop"})
-
-    def _record_disconnect(self, request_id: str, sent: int) -> None:
-        self.disconnects.append(
-            {"request_id": request_id, "disconnected_at_delta": sent, "disconnected_at": time.time()}
-        )
+        reply.ended = True  # runs only once message_stop has been sent
 
 
-@dataclass
-class _Reply:
-    """Everything a streamed reply needs, decided before the first byte."""
-
-    message_id: str
-    model: str
-    words: list[str]
-    stop_reason: str
-    usage: dict[str, int]
-    directives: dict[str, str]
-    request_id: str
-
-
-class _DropConnection(Exception):
-    """Raised inside a stream to end it abruptly, without message_stop."""
-
-
-def _block(role: str, block: dict[str, Any]) -> _Block:
-    stripped = {key: value for key, value in block.items() if key != "cache_control"}
-    canonical = json.dumps([role, stripped], sort_keys=True)
-    return _Block(canonical, _tokens(str(block.get("text", ""))), "cache_control" in block)
-
-
-def _sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def _error(status: int, message: str, request_id: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    error_type = _ERROR_TYPES.get(status, "api_error")
-    return JSONResponse(
-        {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id},
-        status_code=status,
-        headers={"request-id": request_id, **(headers or {})},
-    )
-
-
-def create_app() -> Starlette:
-    return MessagesStandin().app()
+def create_app(standin: MessagesStandin | None = None) -> Starlette:
+    """The ASGI app; its state is at `app.state.standin`."""
+    return (standin or MessagesStandin()).app()
 
 
 @dataclass
 class StandinServer:
+    """A stand-in serving from a daemon thread; `stop()` shuts it down."""
+
     url: str
     port: int
     standin: MessagesStandin
@@ -373,31 +545,53 @@ class StandinServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=2)
 
 
 def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> StandinServer:
-    """Serves the stand-in from a daemon thread; returns once it accepts connections."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """Serves the stand-in in-process; returns once it accepts connections.
+
+    The socket is bound here, so port 0 yields a free port known before startup.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
-    bound_port = listener.getsockname()[1]
+    bound_port: int = listener.getsockname()[1]
     standin = MessagesStandin()
-    config = uvicorn.Config(standin.app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        standin.app(),
+        log_config=None,  # leave the host process's logging alone
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)  # off the main thread, uvicorn installs no signal handlers
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[listener])), name="messages-standin", daemon=True
     )
     thread.start()
+    connect_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - a mapping, not a bind
+    url_host = f"[{connect_host}]" if ":" in connect_host else connect_host
     deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
+    while thread.is_alive() and time.monotonic() < deadline:
+        if server.started:
+            try:
+                socket.create_connection((connect_host, bound_port), timeout=1).close()
+            except OSError:
+                pass
+            else:
+                return StandinServer(f"http://{url_host}:{bound_port}", bound_port, standin, server, thread)
         time.sleep(0.01)
-    if not server.started:
-        raise RuntimeError("the Messages-API stand-in did not start")
-    return StandinServer(f"http://{host}:{bound_port}", bound_port, standin, server, thread)
+    server.should_exit = True
+    raise RuntimeError("the Messages-API stand-in did not start")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="A local stand-in for the Anthropic Messages API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     arguments = parser.parse_args()

@@ -16,33 +16,47 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from local.function_url import CorsPolicy, http_result, lambda_event
 from local.lambda_runtime import LAYER_PATH, FunctionWorkers, load_handler_module
 from local.template import FunctionSpec, url_functions
+from local.web_adapter import call_app
 
 DEFAULT_PORT = 3000
 LOCAL_TABLE = "claude-chat-local"
 
 
 class LocalFunctionUrls:
-    """Routes each request to the function that serves it, as separate function URLs would."""
+    """Routes each request to the function that serves it, as separate function URLs would.
+
+    Buffered functions run in worker processes on the event their URL would
+    send; the streaming function's ASGI app runs here, fed through the same
+    event and the Web Adapter's conversion, so it reads the same request
+    context as in AWS.
+    """
 
     def __init__(self, specs: list[FunctionSpec], workers: FunctionWorkers, allow_origins: list[str]) -> None:
         self._workers = workers
         self._routes: dict[tuple[str, str], FunctionSpec] = {}
         self._paths: dict[str, set[str]] = {}
         self._cors: dict[str, CorsPolicy] = {}
+        self._streaming_apps: dict[str, Any] = {}
         self.openapi: dict[str, Any] = {"openapi": "3.1.0", "paths": {}, "components": {"schemas": {}}}
         for spec in specs:
-            api = load_handler_module(spec).app
-            for path, methods in api.route_methods.items():
+            module = load_handler_module(spec)
+            if spec.invoke_mode == "RESPONSE_STREAM":
+                self._streaming_apps[spec.logical_id] = module.app
+                routes = {route.path: set(route.methods or ()) - {"HEAD"} for route in module.ROUTES}
+            else:
+                routes = module.app.route_methods
+                self._merge_openapi(module.app.openapi_document())
+            for path, methods in routes.items():
                 for method in methods:
                     self._routes[(method, path)] = spec
                 self._paths.setdefault(path, set()).update(methods)
             self._cors[spec.logical_id] = CorsPolicy(spec.cors, allow_origins)
-            self._merge_openapi(api.openapi_document())
 
     def _merge_openapi(self, schema: dict[str, Any]) -> None:
         for key in ("openapi", "info"):
@@ -51,21 +65,17 @@ class LocalFunctionUrls:
             self.openapi["paths"].setdefault(path, {}).update(operations)
         self.openapi["components"]["schemas"].update(schema.get("components", {}).get("schemas", {}))
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         path, method = request.url.path, request.method.upper()
         origin = request.headers.get("origin")
         if method == "OPTIONS" and origin and path in self._paths:
-            spec = self._spec_for(path, request.headers.get("access-control-request-method", ""))
-            policy = self._cors[spec.logical_id]
-            headers = policy.preflight(
-                origin,
-                request.headers.get("access-control-request-method"),
-                request.headers.get("access-control-request-headers"),
-            )
-            return Response(status_code=200, headers=dict(headers))
+            await self._preflight(request, path)(scope, receive, send)
+            return
         target = self._routes.get((method, path))
         if target is None:
-            return self._no_route(path)
+            await self._no_route(path)(scope, receive, send)
+            return
         event = lambda_event(
             method=method,
             path=path,
@@ -74,16 +84,40 @@ class LocalFunctionUrls:
             body=await request.body(),
             peer_ip=request.client.host if request.client else "127.0.0.1",
         )
+        cors = self._cors[target.logical_id].actual(origin)
+        if target.logical_id in self._streaming_apps:
+            await self._stream(target.logical_id, event, receive, send, cors)
+            return
         result = http_result(await self._workers.invoke(target.logical_id, event))
         response = Response(content=result.body, status_code=result.status)
-        for name, value in result.headers + self._cors[target.logical_id].actual(origin):
+        for name, value in result.headers + cors:
             response.headers.append(name, value)
-        return response
+        await response(scope, receive, send)
 
-    def _spec_for(self, path: str, method: str) -> FunctionSpec:
-        return self._routes.get((method.upper(), path)) or next(
+    async def _stream(
+        self,
+        logical_id: str,
+        event: dict[str, Any],
+        receive: Receive,
+        send: Send,
+        cors: list[tuple[str, str]],
+    ) -> None:
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], *_encoded(cors)]}
+            await send(message)
+
+        await call_app(self._streaming_apps[logical_id], event, logical_id, receive, send_with_cors)
+
+    def _preflight(self, request: Request, path: str) -> Response:
+        wanted = request.headers.get("access-control-request-method", "")
+        spec = self._routes.get((wanted.upper(), path)) or next(
             spec for (_, route_path), spec in self._routes.items() if route_path == path
         )
+        headers = self._cors[spec.logical_id].preflight(
+            request.headers.get("origin"), wanted, request.headers.get("access-control-request-headers")
+        )
+        return Response(status_code=200, headers=dict(headers))
 
     def _no_route(self, path: str) -> Response:
         from claude_chat.errors import MethodNotAllowed, NotFound
@@ -91,6 +125,10 @@ class LocalFunctionUrls:
         allowed = sorted(self._paths.get(path, set()))
         error = MethodNotAllowed(allowed) if allowed else NotFound()
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in headers]
 
 
 def _prepare_environment() -> list[str]:
@@ -140,9 +178,10 @@ def _apply_template_environment(specs: list[FunctionSpec]) -> None:
 
 def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     notes = _prepare_environment()
-    specs = [spec for spec in url_functions() if spec.invoke_mode != "RESPONSE_STREAM"]
+    specs = url_functions()
     _apply_template_environment(specs)
-    workers = FunctionWorkers(specs, workers=int(os.environ.get("DEV_WORKERS", "4")))
+    buffered = [spec for spec in specs if spec.invoke_mode != "RESPONSE_STREAM"]
+    workers = FunctionWorkers(buffered, workers=int(os.environ.get("DEV_WORKERS", "4")))
     workers.warm_up()
     origins = os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",")
     urls = LocalFunctionUrls(specs, workers, origins)
@@ -150,19 +189,7 @@ def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(urls.openapi)
 
-    async def function_urls(request: Request) -> Response:
-        return await urls(request)
-
-    app = Starlette(
-        routes=[
-            Route("/api/openapi.json", openapi, methods=["GET"]),
-            Route(
-                "/{path:path}",
-                function_urls,
-                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
-            ),
-        ]
-    )
+    app = Starlette(routes=[Route("/api/openapi.json", openapi, methods=["GET"]), Mount("/", app=urls)])
     return app, workers, notes
 
 

@@ -6,6 +6,7 @@ from the template, so `make dev` cannot drift from what `sam deploy` creates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -55,6 +56,17 @@ class FunctionSpec:
     cors: dict[str, Any]
     invoke_mode: str
     environment: dict[str, Any]
+
+    @property
+    def module_name(self) -> str:
+        """The module with the function's entry point: from Handler, or from run.sh's uvicorn line."""
+        if not self.handler.endswith(".sh"):
+            return self.handler.rsplit(".", 1)[0]
+        script = (self.code_dir / self.handler).read_text()
+        match = re.search(r"uvicorn\s+([\w.]+):(\w+)", script)
+        if match is None:
+            raise ValueError(f"{self.logical_id}: no `uvicorn module:app` line in {self.handler}")
+        return match[1]
 
 
 def resources_of_type(

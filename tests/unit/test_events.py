@@ -12,7 +12,10 @@ ROUTES = {
     "chat-history-base64": ("ChatFunction", "POST", "/api/chat/history"),
     "history-get": ("HistoryFunction", "GET", "/api/chat/history"),
     "history-delete": ("HistoryFunction", "DELETE", "/api/chat/history"),
+    "stream-chat": ("StreamFunction", "POST", "/api/chat/stream"),
+    "stream-chat-history": ("StreamFunction", "POST", "/api/chat/history/stream"),
 }
+BUFFERED = sorted(name for name, (function, _, _) in ROUTES.items() if function != "StreamFunction")
 
 
 def test_every_event_is_a_function_url_event_of_a_known_route(events) -> None:
@@ -26,7 +29,7 @@ def test_every_event_is_a_function_url_event_of_a_known_route(events) -> None:
         assert event["headers"]["host"].endswith(".lambda-url.us-east-1.on.aws")
 
 
-@pytest.mark.parametrize("name", sorted(ROUTES))
+@pytest.mark.parametrize("name", BUFFERED)
 def test_event_through_its_handler(name, events, aws, standin, lambda_handler, lambda_context) -> None:
     function, _, _ = ROUTES[name]
     result = lambda_handler(function)(events[name], lambda_context)
@@ -69,3 +72,38 @@ def test_a_conversation_through_the_events(events, aws, standin, lambda_handler,
     forget["headers"]["x-session-id"] = first["session"]
     assert json.loads(history(forget, lambda_context)["body"]) == {"ok": True}
     assert json.loads(history(read, lambda_context)["body"])["messages"] == []
+
+
+@pytest.mark.parametrize("name", ["stream-chat", "stream-chat-history"])
+def test_stream_event_through_the_web_adapter_to_the_app(name, events, aws, standin) -> None:
+    """StreamFunction runs behind the Web Adapter, whose handling of the event is emulated."""
+    import asyncio
+
+    from local.lambda_runtime import load_handler_module
+    from local.template import url_functions
+    from local.web_adapter import call_app
+
+    spec = next(spec for spec in url_functions() if spec.logical_id == "StreamFunction")
+    app = load_handler_module(spec).app
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(call_app(app, events[name], "StreamFunction", receive, send))
+    start = sent[0]
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    assert start["status"] == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
+    chunks = [c for c in body.split("\n\n") if c]
+    assert chunks[-1] == "data: [DONE]"
+    final = json.loads(chunks[-2].removeprefix("data: "))
+    assert final["done"] is True
+    if name == "stream-chat-history":
+        assert final["turns"] == 1
+        assert final["session"] == headers["x-session-id"]

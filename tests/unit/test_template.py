@@ -38,7 +38,15 @@ SAM_VENV_BIN = ROOT / ".venv-sam" / "bin"
 SAM = SAM_VENV_BIN / "sam"
 
 FUNCTION = "AWS::Serverless::Function"
-URL_FUNCTIONS = {"ChatFunction": ["POST"], "HistoryFunction": ["GET", "DELETE"]}
+URL_FUNCTIONS = {"ChatFunction": ["POST"], "HistoryFunction": ["GET", "DELETE"], "StreamFunction": ["POST"]}
+BUFFERED_FUNCTIONS = ["ChatFunction", "HistoryFunction"]
+# Set for the Lambda Web Adapter, which reads them; the app's settings never do.
+ADAPTER_VARIABLES = {
+    "AWS_LAMBDA_EXEC_WRAPPER",
+    "AWS_LWA_INVOKE_MODE",
+    "AWS_LWA_PORT",
+    "AWS_LWA_READINESS_CHECK_PATH",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -301,9 +309,34 @@ def test_functions_are_python313_on_arm64_with_the_shared_layer(functions: dict[
         assert properties["Runtime"] == "python3.13", name
         assert properties["Architectures"] == ["arm64"], name
         assert {"Ref": "SharedLayer"} in properties["Layers"], name
-        assert properties["Handler"] == "app.lambda_handler", name
         assert (ROOT / properties["CodeUri"] / "app.py").exists(), name
-        assert properties["Timeout"] <= 30, name
+        if name in BUFFERED_FUNCTIONS:
+            assert properties["Handler"] == "app.lambda_handler", name
+            assert properties["Timeout"] <= 30, name
+
+
+def test_stream_function_streams_through_the_pinned_web_adapter(
+    template: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    stream = functions["StreamFunction"]
+    assert stream["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert stream["Handler"] == "run.sh"
+    run_sh = ROOT / stream["CodeUri"] / "run.sh"
+    assert os.access(run_sh, os.X_OK)
+    variables = stream["Environment"]["Variables"]
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert variables["AWS_LWA_PORT"] != "8080"
+    assert f'--port "${{AWS_LWA_PORT:-{variables["AWS_LWA_PORT"]}}}"' in run_sh.read_text()
+    assert variables["AWS_LWA_READINESS_CHECK_PATH"] == "/healthz"
+    assert "AWS_LWA_ENABLE_COMPRESSION" not in variables  # compression would buffer
+    adapter = [layer for layer in stream["Layers"] if layer != {"Ref": "SharedLayer"}]
+    layer_arn = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:"
+    assert adapter == [{"Fn::Sub": layer_arn + "${WebAdapterLayerVersion}"}]
+    assert template["Parameters"]["WebAdapterLayerVersion"]["Default"] == 27
+    assert stream["Timeout"] == {"Ref": "StreamTimeoutSeconds"}
+    assert template["Parameters"]["StreamTimeoutSeconds"]["Default"] <= 60
+    assert template["Parameters"]["MaxTokens"]["Default"] <= 4096
 
 
 def test_shared_layer_is_built_for_python313_arm64_by_its_makefile(template: dict[str, Any]) -> None:
@@ -330,7 +363,9 @@ def test_function_url_is_public_with_cors_from_the_parameter(
 ) -> None:
     url = functions[function]["FunctionUrlConfig"]
     assert url["AuthType"] == "NONE"
-    assert url.get("InvokeMode", "BUFFERED") == "BUFFERED"
+    assert url.get("InvokeMode", "BUFFERED") == (
+        "RESPONSE_STREAM" if function == "StreamFunction" else "BUFFERED"
+    )
     cors = url["Cors"]
     assert cors["AllowOrigins"] == {"Ref": "CorsAllowOrigins"}
     assert cors["AllowMethods"] == URL_FUNCTIONS[function]
@@ -364,7 +399,7 @@ def test_environment_matches_the_layer_settings(template: dict[str, Any], functi
     parameters = template["Parameters"]
     for properties in functions.values():
         for variable, value in properties["Environment"]["Variables"].items():
-            if variable.startswith("POWERTOOLS_"):
+            if variable.startswith("POWERTOOLS_") or variable in ADAPTER_VARIABLES:
                 continue
             assert variable.lower() in fields, f"{variable} is read by no Settings field"
             if isinstance(value, dict) and "Ref" in value and value["Ref"] in parameters:
@@ -380,7 +415,8 @@ def test_claude_timeout_fits_inside_the_function_timeout(
     template: dict[str, Any], functions: dict[str, Any]
 ) -> None:
     limit = template["Parameters"]["ClaudeTimeoutSeconds"]["MaxValue"]
-    assert all(limit < properties["Timeout"] for properties in functions.values())
+    assert all(limit < functions[name]["Timeout"] for name in BUFFERED_FUNCTIONS)
+    assert limit < template["Parameters"]["StreamTimeoutSeconds"]["MinValue"] + 20
 
 
 def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
@@ -515,5 +551,8 @@ def test_sam_build_makes_a_python313_arm64_layer_without_docker(tmp_path: Path) 
     assert not (layer / "boto3").exists()  # the runtime provides it
     size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
     assert size < 40 * 1024 * 1024, f"layer grew to {size / 1e6:.1f} MB"
-    for function in ("ChatFunction", "HistoryFunction"):
+    for function in ("ChatFunction", "HistoryFunction", "StreamFunction"):
         assert (build_dir / function / "app.py").is_file()
+    assert os.access(build_dir / "StreamFunction" / "run.sh", os.X_OK)  # the adapter executes it
+    assert (layer / "uvicorn").is_dir()
+    assert (layer / "starlette").is_dir()

@@ -1,20 +1,29 @@
 """One chat turn, plain or streamed, through a single pipeline.
 
-history -> Claude -> save. The turn is saved only after Claude has answered,
-in one atomic write, so a failed turn leaves the history exactly as it was.
-The streaming transport drives `stream()`; the plain one drives `run()`;
-both share the history and saving steps below.
+history -> Claude -> save. Every turn streams from Claude; a plain turn just
+reads the stream to the end, a streamed one forwards each delta as it comes,
+so both share every step below. The turn is saved only once Claude has
+answered, in one atomic write, so a failed turn leaves the history exactly as
+it was. A turn whose client went away stops reading from Claude and keeps
+the part of the reply the user already saw.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from claude_chat.claude_client import ClaudeClient, ClaudeReply
+from aws_lambda_powertools import Logger
+
+from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Turn
+from claude_chat.errors import InternalError, UpstreamTimeout
 from claude_chat.sessions import OpenSession, Sessions
+
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,33 +51,100 @@ def turns_to_send(completed: int, max_turns: int) -> int:
     return completed - start
 
 
+class StreamedTurn:
+    """A turn whose reply is on its way: iterate `deltas()`, then read `outcome`."""
+
+    def __init__(
+        self,
+        pipeline: ChatPipeline,
+        message: str,
+        session: OpenSession | None,
+        upstream: ClaudeStream,
+        time_limit: float,
+    ) -> None:
+        self._pipeline = pipeline
+        self._message = message
+        self.session = session
+        self._upstream = upstream
+        self._deadline = time.monotonic() + time_limit
+        self._stop = threading.Event()
+        self.outcome: TurnOutcome | None = None
+
+    def stop(self) -> None:
+        """The client went away: stop reading from Claude at the next delta. Safe from any thread."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def deltas(self) -> Iterator[str]:
+        """Text deltas as Claude sends them; the turn is saved when they end.
+
+        Raises an ApiError if Claude fails or is too slow; then nothing is saved.
+        """
+        seen: list[str] = []
+        try:
+            for delta in self._upstream.text():
+                if self._stop.is_set():
+                    break
+                if time.monotonic() > self._deadline:
+                    raise UpstreamTimeout()
+                seen.append(delta)
+                yield delta
+        except GeneratorExit:
+            self._stop.set()
+            raise
+        finally:
+            self._upstream.close()
+            if self._stop.is_set():
+                self._keep_what_was_seen("".join(seen))
+        if not self._stop.is_set():
+            self.outcome = self._pipeline.save(self.session, self._message, self._upstream.final())
+
+    def _keep_what_was_seen(self, partial: str) -> None:
+        # An empty reply would make the next request invalid (Claude refuses empty turns).
+        if partial.strip():
+            self.outcome = self._pipeline.save(
+                self.session, self._message, ClaudeReply(partial, "client_left")
+            )
+        logger.info("client left mid-stream", extra={"kept_partial_reply": bool(partial.strip())})
+
+
 class ChatPipeline:
-    def __init__(self, claude: ClaudeClient, sessions: Sessions | None, history_max_turns: int) -> None:
+    def __init__(
+        self, claude: ClaudeClient, sessions: Sessions, history_max_turns: int, time_limit: float
+    ) -> None:
         self._claude = claude
         self._sessions = sessions
         self._history_max_turns = history_max_turns
+        self._time_limit = time_limit
+
+    def start(
+        self, message: str, session: OpenSession | None = None, time_limit: float | None = None
+    ) -> StreamedTurn:
+        """Sends the turn to Claude; raises an ApiError, before any reply byte, if Claude refuses it."""
+        history = self._history(session)
+        upstream = self._claude.open_stream(history, message, conversation=session is not None)
+        return StreamedTurn(self, message, session, upstream, time_limit or self._time_limit)
 
     def run(self, message: str, session: OpenSession | None = None) -> TurnOutcome:
-        reply = self._claude.reply(self._history(session), message, conversation=session is not None)
-        return self._save(session, message, reply)
+        """A plain turn: the same streamed turn, read to the end."""
+        turn = self.start(message, session)
+        for _ in turn.deltas():
+            pass
+        if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one
+            raise InternalError()
+        return turn.outcome
 
-    def stream(self, message: str, session: OpenSession | None = None) -> Iterator[str | TurnOutcome]:
-        """Yields text deltas, then the outcome once the turn is saved."""
-        history = self._history(session)
-        for part in self._claude.stream_reply(history, message, conversation=session is not None):
-            if isinstance(part, ClaudeReply):
-                yield self._save(session, message, part)
-            else:
-                yield part
-
-    def _history(self, session: OpenSession | None) -> list[Turn]:
-        if session is None or self._sessions is None:
-            return []
-        keep = turns_to_send(session.record.turns, self._history_max_turns)
-        return self._sessions.store.recent_turns(session.record, keep)
-
-    def _save(self, session: OpenSession | None, message: str, reply: ClaudeReply) -> TurnOutcome:
-        if session is None or self._sessions is None:
+    def save(self, session: OpenSession | None, message: str, reply: ClaudeReply) -> TurnOutcome:
+        if session is None:
             return TurnOutcome(reply)
         turns = self._sessions.store.append_turn(session.record, Turn(message, reply.text))
         return TurnOutcome(reply, session, turns)
+
+    def _history(self, session: OpenSession | None) -> list[Turn]:
+        if session is None:
+            return []
+        keep = turns_to_send(session.record.turns, self._history_max_turns)
+        return self._sessions.store.recent_turns(session.record, keep)

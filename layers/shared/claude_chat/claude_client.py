@@ -8,6 +8,7 @@ errors, so handlers never see an SDK type.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,37 +72,47 @@ class ClaudeClient:
             ]
         return request
 
-    def reply(self, history: Sequence[Turn], message: str, *, conversation: bool) -> ClaudeReply:
-        try:
-            response = self._sdk.messages.create(
-                **self.build_request(history, message, conversation=conversation)
-            )
-        except anthropic.AnthropicError as error:
-            raise upstream_error(error) from error
-        text = "".join(block.text for block in response.content if block.type == "text")
-        return ClaudeReply(text, response.stop_reason, _usage(response.usage))
+    def open_stream(self, history: Sequence[Turn], message: str, *, conversation: bool) -> ClaudeStream:
+        """Sends the request and waits for Claude to accept it, so a refusal is known before any byte."""
+        request = self.build_request(history, message, conversation=conversation)
+        manager = self._sdk.messages.stream(**request)
+        with _upstream_errors():
+            return ClaudeStream(manager, manager.__enter__())
 
-    def stream_reply(
-        self, history: Sequence[Turn], message: str, *, conversation: bool
-    ) -> Iterator[str | ClaudeReply]:
-        """Yields each text delta as it arrives, then the final reply.
 
-        Closing the generator closes the HTTP stream to Claude at once, so a
-        client that went away stops the tokens being generated and billed.
-        """
-        try:
-            request = self.build_request(history, message, conversation=conversation)
-            with self._sdk.messages.stream(**request) as stream:
-                yield from stream.text_stream
-                final = stream.get_final_message()
-        except anthropic.AnthropicError as error:
-            raise upstream_error(error) from error
-        except httpx2.TransportError as error:
-            # A connection that breaks mid-stream reaches us from the SDK's HTTP client as is.
-            logger.warning("Claude's stream broke off", extra={"upstream_error": type(error).__name__})
-            raise UpstreamError() from error
-        text = "".join(block.text for block in final.content if block.type == "text")
-        yield ClaudeReply(text, final.stop_reason, _usage(final.usage))
+class ClaudeStream:
+    """One streamed reply from Claude; plain turns read it to the end, streamed turns forward it."""
+
+    def __init__(self, manager: Any, stream: Any) -> None:
+        self._manager = manager
+        self._stream = stream
+
+    def text(self) -> Iterator[str]:
+        """The reply's text deltas, as Claude sends them."""
+        with _upstream_errors():
+            yield from self._stream.text_stream
+
+    def final(self) -> ClaudeReply:
+        with _upstream_errors():
+            message = self._stream.get_final_message()
+        text = "".join(block.text for block in message.content if block.type == "text")
+        return ClaudeReply(text, message.stop_reason, _usage(message.usage))
+
+    def close(self) -> None:
+        """Closes the HTTP stream to Claude: nothing more is generated, or billed, for this reply."""
+        self._manager.__exit__(None, None, None)
+
+
+@contextmanager
+def _upstream_errors() -> Iterator[None]:
+    try:
+        yield
+    except anthropic.AnthropicError as error:
+        raise upstream_error(error) from error
+    except httpx2.TransportError as error:
+        # A connection that breaks mid-stream reaches us from the SDK's HTTP client as is.
+        logger.warning("Claude's stream broke off", extra={"upstream_error": type(error).__name__})
+        raise UpstreamError() from error
 
 
 def upstream_error(error: anthropic.AnthropicError) -> ApiError:
@@ -118,7 +129,8 @@ def upstream_error(error: anthropic.AnthropicError) -> ApiError:
                 "upstream_request_id": error.request_id,
             },
         )
-        if error.status_code in (429, 503, 529):
+        # A mid-stream error arrives on a 200 response: its type says what happened.
+        if error.status_code in (429, 503, 529) or error.type in ("rate_limit_error", "overloaded_error"):
             return UpstreamUnavailable(_retry_after(error))
         if error.status_code in (408, 504):
             return UpstreamTimeout()

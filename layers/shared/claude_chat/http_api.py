@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from claude_chat.errors import (
     ApiError,
@@ -37,7 +37,7 @@ from claude_chat.errors import (
     NotFound,
     RateLimited,
 )
-from claude_chat.models import ErrorReply
+from claude_chat.models import ChatRequest, ErrorReply
 from claude_chat.rate_limiter import RateLimiter
 from claude_chat.settings import get_settings
 
@@ -173,9 +173,13 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
 
 def client_ip(event: Mapping[str, Any]) -> str:
     """The caller's IP as Lambda saw it; X-Forwarded-For only through configured trusted proxies."""
-    source_ip: str = event["requestContext"]["http"]["sourceIp"]
+    return client_ip_of(event["requestContext"]["http"]["sourceIp"], (event.get("headers") or {}))
+
+
+def client_ip_of(source_ip: str, headers: Mapping[str, str]) -> str:
+    """The client IP given the request context's sourceIp and the request's (lower-cased) headers."""
     hops = get_settings().trusted_proxy_hops
-    forwarded = (event.get("headers") or {}).get("x-forwarded-for")
+    forwarded = headers.get("x-forwarded-for")
     if hops <= 0 or not forwarded:
         return source_ip
     chain = [part.strip() for part in forwarded.split(",")]
@@ -189,19 +193,22 @@ def client_ip(event: Mapping[str, Any]) -> str:
 
 def session_token(event: Mapping[str, Any]) -> str | None:
     """The token the client presented: the X-Session-Id header, else the `sid` cookie."""
-    header = (event.get("headers") or {}).get(SESSION_HEADER.lower())
+    return session_token_of(event.get("headers") or {}, event.get("cookies") or [])
+
+
+def session_token_of(headers: Mapping[str, str], cookies: list[str]) -> str | None:
+    header = headers.get(SESSION_HEADER.lower())
     if header:
         return str(header).strip()
-    for cookie in event.get("cookies") or []:
+    for cookie in cookies:
         name, _, value = str(cookie).partition("=")
         if name.strip() == SESSION_COOKIE:
             return value.strip()
     return None
 
 
-def session_response(body: Any, token: str) -> Response[Any]:
-    """A 200 JSON reply that hands the session token back as header and cookie."""
-    cookie = Cookie(
+def session_cookie(token: str) -> Cookie:
+    return Cookie(
         name=SESSION_COOKIE,
         value=token,
         path="/",
@@ -210,6 +217,24 @@ def session_response(body: Any, token: str) -> Response[Any]:
         same_site=SameSite.NONE_MODE,
         max_age=get_settings().session_ttl_seconds,
     )
+
+
+def read_chat_request(body: bytes) -> ChatRequest:
+    """The request body as a ChatRequest, or the contract's error, exactly as the Powertools routes answer."""
+    try:
+        json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InvalidJson() from error
+    try:
+        return ChatRequest.model_validate_json(body)
+    except ValidationError as error:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+        raise _contract_error(errors) from error
+
+
+def session_response(body: Any, token: str) -> Response[Any]:
+    """A 200 JSON reply that hands the session token back as header and cookie."""
+    cookie = session_cookie(token)
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,

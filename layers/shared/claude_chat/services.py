@@ -59,4 +59,4 @@ def chat_pipeline() -> ChatPipeline:
 
     settings = get_settings()
     claude = ClaudeClient(settings, anthropic_api_key(settings))
-    return ChatPipeline(claude, sessions(), settings.history_max_turns)
+    return ChatPipeline(claude, sessions(), settings.history_max_turns, settings.claude_timeout_seconds)

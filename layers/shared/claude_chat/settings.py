@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=16_000, ge=1)
     claude_timeout_seconds: float = Field(default=25.0, gt=0)
     claude_max_retries: int = Field(default=2, ge=0)
+    stream_time_limit_seconds: float = Field(default=55.0, gt=0)
     session_secret: SecretStr | None = None
     session_secret_arn: str | None = None
     session_ttl_seconds: int = Field(default=3600, ge=1)

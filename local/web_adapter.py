@@ -1,0 +1,77 @@
+"""What the Lambda Web Adapter does between a function URL and an ASGI app, emulated for `make dev`.
+
+The adapter turns the function URL's event back into an HTTP request for the
+app: the event's headers and cookies, the decoded body, and the event's
+requestContext as JSON in `x-amzn-request-context`, which replaces any copy
+the client sent. Serving the stream function through this path locally means
+local runs read the client IP exactly as they will in AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ADAPTER_HEADERS = ("x-amzn-request-context", "x-amzn-lambda-context")
+LOCAL_TIMEOUT_SECONDS = 60  # StreamTimeoutSeconds' default
+
+
+def request_from_event(event: dict[str, Any], function_name: str) -> tuple[list[tuple[str, str]], bytes]:
+    """The headers and body the adapter sends the app for a function URL event."""
+    headers = [
+        (name.lower(), str(value))
+        for name, value in (event.get("headers") or {}).items()
+        if name.lower() not in _ADAPTER_HEADERS
+    ]
+    if event.get("cookies"):
+        headers.append(("cookie", "; ".join(event["cookies"])))
+    headers.append(("x-amzn-request-context", json.dumps(event["requestContext"])))
+    lambda_context = {
+        "request_id": event["requestContext"]["requestId"],
+        "deadline": int((time.time() + LOCAL_TIMEOUT_SECONDS) * 1000),
+        "env_config": {"function_name": function_name},
+    }
+    headers.append(("x-amzn-lambda-context", json.dumps(lambda_context)))
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+    return headers, raw
+
+
+async def call_app(
+    app: AsgiApp, event: dict[str, Any], function_name: str, receive: Receive, send: Send
+) -> None:
+    """Runs one request through the app as the adapter would, keeping the client's disconnect visible."""
+    headers, body = request_from_event(event, function_name)
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": event["requestContext"]["http"]["method"],
+        "scheme": "http",
+        "path": event["rawPath"],
+        "raw_path": event["rawPath"].encode(),
+        "query_string": event.get("rawQueryString", "").encode(),
+        "root_path": "",
+        "headers": [(name.encode(), value.encode()) for name, value in headers],
+        "client": ("127.0.0.1", 0),  # the app's TCP peer is the adapter, on the same host
+        "server": ("127.0.0.1", 8000),
+    }
+    body_sent = False
+
+    async def replay_then_pass_through() -> Message:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    await app(scope, replay_then_pass_through, send)
