@@ -43,6 +43,7 @@ class DevServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     rate_limit_max: int
+    rate_limit_window: int
     _clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, address: str | None = None, **kwargs: Any) -> httpx.Client:
@@ -81,6 +82,8 @@ def start_dev_server(**settings: str) -> DevServer:
         STANDIN_PORT=str(standin_port),
         DEV_WORKERS="4",
         RATE_LIMIT_MAX="5",
+        # An hour-long window: a test's few requests never straddle a window boundary.
+        RATE_LIMIT_WINDOW_SECONDS="3600",
         CLAUDE_TIMEOUT_SECONDS="2",
         CLAUDE_MAX_RETRIES="0",
         POWERTOOLS_LOG_LEVEL="INFO",
@@ -96,6 +99,7 @@ def start_dev_server(**settings: str) -> DevServer:
         process,
         Path(log_file.name),
         int(env["RATE_LIMIT_MAX"]),
+        int(env["RATE_LIMIT_WINDOW_SECONDS"]),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

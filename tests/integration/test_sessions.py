@@ -16,9 +16,9 @@ def new_session(client, text: str = "private words") -> str:
 @pytest.mark.parametrize(
     "forge",
     [
-        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
-        lambda t: "A" + t[1:],
-        lambda t: t.rsplit(".", 1)[0],
+        lambda t: t[:-5] + ("A" if t[-5] != "A" else "B") + t[-4:],  # signature edited
+        lambda t: ("B" if t.startswith("A") else "A") + t[1:],  # session id edited
+        lambda t: t.rsplit(".", 1)[0],  # signature dropped
         lambda t: "garbage",
         lambda t: "",
     ],

@@ -32,8 +32,9 @@ def test_a_genuine_token_verifies_to_its_session(tokens: SessionTokens) -> None:
 @pytest.mark.parametrize(
     "forge",
     [
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # signature edited
-        lambda t: "x" + t[1:],  # session id edited
+        # The last base64 character of the signature carries padding bits, so edit one in the middle.
+        lambda t: t[:-5] + ("A" if t[-5] != "A" else "B") + t[-4:],  # signature edited
+        lambda t: ("y" if t.startswith("x") else "x") + t[1:],  # session id edited
         lambda t: t.split(".")[0],  # signature dropped
         lambda t: "",
         lambda t: "not-a-token",
