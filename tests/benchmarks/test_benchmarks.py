@@ -75,3 +75,14 @@ def test_history_read_through_make_dev(benchmark, server: DevServer) -> None:
     benchmark.pedantic(
         lambda: client.get("/api/chat/history", headers={"X-Session-Id": token}), rounds=50, iterations=1
     )
+
+
+def test_stream_time_to_first_event_through_make_dev(benchmark, server: DevServer) -> None:
+    client = server.client()
+
+    def first_event() -> None:
+        with client.stream("POST", "/api/chat/stream", json={"message": "x [standin:words=20]"}) as response:
+            assert response.status_code == 200
+            next(response.iter_text())
+
+    benchmark.pedantic(first_event, rounds=30, iterations=1, warmup_rounds=2)

@@ -171,3 +171,18 @@ def test_a_defect_is_a_500_json_error_without_a_stack_trace(chat, events, monkey
     status, _, payload = chat(request(events, '{"message": "hi"}'))
     assert status == 500
     assert payload == {"error": "Internal error.", "code": "internal"}
+
+
+def test_a_failing_rate_limiter_is_a_500_json_error(chat, events, monkeypatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from claude_chat.rate_limiter import RateLimiter
+
+    def unavailable(*_: object, **__: object) -> None:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "UpdateItem")
+
+    monkeypatch.setattr(RateLimiter, "consume", unavailable)
+    status, headers, payload = chat(request(events, '{"message": "hi"}'))
+    assert status == 500
+    assert payload == {"error": "Internal error.", "code": "internal"}
+    assert headers["Content-Type"] == "application/json"

@@ -133,6 +133,9 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
             result = self.resolve(_with_json_body(event), context)
         except ApiError as error:
             result = _result(error)
+        except Exception as error:  # e.g. DynamoDB failing under the rate limiter: still a JSON error
+            logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+            result = _result(InternalError())
         headers = result.setdefault("headers", {})
         for name, value in extra_headers.items():
             headers.setdefault(name, value)
