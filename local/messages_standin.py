@@ -556,7 +556,9 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> StandinServer:
     The socket is bound here, so port 0 yields a free port known before startup.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it each streamed event waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     bound_port: int = listener.getsockname()[1]
