@@ -124,7 +124,9 @@ class LocalFunctionUrls:
 
         allowed = sorted(self._paths.get(path, set()))
         error = MethodNotAllowed(allowed) if allowed else NotFound()
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        return Response(
+            error.json(), status_code=error.status, headers=error.headers, media_type="application/json"
+        )
 
 
 def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

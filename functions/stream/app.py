@@ -15,7 +15,7 @@ import time
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -123,8 +123,10 @@ async def ready(_: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def _error(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+def _error(error: ApiError) -> Response:
+    return Response(
+        error.json(), status_code=error.status, headers=error.headers, media_type="application/json"
+    )
 
 
 async def _not_found(request: Request, _: Exception) -> Response:

@@ -91,17 +91,7 @@ class ConversationStore:
     def recent_turns(self, record: SessionRecord, limit: int) -> list[Turn]:
         if not record.stored or limit <= 0:
             return []
-        items = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={
-                ":pk": {"S": _pk(record.session_id)},
-                ":prefix": {"S": _turn_prefix(record.generation)},
-            },
-            ScanIndexForward=False,
-            Limit=limit,
-            ConsistentRead=True,
-        )["Items"]
+        items = self._db.query(**self._generation_query(record), ScanIndexForward=False, Limit=limit)["Items"]
         return [_turn(item) for item in reversed(items)]
 
     def all_turns(self, record: SessionRecord) -> list[Turn]:
@@ -211,8 +201,9 @@ class ConversationStore:
     def _absolute_deadline(self, record: SessionRecord) -> int:
         return record.issued_at + self._max_age + _TTL_GRACE_SECONDS
 
-    def _query_generation(self, record: SessionRecord, projection: str | None) -> Iterator[dict[str, Any]]:
-        request: dict[str, Any] = {
+    def _generation_query(self, record: SessionRecord) -> dict[str, Any]:
+        """A Query for the turns of the session's current generation, read consistently."""
+        return {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {
@@ -221,6 +212,9 @@ class ConversationStore:
             },
             "ConsistentRead": True,
         }
+
+    def _query_generation(self, record: SessionRecord, projection: str | None) -> Iterator[dict[str, Any]]:
+        request = self._generation_query(record)
         if projection:
             request["ProjectionExpression"] = projection
         paginator = self._db.get_paginator("query")

@@ -6,6 +6,7 @@ contract's `{"error", "code"}` body, so status, code and wording live here only.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 
@@ -24,6 +25,9 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, object]:
         return {"error": self.message, "code": self.code}
+
+    def json(self) -> str:
+        return json.dumps(self.body(), separators=(",", ":"))
 
 
 class InvalidJson(ApiError):

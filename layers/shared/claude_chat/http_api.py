@@ -35,7 +35,6 @@ from claude_chat.errors import (
     MessageTooLong,
     MethodNotAllowed,
     NotFound,
-    RateLimited,
 )
 from claude_chat.models import ChatRequest, ErrorReply
 from claude_chat.rate_limiter import RateLimiter
@@ -126,10 +125,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         extra_headers: dict[str, str] = {}
         try:
             if self._is_limited(event) and self._rate_limiter is not None:
-                decision = self._rate_limiter().consume(client_ip(event))
-                extra_headers = decision.headers()
-                if not decision.allowed:
-                    raise RateLimited(decision.reset_after, extra_headers)
+                extra_headers = self._rate_limiter().admit(client_ip(event))
             result = self.resolve(_with_json_body(event), context)
         except ApiError as error:
             result = _result(error)
@@ -158,7 +154,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         return Response(
             status_code=error.status,
             content_type=content_types.APPLICATION_JSON,
-            body=json.dumps(error.body(), separators=(",", ":")),
+            body=error.json(),
             headers=error.headers,
         )
 
@@ -225,11 +221,11 @@ def session_cookie(token: str) -> Cookie:
 def read_chat_request(body: bytes) -> ChatRequest:
     """The request body as a ChatRequest, or the contract's error, exactly as the Powertools routes answer."""
     try:
-        json.loads(body)
+        data = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidJson() from error
     try:
-        return ChatRequest.model_validate_json(body)
+        return ChatRequest.model_validate(data)
     except ValidationError as error:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         raise _contract_error(errors) from error
@@ -272,7 +268,7 @@ def _result(error: ApiError) -> dict[str, Any]:
     return {
         "statusCode": error.status,
         "headers": {"Content-Type": "application/json", **error.headers},
-        "body": json.dumps(error.body(), separators=(",", ":")),
+        "body": error.json(),
         "isBase64Encoded": False,
     }
 

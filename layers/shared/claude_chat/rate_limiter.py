@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from claude_chat.errors import RateLimited
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
@@ -47,6 +49,14 @@ class RateLimiter:
         self._table = table_name
         self._limit = limit
         self._window = window_seconds
+
+    def admit(self, client_ip: str) -> dict[str, str]:
+        """Draws one request from the caller's budget: its headers, or RateLimited (429) when spent."""
+        decision = self.consume(client_ip)
+        headers = decision.headers()
+        if not decision.allowed:
+            raise RateLimited(decision.reset_after, headers)
+        return headers
 
     def consume(self, client_ip: str, now: float | None = None) -> RateLimitDecision:
         now = time.time() if now is None else now

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 
 from claude_chat import services
 from claude_chat.chat_turn import StreamedTurn
-from claude_chat.errors import ApiError, InternalError, RateLimited
+from claude_chat.errors import ApiError, InternalError
 from claude_chat.http_api import SESSION_HEADER, read_chat_request, session_cookie
 from claude_chat.settings import get_settings
 
@@ -57,14 +57,11 @@ class ChatStream:
         try:
             for delta in self.turn.deltas():
                 yield event({"text": delta})
-        except ApiError as error:
-            yield event({"text": "", "error": error.message, "code": error.code})
-            yield DONE
-            return
-        except Exception:
-            logger.exception("stream failed")
-            defect = InternalError()
-            yield event({"text": "", "error": defect.message, "code": defect.code})
+        except Exception as error:
+            if not isinstance(error, ApiError):
+                logger.exception("stream failed")
+            failure = error if isinstance(error, ApiError) else InternalError()
+            yield event({"text": "", "error": failure.message, "code": failure.code})
             yield DONE
             return
         outcome = self.turn.outcome
@@ -92,10 +89,7 @@ def start_chat_stream(request: StreamRequest) -> ChatStream:
 
     Raises an ApiError (with the rate-limit headers) if any of these refuses.
     """
-    decision = services.rate_limiter().consume(request.client_ip)
-    headers = decision.headers()
-    if not decision.allowed:
-        raise RateLimited(decision.reset_after, headers)
+    headers = services.rate_limiter().admit(request.client_ip)
     try:
         chat = read_chat_request(request.body)
         session = services.sessions().open(request.session_token) if request.with_history else None
