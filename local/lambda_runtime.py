@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import multiprocessing
+import os
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -73,9 +75,17 @@ _handlers: dict[str, Any] = {}
 
 
 def _start_worker(specs: list[FunctionSpec]) -> None:
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     for spec in specs:
         module = load_handler_module(spec)
         _handlers[spec.logical_id] = getattr(module, spec.handler.rsplit(".", 1)[1])
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker outlives a killed server otherwise (as an orphan holding ~100 MB): leave with it."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _invoke(logical_id: str, event: dict[str, Any]) -> Any:

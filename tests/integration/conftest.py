@@ -6,8 +6,10 @@ own rate-limit budget on one shared server, exactly as distinct browsers would.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,11 +64,14 @@ class DevServer:
     def stop(self) -> None:
         for client in self._clients:
             client.close()
-        self.process.terminate()
+        # The server, its worker processes and all: they share the session started for them.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
 
 
 def start_dev_server(**settings: str) -> DevServer:
@@ -91,7 +96,12 @@ def start_dev_server(**settings: str) -> DevServer:
     env.update(settings)
     log_file = tempfile.NamedTemporaryFile(prefix="dev-server-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.server"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "local.server"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     server = DevServer(
         f"http://127.0.0.1:{port}",
