@@ -26,6 +26,8 @@ removed from the echoed reply, and several may be combined:
     [standin:drop_after=3]      stream: close the connection after 3 deltas, without
                                 message_stop; otherwise: close it halfway through the body
     [standin:words=50]          make the reply exactly 50 words ("w1 w2 ..." after the echo)
+    [standin:echo=raw]          reply with the user's text itself, whitespace and newlines kept
+                                (Markdown for the browser tests), one delta per word
 
 For the tests to look at what the code under test sent, and at streams it
 abandoned (the API key itself is never recorded, only whether one was sent):
@@ -116,6 +118,7 @@ class _Directives:
     fail_after: int | None = None
     drop_after: int | None = None
     words: int | None = None
+    echo: str = "summary"
 
     @classmethod
     def parse(cls, text: str) -> _Directives:
@@ -132,6 +135,7 @@ class _Directives:
                 fail_after=int(found["fail_after"]) if "fail_after" in found else None,
                 drop_after=int(found["drop_after"]) if "drop_after" in found else None,
                 words=int(found["words"]) if "words" in found else None,
+                echo=found.get("echo", "summary"),
             )
         except ValueError as error:
             raise _BadRequest(f"bad stand-in directive value: {error}") from error
@@ -140,6 +144,8 @@ class _Directives:
         counts = (directives.retry_after, directives.fail_after, directives.drop_after)
         if min(directives.delay, directives.delta_delay, *(n for n in counts if n is not None)) < 0:
             raise _BadRequest("stand-in directive values must not be negative")
+        if directives.echo not in ("summary", "raw"):
+            raise _BadRequest("stand-in directive echo must be raw (or summary, the default)")
         if directives.words is not None and directives.words < 1:
             raise _BadRequest("stand-in directive words must be at least 1")
         return directives
@@ -295,6 +301,12 @@ class _Reply:
 
 def _reply_words(prompt: _Prompt, directives: _Directives) -> tuple[list[str], str]:
     """The reply as its text deltas (a word and the space after it), and its stop reason."""
+    if directives.echo == "raw":
+        raw = _DIRECTIVE.sub("", prompt.last_user_text).strip() or "(empty)"
+        deltas = re.findall(r"\S+\s*", raw)
+        if len(deltas) > prompt.max_tokens:
+            return deltas[: prompt.max_tokens], "max_tokens"
+        return deltas, "end_turn"
     echoed = " ".join(_DIRECTIVE.sub(" ", prompt.last_user_text).split())
     text = f"Stand-in reply to: {echoed}"
     if prompt.assistant_turns:

@@ -2,7 +2,9 @@
 
 Starts an embedded DynamoDB (table from template.yaml), the Messages-API
 stand-in when no ANTHROPIC_API_KEY is set, and worker processes that run each
-function's handler on the payload-2.0 event its function URL would send.
+function's handler on the payload-2.0 event its function URL would send. The
+chat page in web/ is served at `/`, with a config.json that points it at this
+same origin (web/config.json, written for a deployed stack, is not used here).
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from local.function_url import CorsPolicy, http_result, lambda_event
@@ -26,6 +30,7 @@ from local.web_adapter import call_app
 
 DEFAULT_PORT = 3000
 LOCAL_TABLE = "claude-chat-local"
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 
 class LocalFunctionUrls:
@@ -191,7 +196,21 @@ def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(urls.openapi)
 
-    app = Starlette(routes=[Route("/api/openapi.json", openapi, methods=["GET"]), Mount("/", app=urls)])
+    async def same_origin_config(_: Request) -> JSONResponse:
+        return JSONResponse({}, headers={"cache-control": "no-store"})
+
+    page = StaticFiles(directory=WEB_ROOT, html=True)
+
+    async def api_or_page(scope: Scope, receive: Receive, send: Send) -> None:
+        is_api = scope["type"] != "http" or scope["path"].startswith("/api/")
+        await (urls if is_api else page)(scope, receive, send)
+
+    routes = [
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+        Route("/config.json", same_origin_config, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.router.default = api_or_page
     return app, workers, notes
 
 
@@ -202,7 +221,7 @@ def main() -> None:
     app, workers, notes = build_app()
     for note in notes:
         print(note, flush=True)
-    print(f"Serving the chat API on http://{host}:{port} (OpenAPI at /api/openapi.json)", flush=True)
+    print(f"Chat page: http://{host}:{port}/  (API under /api/, OpenAPI at /api/openapi.json)", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("DEV_LOG_LEVEL", "warning"))
     finally:

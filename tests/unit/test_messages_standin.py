@@ -133,6 +133,22 @@ def test_words_makes_a_reply_of_exactly_that_length(sdk) -> None:
     assert words[-1] == "w296"
 
 
+def test_echo_raw_replies_with_the_text_itself_newlines_kept(sdk) -> None:
+    text = "# Title\n\n- one\n- two\n\n```py\nprint(1)\n```"
+    with sdk.messages.stream(**ask(f"[standin:echo=raw] {text}")) as stream:
+        deltas = list(stream.text_stream)
+    assert "".join(deltas) == text
+    assert len(deltas) == len(text.split())
+    message = sdk.messages.create(**{**ask(f"{text} [standin:echo=raw]"), "max_tokens": 3})
+    assert (message.content[0].text, message.stop_reason) == ("# Title\n\n- ", "max_tokens")
+
+
+def test_echo_must_be_a_known_mode(server) -> None:
+    response = post(server, ask("x [standin:echo=loud]"))
+    assert response.status_code == 400
+    assert "echo" in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("status", "error_class", "error_type"),
     [

@@ -1,0 +1,111 @@
+// The chat API as the page uses it: three function URLs, one session token, typed errors.
+
+import { serverSentEvents } from "./sse.js";
+
+const SESSION_KEY = "claude-chat.session";
+
+/** A refused or failed request, with what the page needs to explain it. */
+export class ChatError extends Error {
+  constructor(message, { status = 0, code = "network", retryAfter = null } = {}) {
+    super(message);
+    this.name = "ChatError";
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter; // seconds, when the server said how long to wait
+  }
+}
+
+/**
+ * Where each function answers. `config.json` (written by `make web-config` from
+ * the stack's outputs) names the three function URLs; a field that is missing or
+ * empty means the page's own origin, which is how `make dev` serves everything.
+ */
+export async function loadEndpoints(configUrl = "config.json") {
+  let config = {};
+  try {
+    const response = await fetch(configUrl, { cache: "no-store" });
+    if (response.ok) config = await response.json();
+  } catch {
+    // No config file: every route is on this page's origin.
+  }
+  const base = (url) => (typeof url === "string" ? url.trim().replace(/\/+$/, "") : "");
+  return { chat: base(config.chatUrl), history: base(config.historyUrl), stream: base(config.streamUrl) };
+}
+
+export class ChatApi {
+  constructor(endpoints, storage = window.localStorage) {
+    this.endpoints = endpoints;
+    this.storage = storage;
+  }
+
+  get session() {
+    return this.storage.getItem(SESSION_KEY);
+  }
+
+  /** The conversation so far: [{role, content}...]. */
+  async history() {
+    const response = await this.#request(`${this.endpoints.history}/api/chat/history`, "GET");
+    return (await response.json()).messages;
+  }
+
+  /** Forgets the conversation on the server. */
+  async reset() {
+    await this.#request(`${this.endpoints.history}/api/chat/history`, "DELETE");
+  }
+
+  /**
+   * One turn of the session, streamed. Yields the reply's text pieces as they
+   * arrive and returns the final event (stop_reason, usage, turns). Throws a
+   * ChatError for a refusal or for an error event in the stream; aborting
+   * `signal` ends it with the browser's AbortError.
+   */
+  async *streamTurn(message, signal) {
+    const response = await this.#request(`${this.endpoints.stream}/api/chat/history/stream`, "POST", {
+      body: JSON.stringify({ message }),
+      signal,
+    });
+    for await (const data of serverSentEvents(response.body)) {
+      if (data === "[DONE]") break;
+      const event = JSON.parse(data);
+      if (event.error) throw new ChatError(event.error, { status: 200, code: event.code ?? "upstream_error" });
+      if (event.session) this.#remember(event.session);
+      if (event.done) return event;
+      if (event.text) yield event.text;
+    }
+    throw new ChatError("The reply was cut off before it finished.", { code: "incomplete" });
+  }
+
+  async #request(url, method, { body, signal } = {}) {
+    const headers = {};
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.session) headers["X-Session-Id"] = this.session;
+    let response;
+    try {
+      response = await fetch(url, { method, headers, body, signal });
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      throw new ChatError("Could not reach the chat service. Check your connection.");
+    }
+    const token = response.headers.get("X-Session-Id");
+    if (token) this.#remember(token);
+    if (!response.ok) throw await errorOf(response);
+    return response;
+  }
+
+  #remember(token) {
+    if (token !== this.session) this.storage.setItem(SESSION_KEY, token);
+  }
+}
+
+async function errorOf(response) {
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // Not the contract's JSON (a proxy's page, say): describe it by its status.
+  }
+  const header = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  const retryAfter = Number.isFinite(body.retryAfter) ? body.retryAfter : Number.isFinite(header) ? header : null;
+  const message = typeof body.error === "string" ? body.error : `The chat service answered ${response.status}.`;
+  return new ChatError(message, { status: response.status, code: body.code ?? "http_error", retryAfter });
+}
