@@ -9,16 +9,23 @@ PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 export SAM_CLI_TELEMETRY := 0
+STACK ?= claude-chat
+WEB_PORT ?= 8080
+# The browser tests drive Debian's Chromium; Playwright never downloads a browser.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install dev test unit integration lint format bench build validate deploy delete clean
+.PHONY: help install browser dev test unit integration e2e lint format bench build validate deploy delete \
+	web-config web clean
 
 help:
-	@echo "make dev        serve every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
-	@echo "make test       lint, type-check, validate the template, unit and integration tests"
+	@echo "make dev        the chat page and every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
+	@echo "make test       lint, type-check, validate the template, unit, integration and browser tests"
 	@echo "make bench      cold-start and per-request benchmarks"
 	@echo "make build      sam build (layer for python3.13 arm64, no Docker needed)"
 	@echo "make deploy     sam build && sam deploy --guided"
 	@echo "make delete     sam delete (tear the stack down)"
+	@echo "make web-config write web/config.json from the deployed stack's URLs (STACK=$(STACK))"
+	@echo "make web        serve web/ on http://localhost:$(WEB_PORT) (the page, pointed by web/config.json)"
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +39,16 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed
+install: $(VENV)/.installed $(SAM_VENV)/.installed browser
+
+# Debian's chromium, unless one is already there (or CHROMIUM_PATH names another).
+browser:
+	@if [ -z "$$CHROMIUM_PATH" ] && ! command -v chromium >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+		|| { $(SUDO) apt-get update -qq && \
+		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }; \
+	fi
 
 dev: $(VENV)/.installed
 	$(PY) -m local.server
@@ -55,6 +71,9 @@ unit: install
 integration: install
 	$(VENV)/bin/pytest tests/integration
 
+e2e: install
+	$(VENV)/bin/pytest tests/e2e
+
 bench: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
 
@@ -69,6 +88,14 @@ deploy: build
 
 delete: $(SAM_VENV)/.installed
 	$(SAM) delete
+
+web-config: $(VENV)/.installed $(SAM_VENV)/.installed
+	outputs="$$($(SAM) list stack-outputs --stack-name $(STACK) --output json)" && \
+		printf '%s' "$$outputs" | $(PY) -m local.web_config
+
+web: $(VENV)/.installed
+	@echo "Chat page on http://localhost:$(WEB_PORT) (calls the URLs in web/config.json)"
+	$(PY) -m http.server --bind 127.0.0.1 --directory web $(WEB_PORT)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .benchmarks

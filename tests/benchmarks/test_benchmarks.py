@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import DevServer, start_dev_server
+from tests.dev_server import DevServer, start_dev_server
 
 COLD_START = """
 import sys

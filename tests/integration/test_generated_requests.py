@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests.integration.conftest import DevServer, start_dev_server
+from tests.dev_server import DevServer, start_dev_server
 
 pytestmark = pytest.mark.integration
 

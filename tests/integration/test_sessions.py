@@ -36,7 +36,7 @@ def test_a_forged_token_starts_a_new_session_and_never_reaches_the_original(clie
 
 
 def test_an_expired_session_starts_afresh(dev_server) -> None:
-    from tests.integration.conftest import start_dev_server
+    from tests.dev_server import start_dev_server
 
     short = start_dev_server(SESSION_TTL_SECONDS="4")
     try:
