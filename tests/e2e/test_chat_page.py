@@ -121,6 +121,22 @@ def test_new_chat_clears_the_conversation(chat_page: Page, chat_server: DevServe
     expect(chat_page.locator(".message")).to_have_count(0)
 
 
+def test_new_chat_during_a_reply_forgets_that_reply_too(chat_page: Page, chat_server: DevServer) -> None:
+    send(chat_page, "Earlier turn")
+    wait_until_idle(chat_page)
+    send(chat_page, "Long one [standin:delta_delay=0.05][standin:words=300]")
+    expect(chat_page.locator(".message.assistant .content").last).to_contain_text(" w5 ")
+    chat_page.get_by_role("button", name="New chat").click()
+    expect(chat_page.locator(".message")).to_have_count(0)
+    wait_until_idle(chat_page)
+    time.sleep(1)  # the server saves a left stream's partial reply once it notices; it must not land
+    token = session_token(chat_page)
+    assert token and server_history(chat_server, token) == []
+    chat_page.reload()
+    expect(chat_page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(chat_page.locator(".message")).to_have_count(0)
+
+
 def test_an_upstream_error_explains_itself_and_keeps_the_text(
     chat_page: Page, chat_server: DevServer
 ) -> None:

@@ -105,13 +105,16 @@ def test_reset_forgets_everything_and_deletes_the_items(store: ConversationStore
     assert store.all_turns(store.load("s1", NOW)) == [Turn("again", "a")]
 
 
-def test_a_turn_that_races_a_reset_lands_in_the_new_conversation(store: ConversationStore) -> None:
+def test_a_turn_that_races_a_reset_is_forgotten_with_its_conversation(store: ConversationStore) -> None:
     record = new_record()
     store.append_turn(record, Turn("old", "a"), now=NOW)
     before_reset = store.load("s1", NOW)
     store.reset(before_reset, now=NOW)
-    store.append_turn(before_reset, Turn("late", "a"), now=NOW)
-    assert store.all_turns(store.load("s1", NOW)) == [Turn("late", "a")]
+    assert store.append_turn(before_reset, Turn("late", "a"), now=NOW) == 0
+    after = store.load("s1", NOW)
+    assert store.all_turns(after) == []
+    assert store.append_turn(after, Turn("new chat", "a"), now=NOW) == 1
+    assert store.all_turns(store.load("s1", NOW)) == [Turn("new chat", "a")]
 
 
 def test_sessions_do_not_see_each_other(store: ConversationStore) -> None:

@@ -19,6 +19,7 @@ const newChatButton = document.getElementById("new-chat");
 
 let api;
 let turn = null; // {controller} while a reply streams
+let resetting = false; // while New chat's DELETE is in flight, nothing is sent
 let cooldownUntil = 0;
 let cooldownTimer = null;
 
@@ -97,7 +98,8 @@ function formatWait(seconds) {
 
 function updateControls() {
   const coolingDown = Date.now() < cooldownUntil;
-  sendButton.disabled = turn !== null || coolingDown;
+  sendButton.disabled = turn !== null || coolingDown || resetting;
+  newChatButton.disabled = resetting;
   sendButton.hidden = turn !== null;
   stopButton.hidden = turn === null;
   form.setAttribute("aria-busy", String(turn !== null));
@@ -140,7 +142,7 @@ function restoreInput(text) {
 }
 
 async function send(text) {
-  if (turn !== null || Date.now() < cooldownUntil) return;
+  if (turn !== null || resetting || Date.now() < cooldownUntil) return;
   clearNotice();
   const question = addMessage("user", text);
   const reply = addMessage("assistant", "");
@@ -192,12 +194,17 @@ async function send(text) {
 async function newChat() {
   turn?.controller.abort();
   clearNotice();
+  resetting = true;
+  updateControls();
   try {
     await api.reset();
     clearLog();
-    input.focus();
   } catch (error) {
     showNotice(`Could not start a new chat. ${explain(error)}`, { retry: newChat });
+  } finally {
+    resetting = false;
+    updateControls();
+    input.focus();
   }
 }
 

@@ -100,10 +100,18 @@ class ConversationStore:
         return [_turn(item) for item in self._query_generation(record, projection=None)]
 
     def append_turn(self, record: SessionRecord, turn: Turn, now: float | None = None) -> int:
-        """Saves a completed turn atomically; returns the session's turn count including it."""
+        """Saves a completed turn atomically; returns the session's turn count including it.
+
+        A turn that loses a race to another turn takes the slot after it. A turn
+        that loses to a reset is dropped with the conversation it answered: the
+        user asked to forget it, so it must not reappear as the new chat's first turn.
+        """
         now = time.time() if now is None else now
         pk = _pk(record.session_id)
+        generation = record.generation
         for _ in range(_MAX_APPEND_ATTEMPTS):
+            if record.generation != generation:
+                return record.turns
             number = record.turns + 1
             try:
                 self._db.transact_write_items(
@@ -127,7 +135,7 @@ class ConversationStore:
             except ClientError as error:
                 if not _lost_a_race(error):
                     raise
-                # Another turn (or a reset) landed first: take the slot after it.
+                # Another turn or a reset landed first: look again.
                 time.sleep(random.uniform(0, 0.02))  # noqa: S311 - jitter, not crypto
                 record = self.load(record.session_id, record.issued_at)
                 continue
