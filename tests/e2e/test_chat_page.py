@@ -293,6 +293,15 @@ def test_keyboard_enter_sends_and_shift_enter_makes_a_new_line(chat_page: Page) 
     expect(box).to_have_value("")
     expect(box).to_be_focused()
 
+    box.fill("Long [standin:delta_delay=0.05][standin:words=300]  ")  # trailing spaces are not kept
+    box.press("Enter")
+    expect(chat_page.locator(".message.assistant .content").last).to_contain_text(" w3 ")
+    expect(box).to_have_value("")
+    expect(box).to_be_focused()  # typing the next message while a reply streams
+    box.press("Escape")
+    wait_until_idle(chat_page)
+    expect(chat_page.locator(".message.assistant .note")).to_have_text("Stopped.")
+
 
 def test_controls_are_labelled_and_focus_is_visible(chat_page: Page) -> None:
     expect(chat_page.get_by_role("log", name="Conversation")).to_be_visible()

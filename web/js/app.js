@@ -148,12 +148,11 @@ async function send(text) {
   const reply = addMessage("assistant", "");
   reply.element.classList.add("pending");
   reply.element.setAttribute("aria-busy", "true");
-  if (input.value === text) input.value = "";
+  if (input.value.trim() === text) input.value = "";
   autosize();
   scrollToEnd(true);
   turn = { controller: new AbortController() };
-  updateControls();
-  stopButton.focus();
+  updateControls(); // focus stays in the box, so the next message can be typed while this one streams
   let received = "";
   try {
     const pieces = api.streamTurn(text, turn.controller.signal);
@@ -242,6 +241,9 @@ input.addEventListener("keydown", (event) => {
 });
 input.addEventListener("input", autosize);
 stopButton.addEventListener("click", () => turn?.controller.abort());
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && turn !== null) turn.controller.abort();
+});
 newChatButton.addEventListener("click", newChat);
 
 api = new ChatApi(await loadEndpoints());
