@@ -10,13 +10,21 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Imported here so the anthropic SDK (most of this function's cold start) loads in the
-# init phase, not on the first request.
+# init phase, which SnapStart snapshots, not on the first request.
 import claude_chat.chat_turn  # noqa: F401
-from claude_chat import services
-from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
+from claude_chat import services, snapstart
+from claude_chat.http_api import (
+    FunctionUrlApi,
+    client_ip,
+    openapi_responses,
+    session_response,
+    session_token,
+)
 from claude_chat.models import ChatReply, ChatRequest, SessionChatReply
+from claude_chat.tracing import tracer
 
 logger = Logger()
+snapstart.prepare()
 app = FunctionUrlApi(rate_limiter=services.rate_limiter)
 _ERRORS = (400, 413, 422, 429, 502, 503, 504)
 
@@ -25,7 +33,7 @@ _ERRORS = (400, 413, 422, 429, 502, 503, 504)
     "/api/chat", summary="One stateless turn", responses=openapi_responses(ChatReply, *_ERRORS, limited=True)
 )
 def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
-    outcome = services.chat_pipeline().run(request.message)
+    outcome = services.chat_pipeline().run(request.message, client_ip=client_ip(app.current_event.raw_event))
     return ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
 
 
@@ -36,7 +44,9 @@ def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
 )
 def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[SessionChatReply]:
     session = services.sessions().open(session_token(app.current_event.raw_event))
-    outcome = services.chat_pipeline().run(request.message, session)
+    outcome = services.chat_pipeline().run(
+        request.message, session, client_ip=client_ip(app.current_event.raw_event)
+    )
     reply = SessionChatReply(
         reply=outcome.reply.text,
         usage=outcome.reply.usage,
@@ -46,6 +56,7 @@ def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[Sessi
     return session_response(reply.model_dump(), session.token_string)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)  # replies hold message text: never in traces
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.handle(event, context)

@@ -8,11 +8,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from claude_chat import services
+from claude_chat import services, snapstart
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
 from claude_chat.models import HistoryMessage, HistoryReply, ResetReply
+from claude_chat.tracing import tracer
 
 logger = Logger()
+snapstart.prepare()
 app = FunctionUrlApi()
 
 
@@ -44,6 +46,7 @@ def reset_history() -> Response[ResetReply]:
     return session_response(ResetReply().model_dump(), session.token_string)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)  # histories hold message text: never in traces
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.handle(event, context)

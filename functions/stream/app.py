@@ -82,9 +82,17 @@ def _caller(request: Request) -> tuple[str, dict[str, str]]:
     return client_ip_of(source_ip, headers), headers
 
 
-def _seconds_left(headers: dict[str, str]) -> float | None:
+def _lambda_context(headers: dict[str, str]) -> dict[str, object]:
     try:
-        deadline_ms = float(json.loads(headers[LAMBDA_CONTEXT_HEADER])["deadline"])
+        context = json.loads(headers[LAMBDA_CONTEXT_HEADER])
+    except (KeyError, TypeError, ValueError):
+        return {}
+    return context if isinstance(context, dict) else {}
+
+
+def _seconds_left(context: dict[str, object]) -> float | None:
+    try:
+        deadline_ms = float(context["deadline"])  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):
         return None
     return deadline_ms / 1000 - time.time()
@@ -92,13 +100,17 @@ def _seconds_left(headers: dict[str, str]) -> float | None:
 
 async def _stream_turn(request: Request, with_history: bool) -> Response:
     client_ip, headers = _caller(request)
+    context = _lambda_context(headers)
+    # One request at a time per execution environment: each starts with a clean log state.
+    logger.clear_state()
+    logger.append_keys(function_request_id=context.get("request_id"))
     cookies = [f"{name}={value}" for name, value in request.cookies.items()]
     stream_request = StreamRequest(
         body=await request.body(),
         client_ip=client_ip,
         session_token=session_token_of(headers, cookies),
         with_history=with_history,
-        seconds_left=_seconds_left(headers),
+        seconds_left=_seconds_left(context),
     )
     try:
         stream = await asyncio.get_running_loop().run_in_executor(None, start_chat_stream, stream_request)

@@ -39,8 +39,9 @@ def test_refused_request_says_how_long_to_wait_in_seconds(client, dev_server) ->
     refused = client.post("/api/chat/history", json={"message": "one too many"})
     assert refused.status_code == 429
     body = refused.json()
-    assert set(body) == {"error", "code", "retryAfter"}
+    assert set(body) == {"error", "code", "retryAfter", "limit"}
     assert (body["error"], body["code"]) == ("Too many requests. Please wait.", "rate_limited")
+    assert body["limit"] == "requests"
     assert 1 <= body["retryAfter"] <= dev_server.rate_limit_window  # seconds to wait, not an epoch timestamp
     assert refused.headers["retry-after"] == str(body["retryAfter"])
     assert refused.headers["ratelimit-remaining"] == "0"

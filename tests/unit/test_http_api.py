@@ -113,6 +113,7 @@ def test_budget_is_per_source_ip_and_ignores_x_forwarded_for(chat, events) -> No
         "error": "Too many requests. Please wait.",
         "code": "rate_limited",
         "retryAfter": int(headers["Retry-After"]),
+        "limit": "requests",
     }
     assert 1 <= payload["retryAfter"] <= 3600
     assert headers["RateLimit"].startswith('"chat";r=0;t=')

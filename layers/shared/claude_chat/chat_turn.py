@@ -6,6 +6,10 @@ so both share every step below. The turn is saved only once Claude has
 answered, in one atomic write, so a failed turn leaves the history exactly as
 it was. A turn whose client went away stops reading from Claude and keeps
 the part of the reply the user already saw.
+
+Every turn that reached Claude is accounted for once, however it ends: its
+tokens go to the metrics and to the caller's daily token budget, since Claude
+bills them whether or not the reply was complete.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from aws_lambda_powertools import Logger
 
 from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Turn
-from claude_chat.errors import InternalError, UpstreamTimeout
+from claude_chat.errors import ApiError, InternalError, UpstreamTimeout
+from claude_chat.models import Usage
+from claude_chat.observability import record_turn, record_upstream_error
 from claude_chat.sessions import OpenSession, Sessions
+from claude_chat.token_budget import TokenBudget, billed_tokens
 
 logger = Logger(child=True)
 
@@ -60,7 +67,10 @@ class StreamedTurn:
         message: str,
         session: OpenSession | None,
         upstream: ClaudeStream,
+        *,
         time_limit: float,
+        client_ip: str | None,
+        started: float,
     ) -> None:
         self._pipeline = pipeline
         self._message = message
@@ -68,6 +78,8 @@ class StreamedTurn:
         self._upstream = upstream
         self._deadline = time.monotonic() + time_limit
         self._stop = threading.Event()
+        self.client_ip = client_ip
+        self.started = started
         self.outcome: TurnOutcome | None = None
 
     def stop(self) -> None:
@@ -95,42 +107,90 @@ class StreamedTurn:
         except GeneratorExit:
             self._stop.set()
             raise
+        except ApiError as error:
+            self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error)
+            raise
         finally:
             self._upstream.close()
             if self._stop.is_set():
-                self._keep_what_was_seen("".join(seen))
+                self._keep_what_was_seen("".join(seen), len(seen))
         if not self._stop.is_set():
-            self.outcome = self._pipeline.save(self.session, self._message, self._upstream.final())
+            try:
+                reply = self._upstream.final()
+            except ApiError as error:
+                self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error)
+                raise
+            self._pipeline.account(self, reply.usage)
+            self.outcome = self._pipeline.save(self.session, self._message, reply)
 
-    def _keep_what_was_seen(self, partial: str) -> None:
+    def _keep_what_was_seen(self, partial: str, deltas: int) -> None:
+        usage = self._upstream.usage_so_far(deltas)
+        self._pipeline.account(self, usage)
         # An empty reply would make the next request invalid (Claude refuses empty turns).
         if partial.strip():
             self.outcome = self._pipeline.save(
-                self.session, self._message, ClaudeReply(partial, "client_left")
+                self.session, self._message, ClaudeReply(partial, "client_left", usage)
             )
         logger.info("client left mid-stream", extra={"kept_partial_reply": bool(partial.strip())})
 
 
 class ChatPipeline:
     def __init__(
-        self, claude: ClaudeClient, sessions: Sessions, history_max_turns: int, time_limit: float
+        self,
+        claude: ClaudeClient,
+        sessions: Sessions,
+        history_max_turns: int,
+        time_limit: float,
+        token_budget: TokenBudget | None = None,
     ) -> None:
         self._claude = claude
         self._sessions = sessions
         self._history_max_turns = history_max_turns
         self._time_limit = time_limit
+        self._token_budget = token_budget
 
     def start(
-        self, message: str, session: OpenSession | None = None, time_limit: float | None = None
+        self,
+        message: str,
+        session: OpenSession | None = None,
+        time_limit: float | None = None,
+        client_ip: str | None = None,
     ) -> StreamedTurn:
-        """Sends the turn to Claude; raises an ApiError, before any reply byte, if Claude refuses it."""
-        history = self._history(session)
-        upstream = self._claude.open_stream(history, message, conversation=session is not None)
-        return StreamedTurn(self, message, session, upstream, time_limit or self._time_limit)
+        """Sends the turn to Claude; raises an ApiError, before any reply byte, if Claude refuses it.
 
-    def run(self, message: str, session: OpenSession | None = None) -> TurnOutcome:
+        `client_ip` is whose daily token budget the turn's usage is charged to.
+        """
+        started = time.perf_counter()
+        history = self._history(session)
+        try:
+            upstream = self._claude.open_stream(history, message, conversation=session is not None)
+        except ApiError as error:
+            record_upstream_error(error.code)
+            raise
+        return StreamedTurn(
+            self,
+            message,
+            session,
+            upstream,
+            time_limit=time_limit or self._time_limit,
+            client_ip=client_ip,
+            started=started,
+        )
+
+    def account(self, turn: StreamedTurn, usage: Usage, failure: ApiError | None = None) -> None:
+        """Metrics and the caller's token budget for a turn that reached Claude, however it ended."""
+        seconds = None if failure else time.perf_counter() - turn.started
+        record_turn(self._claude.model, usage, seconds)
+        if failure is not None:
+            record_upstream_error(failure.code)
+        if self._token_budget is not None and turn.client_ip is not None:
+            self._token_budget.charge(turn.client_ip, billed_tokens(usage))
+
+    def run(
+        self, message: str, session: OpenSession | None = None, client_ip: str | None = None
+    ) -> TurnOutcome:
         """A plain turn: the same streamed turn, read to the end."""
-        turn = self.start(message, session)
+        turn = self.start(message, session, client_ip=client_ip)
         for _ in turn.deltas():
             pass
         if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one

@@ -37,6 +37,7 @@ class ClaudeReply:
 class ClaudeClient:
     def __init__(self, settings: Settings, api_key: str | None) -> None:
         self._settings = settings
+        self.model = settings.claude_model
         self._sdk = anthropic.Anthropic(
             api_key=api_key,
             base_url=settings.anthropic_base_url,
@@ -97,6 +98,15 @@ class ClaudeStream:
             message = self._stream.get_final_message()
         text = "".join(block.text for block in message.content if block.type == "text")
         return ClaudeReply(text, message.stop_reason, _usage(message.usage))
+
+    def usage_so_far(self, deltas_received: int) -> Usage:
+        """What a reply cut short has cost: the input as Claude reported it, about a token per delta."""
+        try:
+            reported = self._stream.current_message_snapshot.usage
+        except (AttributeError, AssertionError, RuntimeError):
+            return Usage(output_tokens=deltas_received)
+        usage = _usage(reported)
+        return usage.model_copy(update={"output_tokens": max(usage.output_tokens, deltas_received)})
 
     def close(self) -> None:
         """Closes the HTTP stream to Claude: nothing more is generated, or billed, for this reply."""

@@ -59,14 +59,17 @@ class MethodNotAllowed(ApiError):
 
 
 class RateLimited(ApiError):
+    """429: `limit` says which budget is spent, "requests" (per window) or "tokens" (per UTC day)."""
+
     status, code, message = 429, "rate_limited", "Too many requests. Please wait."
 
-    def __init__(self, retry_after_seconds: int, headers: Mapping[str, str]) -> None:
+    def __init__(self, retry_after_seconds: int, headers: Mapping[str, str], limit: str = "requests") -> None:
         self.retry_after = retry_after_seconds
+        self.limit = limit
         super().__init__(headers={**headers, "Retry-After": str(retry_after_seconds)})
 
     def body(self) -> dict[str, object]:
-        return {**super().body(), "retryAfter": self.retry_after}
+        return {**super().body(), "retryAfter": self.retry_after, "limit": self.limit}
 
 
 class UpstreamError(ApiError):
@@ -87,3 +90,13 @@ class UpstreamTimeout(ApiError):
 
 class InternalError(ApiError):
     """A defect: never caused by client input, never shows its cause to the client."""
+
+
+class NotConfigured(ApiError):
+    """503 until the operator stores the Anthropic API key (see the README's deploy steps)."""
+
+    status, code, message = (
+        503,
+        "not_configured",
+        "The chat service is not set up yet. Please try again later.",
+    )

@@ -63,8 +63,12 @@ class ResetReply(BaseModel):
 
 
 class ErrorReply(BaseModel):
-    """Every error of every route has this shape; 429 adds retryAfter (seconds to wait)."""
+    """Every error of every route has this shape; 429 adds retryAfter (seconds to wait) and limit."""
 
     error: str = Field(description="Human-readable message.")
     code: str = Field(description="Stable machine-readable code.")
     retryAfter: int | None = Field(default=None, description="Seconds to wait (429 only).")
+    limit: Literal["requests", "tokens"] | None = Field(
+        default=None,
+        description='429 only: the budget that is spent, "requests" per window or "tokens" per UTC day.',
+    )

@@ -4,18 +4,24 @@ The counter for (ip, window) is incremented only while it is below the limit,
 in a single UpdateItem, so DynamoDB's per-item atomicity makes the limit exact
 under any concurrency: N simultaneous requests with R left admit min(N, R).
 Counters expire by TTL shortly after their window ends.
+
+The caller's daily token budget (claude_chat.token_budget) is read at the same
+time, on another thread, so checking both costs one DynamoDB round trip.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from claude_chat.errors import RateLimited
+from claude_chat.observability import record_rate_limited
+from claude_chat.token_budget import TokenBudget
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -44,18 +50,35 @@ class RateLimitDecision:
 
 
 class RateLimiter:
-    def __init__(self, client: DynamoDBClient, table_name: str, limit: int, window_seconds: int) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        limit: int,
+        window_seconds: int,
+        token_budget: TokenBudget | None = None,
+    ) -> None:
         self._db = client
         self._table = table_name
         self._limit = limit
         self._window = window_seconds
+        self._token_budget = token_budget
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-budget")
 
     def admit(self, client_ip: str) -> dict[str, str]:
-        """Draws one request from the caller's budget: its headers, or RateLimited (429) when spent."""
+        """Draws one request from the caller's budget: its headers, or RateLimited (429) when spent.
+
+        Also refuses a caller whose daily token budget is spent, until the UTC day ends.
+        """
+        tokens = self._reader.submit(self._token_budget.state, client_ip) if self._token_budget else None
         decision = self.consume(client_ip)
         headers = decision.headers()
         if not decision.allowed:
-            raise RateLimited(decision.reset_after, headers)
+            record_rate_limited("requests")
+            raise RateLimited(decision.reset_after, headers, limit="requests")
+        if tokens is not None and (today := tokens.result()).spent:
+            record_rate_limited("tokens")
+            raise RateLimited(today.reset_after, headers, limit="tokens")
         return headers
 
     def consume(self, client_ip: str, now: float | None = None) -> RateLimitDecision:

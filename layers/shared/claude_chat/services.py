@@ -14,10 +14,12 @@ import boto3
 from botocore.config import Config
 
 from claude_chat.conversation_store import ConversationStore
+from claude_chat.errors import NotConfigured
 from claude_chat.rate_limiter import RateLimiter
 from claude_chat.session_tokens import SessionTokens
 from claude_chat.sessions import Sessions
 from claude_chat.settings import get_settings, session_signing_key
+from claude_chat.token_budget import TokenBudget
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -34,10 +36,22 @@ def dynamodb() -> DynamoDBClient:
 
 
 @cache
+def token_budget() -> TokenBudget | None:
+    settings = get_settings()
+    if settings.daily_token_budget <= 0:
+        return None
+    return TokenBudget(dynamodb(), settings.table_name, settings.daily_token_budget)
+
+
+@cache
 def rate_limiter() -> RateLimiter:
     settings = get_settings()
     return RateLimiter(
-        dynamodb(), settings.table_name, settings.rate_limit_max, settings.rate_limit_window_seconds
+        dynamodb(),
+        settings.table_name,
+        settings.rate_limit_max,
+        settings.rate_limit_window_seconds,
+        token_budget(),
     )
 
 
@@ -53,10 +67,16 @@ def sessions() -> Sessions:
 
 @cache
 def chat_pipeline() -> ChatPipeline:
+    """Built on the first turn: raises NotConfigured (and builds nothing) while no API key is stored."""
     from claude_chat.chat_turn import ChatPipeline
     from claude_chat.claude_client import ClaudeClient
     from claude_chat.settings import anthropic_api_key
 
     settings = get_settings()
-    claude = ClaudeClient(settings, anthropic_api_key(settings))
-    return ChatPipeline(claude, sessions(), settings.history_max_turns, settings.claude_timeout_seconds)
+    api_key = anthropic_api_key(settings)
+    if api_key is None:
+        raise NotConfigured()
+    claude = ClaudeClient(settings, api_key)
+    return ChatPipeline(
+        claude, sessions(), settings.history_max_turns, settings.claude_timeout_seconds, token_budget()
+    )

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from claude_chat.conversation_store import ConversationStore, SessionRecord
+from claude_chat.observability import log_session
 from claude_chat.session_tokens import SessionToken, SessionTokens
 
 
@@ -35,6 +36,8 @@ class Sessions:
         if token is not None:
             record = self.store.load(token.session_id, token.issued_at)
             if self.store.is_alive(record, now):
+                log_session(token.session_id)
                 return OpenSession(token, record)
         fresh = self.tokens.issue()
+        log_session(fresh.session_id)
         return OpenSession(fresh, SessionRecord(fresh.session_id, fresh.issued_at))

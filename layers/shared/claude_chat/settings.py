@@ -8,6 +8,7 @@ variables are used instead.
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, model_validator
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     rate_limit_max: int = Field(default=20, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     trusted_proxy_hops: int = Field(default=0, ge=0)
+    daily_token_budget: int = Field(default=200_000, ge=0)  # per IP per UTC day; 0 turns it off
 
     @model_validator(mode="after")
     def _turn_fits_one_item(self) -> Settings:
@@ -69,16 +71,26 @@ def get_settings() -> Settings:
 def _secret_from_arn(arn: str) -> str:
     from aws_lambda_powertools.utilities.parameters import get_secret
 
-    # Cached for 5 minutes so a rotated secret is picked up without a redeploy.
-    return get_secret(arn, max_age=300)
+    # Powertools caches the value for 5 minutes: one Secrets Manager call per execution
+    # environment while it is warm, and a rotated or newly set secret is seen without a redeploy.
+    return str(get_secret(arn, max_age=300))
 
 
 def anthropic_api_key(settings: Settings) -> str | None:
+    """The API key, or None while the operator has not stored one (the stack's secret starts empty)."""
     if settings.anthropic_api_key is not None:
-        return settings.anthropic_api_key.get_secret_value()
-    if settings.anthropic_api_key_secret_arn:
-        return _secret_from_arn(settings.anthropic_api_key_secret_arn)
-    return None
+        return settings.anthropic_api_key.get_secret_value().strip() or None
+    if not settings.anthropic_api_key_secret_arn:
+        return None
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    try:
+        return _secret_from_arn(settings.anthropic_api_key_secret_arn).strip() or None
+    except GetParameterError as error:
+        # An empty secret has no value yet (ResourceNotFoundException); the cause, never a value, is logged.
+        cause = type(error.__cause__).__name__ if error.__cause__ else type(error).__name__
+        logging.getLogger(__name__).error("the Anthropic API key secret has no readable value (%s)", cause)
+        return None
 
 
 def session_signing_key(settings: Settings) -> str:

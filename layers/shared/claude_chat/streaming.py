@@ -93,7 +93,9 @@ def start_chat_stream(request: StreamRequest) -> ChatStream:
     try:
         chat = read_chat_request(request.body)
         session = services.sessions().open(request.session_token) if request.with_history else None
-        turn = services.chat_pipeline().start(chat.message, session, time_limit=_time_limit(request))
+        turn = services.chat_pipeline().start(
+            chat.message, session, time_limit=_time_limit(request), client_ip=request.client_ip
+        )
     except ApiError as error:
         error.headers = {**headers, **error.headers}
         raise
