@@ -213,57 +213,92 @@ def test_transformed_template_passes_cfn_lint(transformed: dict[str, Any]) -> No
 
 
 def test_transform_grants_public_url_both_invoke_permissions(transformed: dict[str, Any]) -> None:
-    """Since October 2025 a public URL needs lambda:InvokeFunctionUrl AND lambda:InvokeFunction."""
+    """Since October 2025 a public URL needs lambda:InvokeFunctionUrl AND lambda:InvokeFunction.
+
+    With AutoPublishAlias the URL, and both grants, belong to the `live` alias (the SnapStart
+    version), not to $LATEST.
+    """
     resources = transformed["Resources"]
     urls = {
         url["Properties"]["TargetFunctionArn"]["Ref"]: url["Properties"]
         for url in resources.values()
         if url["Type"] == "AWS::Lambda::Url"
     }
-    assert set(urls) == set(URL_FUNCTIONS)
+    aliases = {f"{function}Aliaslive": function for function in URL_FUNCTIONS}
+    assert set(urls) == set(aliases)
+    for alias, function in aliases.items():
+        assert resources[alias]["Type"] == "AWS::Lambda::Alias"
+        assert resources[alias]["Properties"]["FunctionName"] == {"Ref": function}
     permissions = [
         resource["Properties"]
         for resource in resources.values()
         if resource["Type"] == "AWS::Lambda::Permission"
     ]
-    for function in URL_FUNCTIONS:
-        assert urls[function]["AuthType"] == "NONE"
-        granted = [p for p in permissions if p["FunctionName"] == {"Ref": function} and p["Principal"] == "*"]
+    for alias in aliases:
+        assert urls[alias]["AuthType"] == "NONE"
+        granted = [p for p in permissions if p["FunctionName"] == {"Ref": alias} and p["Principal"] == "*"]
         assert any(
             p["Action"] == "lambda:InvokeFunctionUrl" and p.get("FunctionUrlAuthType") == "NONE"
             for p in granted
-        ), f"{function}: no public lambda:InvokeFunctionUrl permission"
+        ), f"{alias}: no public lambda:InvokeFunctionUrl permission"
         assert any(
             p["Action"] == "lambda:InvokeFunction" and p.get("InvokedViaFunctionUrl") is True for p in granted
-        ), f"{function}: no lambda:InvokeFunction permission limited to function URL calls"
-        # Nothing grants the public a plain lambda:InvokeFunction usable outside the URL.
-        assert not any(
-            p["Action"] == "lambda:InvokeFunction" and p.get("InvokedViaFunctionUrl") is not True
-            for p in granted
-        )
+        ), f"{alias}: no lambda:InvokeFunction permission limited to function URL calls"
+    # Nothing grants the public a plain lambda:InvokeFunction usable outside the URL.
+    assert not any(
+        p["Principal"] == "*"
+        and p["Action"] == "lambda:InvokeFunction"
+        and p.get("InvokedViaFunctionUrl") is not True
+        for p in permissions
+    )
 
 
-def test_transformed_roles_never_open_dynamodb_or_secrets_wide(transformed: dict[str, Any]) -> None:
+# X-Ray's write actions have no resource-level permissions: "*" is the only Resource they take.
+_RESOURCE_WILDCARD_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_rendered_roles_are_least_privilege(transformed: dict[str, Any]) -> None:
+    """Every role of the deployed stack: no wildcard action, no wildcard resource, no managed policy."""
     roles = {
         name: resource["Properties"]
         for name, resource in transformed["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
     }
-    assert roles
+    assert set(roles) == {f"{function}Role" for function in URL_FUNCTIONS}
     for name, role in roles.items():
-        for policy in role.get("Policies", []):
+        assert not role.get("ManagedPolicyArns"), (
+            f"{name} attaches managed policies {role['ManagedPolicyArns']}"
+        )
+        trust = _as_list(role["AssumeRolePolicyDocument"]["Statement"])
+        assert trust == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+        for policy in role["Policies"]:
             for statement in _as_list(policy["PolicyDocument"]["Statement"]):
-                actions = [str(action) for action in _as_list(statement.get("Action", []))]
-                assert "*" not in actions, f"{name} grants every action"
-                touched = {action.split(":", 1)[0] for action in actions}
-                for service in touched & {"dynamodb", "secretsmanager"}:
-                    assert f"{service}:*" not in actions, f"{name} grants {service}:*"
-                    resources = _as_list(statement.get("Resource", []))
-                    assert all(isinstance(r, dict) or "*" not in str(r) for r in resources), (
-                        f"{name} grants {service} on a wildcard resource: {resources}"
-                    )
-                    assert "NotResource" not in statement
-                    assert "NotAction" not in statement
+                assert statement["Effect"] == "Allow"
+                assert "NotAction" not in statement and "NotResource" not in statement
+                actions = [str(action) for action in _as_list(statement["Action"])]
+                assert not [a for a in actions if "*" in a], f"{name} grants wildcard actions {actions}"
+                resources = _as_list(statement["Resource"])
+                if "*" in resources:
+                    assert set(actions) <= _RESOURCE_WILDCARD_ONLY, f"{name}: {actions} on every resource"
+                    continue
+                for resource in resources:
+                    assert isinstance(resource, dict), f"{name}: a literal resource {resource!r}"
+                    assert "*" not in json.dumps(resource), f"{name}: a wildcard in {resource}"
+
+
+def test_each_role_writes_logs_only_to_its_own_group(transformed: dict[str, Any]) -> None:
+    resources = transformed["Resources"]
+    for function in URL_FUNCTIONS:
+        role = resources[f"{function}Role"]["Properties"]
+        statements = [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
+        logs = [s for s in statements if _actions_of(s, "logs")]
+        assert [set(_as_list(s["Action"])) for s in logs] == [{"logs:CreateLogStream", "logs:PutLogEvents"}]
+        assert logs[0]["Resource"] == {"Fn::GetAtt": [f"{function}LogGroup", "Arn"]}
+        function_properties = resources[function]["Properties"]
+        assert function_properties["Role"] == {"Fn::GetAtt": [f"{function}Role", "Arn"]}
+        assert function_properties["TracingConfig"] == {"Mode": "Active"}
 
 
 # --------------------------------------------------------------------------- 3. structure
@@ -286,6 +321,10 @@ def test_transformed_roles_never_open_dynamodb_or_secrets_wide(transformed: dict
         ("ClaudeTimeoutSeconds", 25),
         ("LogRetentionDays", 14),
         ("LogLevel", "INFO"),
+        ("AnthropicApiKeySecretArn", ""),
+        ("DailyTokenBudget", 200000),
+        ("ReservedConcurrency", 0),
+        ("AlarmEmail", ""),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], parameter: str, default: Any) -> None:
@@ -294,12 +333,21 @@ def test_parameter_defaults(template: dict[str, Any], parameter: str, default: A
     assert declared.get("Description")
 
 
-def test_api_key_secret_is_an_operator_supplied_arn(template: dict[str, Any]) -> None:
+def test_api_key_secret_is_an_existing_arn_or_one_the_stack_creates_empty(template: dict[str, Any]) -> None:
     declared = template["Parameters"]["AnthropicApiKeySecretArn"]
-    assert "Default" not in declared, "the operator must name their own secret"
     pattern = re.compile(declared["AllowedPattern"])
     assert pattern.match("arn:aws:secretsmanager:us-east-1:123456789012:secret:claude-chat/anthropic-AbC123")
+    assert pattern.match("")
     assert not pattern.match("sk-ant-api03-not-an-arn")
+    assert template["Conditions"]["CreateApiKeySecret"] == {
+        "Fn::Equals": [{"Ref": "AnthropicApiKeySecretArn"}, ""]
+    }
+    created = template["Resources"]["AnthropicApiKeySecret"]
+    assert created["Condition"] == "CreateApiKeySecret"
+    # No value in the template: the key is stored by the operator, never in a file or a parameter.
+    assert not {"SecretString", "GenerateSecretString"} & set(created["Properties"])
+    command = template["Outputs"]["AnthropicApiKeySecret"]["Value"]["Fn::Sub"]
+    assert command.startswith("aws secretsmanager put-secret-value --secret-id ${AnthropicApiKeySecret} ")
     assert template["Parameters"]["CorsAllowOrigins"]["Type"] == "CommaDelimitedList"
 
 
@@ -380,12 +428,25 @@ def test_environment_wires_settings_and_secrets(functions: dict[str, dict[str, A
         variables = properties["Environment"]["Variables"]
         assert variables["TABLE_NAME"] == {"Ref": "ChatTable"}, name
         assert variables["SESSION_SECRET_ARN"] == {"Ref": "SessionSigningSecret"}, name
-        assert variables["POWERTOOLS_SERVICE_NAME"] == "claude-chat", name
+        assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}, name
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ClaudeChat", name
         assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}, name
-    assert functions["ChatFunction"]["Environment"]["Variables"]["ANTHROPIC_API_KEY_SECRET_ARN"] == {
-        "Ref": "AnthropicApiKeySecretArn"
+    api_key_secret = {
+        "Fn::If": [
+            "CreateApiKeySecret",
+            {"Ref": "AnthropicApiKeySecret"},
+            {"Ref": "AnthropicApiKeySecretArn"},
+        ]
     }
+    for name in ("ChatFunction", "StreamFunction"):
+        assert functions[name]["Environment"]["Variables"]["ANTHROPIC_API_KEY_SECRET_ARN"] == api_key_secret
     assert "ANTHROPIC_API_KEY_SECRET_ARN" not in functions["HistoryFunction"]["Environment"]["Variables"]
+    for properties in functions.values():
+        for variable in properties["Environment"]["Variables"]:
+            # Secrets travel by ARN only: no variable carries a key or a signing secret itself.
+            assert variable.endswith("_ARN") or not re.search(r"_KEY$|SECRET$|_TOKEN$|PASSWORD$", variable), (
+                variable
+            )
     for properties in functions.values():
         for value in properties["Environment"]["Variables"].values():
             assert not (isinstance(value, str) and value.startswith("sk-")), "a key in plain text"
@@ -440,28 +501,24 @@ def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
         assert not _has_intrinsic(properties[key]), key
 
 
+_API_KEY_SECRET = {
+    "Fn::If": ["CreateApiKeySecret", {"Ref": "AnthropicApiKeySecret"}, {"Ref": "AnthropicApiKeySecretArn"}]
+}
+
+
 @pytest.mark.parametrize(
     ("function", "leading_keys", "readable_secrets"),
     [
-        (
-            "ChatFunction",
-            {"S#*", "RL#*"},
-            [{"Ref": "AnthropicApiKeySecretArn"}, {"Ref": "SessionSigningSecret"}],
-        ),
+        ("ChatFunction", {"S#*", "RL#*", "TB#*"}, [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}]),
+        ("StreamFunction", {"S#*", "RL#*", "TB#*"}, [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}]),
         ("HistoryFunction", {"S#*"}, [{"Ref": "SessionSigningSecret"}]),
     ],
 )
 def test_function_policies_are_least_privilege(
-    functions: dict[str, Any], function: str, leading_keys: set[str], readable_secrets: list[Any]
+    template: dict[str, Any], function: str, leading_keys: set[str], readable_secrets: list[Any]
 ) -> None:
-    policies = functions[function]["Policies"]
-    statements = []
-    for policy in policies:
-        assert isinstance(policy, dict), f"{function}: a managed policy by name: {policy}"
-        assert set(policy) <= {"Version", "Statement"}, (
-            f"{function}: only inline statements, no SAM policy templates: {policy}"
-        )
-        statements += _as_list(policy["Statement"])
+    role = template["Resources"][f"{function}Role"]["Properties"]
+    statements = [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
     dynamodb = [s for s in statements if _actions_of(s, "dynamodb")]
     assert dynamodb, function
     for statement in dynamodb:
@@ -521,6 +578,65 @@ def test_samconfig_defaults_and_no_secrets() -> None:
     assert deploy["region"] == "us-east-1"
     assert "parameter_overrides" not in deploy
     assert not re.search(r"sk-ant-|aws_secret_access_key|AKIA[0-9A-Z]{16}", text, re.IGNORECASE)
+
+
+def test_samconfig_prod_deploys_unattended_with_cost_guards(template: dict[str, Any]) -> None:
+    prod = tomllib.loads(SAMCONFIG.read_text(encoding="utf-8"))["prod"]["deploy"]["parameters"]
+    assert prod["stack_name"] != "claude-chat"  # never the developer's stack
+    assert prod["confirm_changeset"] is False
+    assert prod["resolve_s3"] is True
+    overrides = dict(re.findall(r'(\w+)="([^"]*)"', prod["parameter_overrides"]))
+    assert set(overrides) <= set(template["Parameters"])
+    assert int(overrides["ReservedConcurrency"]) > 0
+    assert int(overrides["DailyTokenBudget"]) > 0
+    # Every parameter the template requires has a default, so nothing prompts in CI.
+    assert all("Default" in declared for declared in template["Parameters"].values())
+
+
+def test_snapstart_on_published_versions_of_the_runtime_functions(functions: dict[str, Any]) -> None:
+    for name in BUFFERED_FUNCTIONS:
+        assert functions[name]["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+    # The Web Adapter 1.0.0 (layer 27) gives the app no restore hook: see README, Cold starts.
+    assert "SnapStart" not in functions["StreamFunction"]
+    for name, properties in functions.items():
+        assert properties["AutoPublishAlias"] == "live", name
+        assert properties["AutoPublishAliasAllProperties"] is True, name
+        assert properties["VersionDeletionPolicy"] == "Delete", name
+        assert properties["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }, name
+
+
+def test_alarms_cover_errors_throttles_and_token_spend(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for function in URL_FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            alarm = alarms[f"{function}{metric}Alarm"]
+            assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", metric)
+            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    spend = alarms["DailyTokenSpendAlarm"]
+    stats = {m["Id"]: m["MetricStat"] for m in spend["Metrics"] if "MetricStat" in m}
+    from claude_chat.observability import NAMESPACE
+
+    assert {s["Metric"]["MetricName"] for s in stats.values()} == {
+        "InputTokens",
+        "OutputTokens",
+        "CacheReadInputTokens",
+        "CacheCreationInputTokens",
+    }
+    for stat in stats.values():
+        assert stat["Metric"]["Namespace"] == NAMESPACE
+        assert stat["Period"] == 86400 and stat["Stat"] == "Sum"
+        dimensions = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
+        assert dimensions == {"service": {"Ref": "AWS::StackName"}, "model": {"Ref": "ClaudeModel"}}
+    assert spend["Threshold"] == {"Ref": "DailyTokenAlarmThreshold"}
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
 
 
 # --------------------------------------------------------------------------- 4. sam build
