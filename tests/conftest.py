@@ -60,6 +60,9 @@ def standin() -> Iterator[Any]:
     server.stop()
 
 
+_SERVICE_CACHES = ("dynamodb", "token_budget", "rate_limiter", "sessions", "chat_pipeline")
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fresh moto DynamoDB with the table from template.yaml, and fresh layer singletons."""
@@ -72,11 +75,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, os.environ["TABLE_NAME"])
-        for cached in (services.dynamodb, services.rate_limiter, services.sessions, services.chat_pipeline):
-            cached.cache_clear()
+        for name in _SERVICE_CACHES:
+            getattr(services, name).cache_clear()
         yield client
-        for cached in (services.dynamodb, services.rate_limiter, services.sessions, services.chat_pipeline):
-            cached.cache_clear()
+        for name in _SERVICE_CACHES:
+            getattr(services, name).cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from claude_chat.observability import session_hash
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +54,19 @@ def test_logs_carry_no_message_text_and_no_session_token(dev_server) -> None:
         headers={"X-Session-Id": token},
     )
     client.get("/api/chat/history", headers={"X-Session-Id": token})
+    with client.stream(
+        "POST", "/api/chat/history/stream", json={"message": secret_text}, headers={"X-Session-Id": token}
+    ) as streamed:
+        assert "".join(streamed.iter_text()).endswith("data: [DONE]\n\n")
     log = dev_server.log()
     assert '"status": 200' in log or '"status":200' in log  # the request log is there...
     assert secret_text not in log  # ...but never what the user wrote
     assert token not in log
-    assert token.split(".")[0] not in log
+    session_id = token.split(".")[0]
+    assert session_id not in log
+    # Log lines name the session by a hash, so one conversation can be followed without its token.
+    assert f'"session":"{session_hash(session_id)}"' in log.replace(" ", "")
+    # Metrics are EMF lines: the tokens of each turn, per model.
+    emf = [json.loads(line) for line in log.splitlines() if line.startswith('{"_aws"')]
+    token_lines = [line for line in emf if "InputTokens" in line]
+    assert token_lines and all(line["model"] == "claude-haiku-4-5" for line in token_lines)

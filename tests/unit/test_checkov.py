@@ -1,0 +1,242 @@
+"""checkov on the CloudFormation this project deploys: template.yaml as written, template.yaml
+after the SAM transform (what CloudFormation really creates), and deploy/github-deploy-role.yaml.
+
+Offline: checkov runs with --skip-download (no calls to its vendor's API), and the transform is
+samtranslator's (tests/tools/sam_transform.py, run by .venv-sam's interpreter). checkov lives in
+.venv-checkov (`make install`), apart from .venv, whose boto3 pin it does not accept.
+
+A finding fails its test. A finding that is accepted on purpose is suppressed in the template
+itself, on the resource, with its reason:
+
+    Metadata:
+      checkov:
+        skip:
+          - id: CKV_AWS_117
+            comment: Reaches only public endpoints; a VPC would add a NAT gateway and nothing else.
+
+SAM copies a function's Metadata onto the AWS::Lambda::Function it generates, but not onto the
+URL, permissions, version and alias it generates with it; the transformed-template test hands
+the function's suppressions on to those, so one reason, on the function, covers them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+DEPLOY_ROLE_TEMPLATE = ROOT / "deploy" / "github-deploy-role.yaml"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+SAM_TRANSFORM = ROOT / "tests" / "tools" / "sam_transform.py"
+CHECKOV_FLAGS = ["--framework", "cloudformation", "--quiet", "--compact", "--skip-download"]
+# Resources SAM generates from a function, pointing back at it (or at its alias).
+FUNCTION_CHILDREN = {"AWS::Lambda::Url", "AWS::Lambda::Permission", "AWS::Lambda::Version", "AWS::Lambda::Alias"}
+
+needs_checkov = pytest.mark.skipif(
+    not CHECKOV.exists(), reason=f"checkov not installed at {CHECKOV} (make install creates .venv-checkov)"
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _clean_env() -> dict[str, str]:
+    """No AWS credentials, no project PYTHONPATH leaking into another venv's interpreter."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "BC_", "CKV_", "PRISMA_")) and key not in {"PYTHONPATH", "VIRTUAL_ENV"}
+    }
+    env.update(AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def _checkov(path: Path) -> dict[str, Any]:
+    """checkov's JSON report of one file; fails the test if checkov itself broke or scanned nothing."""
+    result = subprocess.run(
+        [str(CHECKOV), *CHECKOV_FLAGS, "--output", "json", "--file", str(path)],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        cwd=path.parent,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode in {0, 1}, f"checkov broke ({result.returncode}):\n{result.stderr[-4000:]}"
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    assert len(reports) == 1, f"expected one cloudformation report, got {len(reports)}"
+    report = reports[0]
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0, f"checkov could not parse {path.name}"
+    assert summary["resource_count"] > 0 and summary["passed"] + summary["failed"] > 0, (
+        f"checkov checked nothing in {path.name}: {summary}"
+    )
+    assert (result.returncode == 1) == (summary["failed"] > 0), (result.returncode, summary)
+    return report
+
+
+def _failures(report: dict[str, Any]) -> list[str]:
+    return [
+        f"{check['check_id']} {check['resource']} (lines {check['file_line_range'][0]}-"
+        f"{check['file_line_range'][1]}): {check['check_name']}"
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+
+
+def _assert_clean(report: dict[str, Any], name: str) -> None:
+    failures = _failures(report)
+    assert not failures, (
+        f"checkov findings in {name}; fix each, or suppress it on its resource with "
+        "Metadata: {checkov: {skip: [{id: ..., comment: <reason>}]}}:\n  " + "\n  ".join(failures)
+    )
+
+
+def _referenced_name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if isinstance(value.get("Ref"), str):
+            return str(value["Ref"])
+        attribute = value.get("Fn::GetAtt")
+        if isinstance(attribute, list) and attribute:
+            return str(attribute[0])
+    return None
+
+
+def _hand_on_function_suppressions(document: dict[str, Any]) -> dict[str, Any]:
+    """Give SAM's URL, permissions, version and alias of a function that function's checkov skips."""
+    resources: dict[str, Any] = document["Resources"]
+
+    def owning_function(name: str | None, hops: int = 0) -> str | None:
+        resource = resources.get(name) if name else None
+        if resource is None or hops > 2:
+            return None
+        if resource["Type"] == "AWS::Lambda::Function":
+            return name
+        if resource["Type"] in FUNCTION_CHILDREN:
+            properties = resource.get("Properties", {})
+            target = properties.get("TargetFunctionArn", properties.get("FunctionName"))
+            return owning_function(_referenced_name(target), hops + 1)
+        return None
+
+    for resource in resources.values():
+        if resource["Type"] not in FUNCTION_CHILDREN:
+            continue
+        function = owning_function(_referenced_name(resource.get("Properties", {}).get("TargetFunctionArn")))
+        function = function or owning_function(
+            _referenced_name(resource.get("Properties", {}).get("FunctionName"))
+        )
+        if function is None:
+            continue
+        skips = resources[function].get("Metadata", {}).get("checkov", {}).get("skip", [])
+        if skips:
+            own = resource.setdefault("Metadata", {}).setdefault("checkov", {}).setdefault("skip", [])
+            own.extend(skip for skip in skips if skip not in own)
+    return document
+
+
+def _suppressions(template: dict[str, Any]) -> list[tuple[str, Any]]:
+    found = []
+    for name, resource in template.get("Resources", {}).items():
+        checkov = (resource.get("Metadata") or {}).get("checkov") or {}
+        found += [(name, skip) for skip in checkov.get("skip", [])]
+    return found
+
+
+# --------------------------------------------------------------------------- the harness can fail
+
+
+@needs_checkov
+def test_checkov_reports_a_known_bad_template(tmp_path: Path) -> None:
+    """The harness sees findings: an admin role and an unencrypted table must not pass."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Admin:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {AWS: "*"}, Action: sts:AssumeRole}
+      Policies:
+        - PolicyName: everything
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: "*", Resource: "*"}
+""",
+        encoding="utf-8",
+    )
+    failed = {check.split()[0] for check in _failures(_checkov(bad))}
+    assert {"CKV_AWS_60", "CKV_AWS_62", "CKV_AWS_63"} <= failed, failed
+
+
+# --------------------------------------------------------------------------- the templates
+
+
+@needs_checkov
+def test_deploy_role_template_passes_checkov() -> None:
+    _assert_clean(_checkov(DEPLOY_ROLE_TEMPLATE), DEPLOY_ROLE_TEMPLATE.name)
+
+
+@needs_checkov
+def test_template_passes_checkov() -> None:
+    _assert_clean(_checkov(TEMPLATE), TEMPLATE.name)
+
+
+@needs_checkov
+def test_transformed_template_passes_checkov(tmp_path: Path) -> None:
+    """What CloudFormation creates: SAM's roles, URLs, permissions, versions and aliases too."""
+    if not SAM_PYTHON.exists():
+        pytest.skip(f"samtranslator's interpreter missing at {SAM_PYTHON} (make install creates .venv-sam)")
+    result = subprocess.run(
+        [str(SAM_PYTHON), str(SAM_TRANSFORM), str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"SAM transform failed:\n{result.stderr}"
+    document = _hand_on_function_suppressions(json.loads(result.stdout))
+    assert "Transform" not in document and document["Resources"], "the transform left a SAM template"
+    transformed = tmp_path / "transformed-template.json"
+    transformed.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    _assert_clean(_checkov(transformed), f"{TEMPLATE.name} after the SAM transform")
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, DEPLOY_ROLE_TEMPLATE], ids=lambda path: path.name)
+def test_every_checkov_suppression_gives_its_reason(path: Path) -> None:
+    for resource, skip in _suppressions(load_template(path)):
+        assert isinstance(skip, dict), f"{resource}: a checkov skip without id and comment: {skip!r}"
+        assert str(skip.get("id", "")).startswith(("CKV_", "CKV2_")), f"{resource}: skip id {skip!r}"
+        comment = str(skip.get("comment") or "").strip()
+        assert len(comment) >= 15, f"{resource}: {skip.get('id')} is suppressed without a reason"
+
+
+def test_suppressions_reach_the_resources_sam_generates() -> None:
+    """A skip on a function reaches the URL that points at its alias, and nothing else."""
+    skip = {"id": "CKV_AWS_258", "comment": "public by design"}
+    document: dict[str, Any] = {
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Metadata": {"checkov": {"skip": [skip]}}},
+            "FnAliaslive": {"Type": "AWS::Lambda::Alias", "Properties": {"FunctionName": {"Ref": "Fn"}}},
+            "FnUrl": {"Type": "AWS::Lambda::Url", "Properties": {"TargetFunctionArn": {"Ref": "FnAliaslive"}}},
+            "Other": {"Type": "AWS::Lambda::Function"},
+            "OtherUrl": {"Type": "AWS::Lambda::Url", "Properties": {"TargetFunctionArn": {"Ref": "Other"}}},
+        }
+    }
+    resources = _hand_on_function_suppressions(document)["Resources"]
+    assert resources["FnUrl"]["Metadata"]["checkov"]["skip"] == [skip]
+    assert resources["FnAliaslive"]["Metadata"]["checkov"]["skip"] == [skip]
+    assert "Metadata" not in resources["OtherUrl"]
