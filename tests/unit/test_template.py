@@ -665,6 +665,8 @@ def test_sam_build_makes_a_python313_arm64_layer_without_docker(tmp_path: Path) 
     assert not [name for name in native if "x86_64" in name or "cpython-311" in name]
     assert not list(layer.rglob("*.pyc"))
     assert not (layer / "boto3").exists()  # the runtime provides it
+    assert not (layer / "botocore").exists()  # ...and this, which aws-xray-sdk needs
+    assert (layer / "aws_xray_sdk").is_dir() and (layer / "wrapt").is_dir()
     size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
     assert size < 40 * 1024 * 1024, f"layer grew to {size / 1e6:.1f} MB"
     for function in ("ChatFunction", "HistoryFunction", "StreamFunction"):
