@@ -33,7 +33,11 @@ _ERRORS = (400, 413, 422, 429, 502, 503, 504)
     "/api/chat", summary="One stateless turn", responses=openapi_responses(ChatReply, *_ERRORS, limited=True)
 )
 def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
-    outcome = services.chat_pipeline().run(request.message, client_ip=client_ip(app.current_event.raw_event))
+    outcome = services.chat_pipeline().run(
+        request.message,
+        client_ip=client_ip(app.current_event.raw_event),
+        admission=app.context.get("admission"),
+    )
     return ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
 
 
@@ -43,9 +47,13 @@ def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
     responses=openapi_responses(SessionChatReply, *_ERRORS, session=True, limited=True),
 )
 def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[SessionChatReply]:
-    session = services.sessions().open(session_token(app.current_event.raw_event))
-    outcome = services.chat_pipeline().run(
-        request.message, session, client_ip=client_ip(app.current_event.raw_event)
+    pipeline = services.chat_pipeline()
+    session = pipeline.open_session(session_token(app.current_event.raw_event))
+    outcome = pipeline.run(
+        request.message,
+        session,
+        client_ip=client_ip(app.current_event.raw_event),
+        admission=app.context.get("admission"),
     )
     reply = SessionChatReply(
         reply=outcome.reply.text,

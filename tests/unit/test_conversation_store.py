@@ -78,7 +78,7 @@ def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStor
     store.touch(loaded, now=NOW + 2000)
     assert store.load("s1", NOW).expires_at == NOW + 2000 + TTL
     turn_item = aws.get_item(
-        TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "S#s1"}, "sk": {"S": "T#0#0000000001"}}
+        TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "S#s1"}, "sk": {"S": "T#0000000000#0000000001"}}
     )["Item"]
     assert int(turn_item["expires_at"]["N"]) >= NOW + MAX_AGE
 
@@ -100,7 +100,7 @@ def test_reset_forgets_everything_and_deletes_the_items(store: ConversationStore
     assert (record.turns, record.generation) == (0, 1)
     assert store.all_turns(record) == []
     remaining = aws.scan(TableName=os.environ["TABLE_NAME"])["Items"]
-    assert [item["sk"]["S"] for item in remaining] == ["META"]
+    assert [item["sk"]["S"] for item in remaining] == ["~META"]
     assert store.append_turn(record, Turn("again", "a"), now=NOW) == 1
     assert store.all_turns(store.load("s1", NOW)) == [Turn("again", "a")]
 

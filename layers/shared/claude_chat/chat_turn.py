@@ -18,7 +18,9 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
@@ -29,6 +31,9 @@ from claude_chat.models import Usage
 from claude_chat.observability import record_turn, record_upstream_error
 from claude_chat.sessions import OpenSession, Sessions
 from claude_chat.token_budget import TokenBudget, billed_tokens
+
+if TYPE_CHECKING:
+    from claude_chat.rate_limiter import Admission
 
 logger = Logger(child=True)
 
@@ -108,7 +113,7 @@ class StreamedTurn:
             self._stop.set()
             raise
         except ApiError as error:
-            self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error)
+            _settle(self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error))
             raise
         finally:
             self._upstream.close()
@@ -118,20 +123,28 @@ class StreamedTurn:
             try:
                 reply = self._upstream.final()
             except ApiError as error:
-                self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error)
+                _settle(self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error))
                 raise
-            self._pipeline.account(self, reply.usage)
+            charged = self._pipeline.account(self, reply.usage)  # runs beside the save: one round trip
             self.outcome = self._pipeline.save(self.session, self._message, reply)
+            _settle(charged)
 
     def _keep_what_was_seen(self, partial: str, deltas: int) -> None:
         usage = self._upstream.usage_so_far(deltas)
-        self._pipeline.account(self, usage)
+        charged = self._pipeline.account(self, usage)
         # An empty reply would make the next request invalid (Claude refuses empty turns).
         if partial.strip():
             self.outcome = self._pipeline.save(
                 self.session, self._message, ClaudeReply(partial, "client_left", usage)
             )
+        _settle(charged)
         logger.info("client left mid-stream", extra={"kept_partial_reply": bool(partial.strip())})
+
+
+def _settle(charge: Future[int] | None) -> None:
+    """Waits for a budget charge: it must land before the invocation ends (and Lambda freezes)."""
+    if charge is not None:
+        charge.result()
 
 
 class ChatPipeline:
@@ -148,6 +161,11 @@ class ChatPipeline:
         self._history_max_turns = history_max_turns
         self._time_limit = time_limit
         self._token_budget = token_budget
+        self._charges = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-charge")
+
+    def open_session(self, presented: str | None) -> OpenSession:
+        """The caller's session with the newest turns a turn may send: one DynamoDB round trip."""
+        return self._sessions.open(presented, history_turns=self._history_max_turns)
 
     def start(
         self,
@@ -155,13 +173,18 @@ class ChatPipeline:
         session: OpenSession | None = None,
         time_limit: float | None = None,
         client_ip: str | None = None,
+        admission: Admission | None = None,
     ) -> StreamedTurn:
         """Sends the turn to Claude; raises an ApiError, before any reply byte, if Claude refuses it.
 
-        `client_ip` is whose daily token budget the turn's usage is charged to.
+        `client_ip` is whose daily token budget the turn's usage is charged to. `admission` is
+        the caller's budget check, started when the request arrived: it must pass before Claude
+        is called, and by now it has usually finished.
         """
         started = time.perf_counter()
         history = self._history(session)
+        if admission is not None:
+            admission.wait()
         try:
             upstream = self._claude.open_stream(history, message, conversation=session is not None)
         except ApiError as error:
@@ -177,20 +200,28 @@ class ChatPipeline:
             started=started,
         )
 
-    def account(self, turn: StreamedTurn, usage: Usage, failure: ApiError | None = None) -> None:
-        """Metrics and the caller's token budget for a turn that reached Claude, however it ended."""
+    def account(
+        self, turn: StreamedTurn, usage: Usage, failure: ApiError | None = None
+    ) -> Future[int] | None:
+        """Metrics, and the charge to the caller's token budget (under way when this returns),
+        for a turn that reached Claude, however it ended."""
         seconds = None if failure else time.perf_counter() - turn.started
         record_turn(self._claude.model, usage, seconds)
         if failure is not None:
             record_upstream_error(failure.code)
-        if self._token_budget is not None and turn.client_ip is not None:
-            self._token_budget.charge(turn.client_ip, billed_tokens(usage))
+        if self._token_budget is None or turn.client_ip is None:
+            return None
+        return self._charges.submit(self._token_budget.charge, turn.client_ip, billed_tokens(usage))
 
     def run(
-        self, message: str, session: OpenSession | None = None, client_ip: str | None = None
+        self,
+        message: str,
+        session: OpenSession | None = None,
+        client_ip: str | None = None,
+        admission: Admission | None = None,
     ) -> TurnOutcome:
         """A plain turn: the same streamed turn, read to the end."""
-        turn = self.start(message, session, client_ip=client_ip)
+        turn = self.start(message, session, client_ip=client_ip, admission=admission)
         for _ in turn.deltas():
             pass
         if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one

@@ -2,10 +2,13 @@
 
 Layout (table keys `pk`, `sk`; TTL attribute `expires_at`):
 
-    pk = S#<session id>   sk = META                 turns, gen, expires_at (sliding)
-    pk = S#<session id>   sk = T#<gen>#<turn:010>   user, assistant, expires_at (absolute)
+    pk = S#<session id>   sk = ~META                      turns, gen, expires_at (sliding)
+    pk = S#<session id>   sk = T#<gen:010>#<turn:010>     user, assistant, expires_at (absolute)
 
 Why this shape:
+- `~META` sorts after every turn key and the numbers are zero-padded, so one
+  descending Query reads META and the newest turns together: opening a session
+  with the history a turn needs is a single round trip.
 - A turn writes one small item plus the META counter, whatever the length of
   the conversation, and no item ever grows, so the 400 KB item limit cannot be
   reached by talking longer.
@@ -34,7 +37,7 @@ from botocore.exceptions import ClientError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-_META = "META"
+_META = "~META"  # sorts after every "T#..." key: see the module docstring
 _MAX_APPEND_ATTEMPTS = 8
 _BATCH_DELETE_SIZE = 25
 _TTL_GRACE_SECONDS = 24 * 3600
@@ -56,6 +59,7 @@ class SessionRecord:
     turns: int = 0
     expires_at: int | None = None
     stored: bool = False
+    newest: tuple[Turn, ...] = ()  # the newest turns, read with META when asked for; oldest first
 
 
 class ConversationStore:
@@ -67,19 +71,31 @@ class ConversationStore:
         self._ttl = ttl_seconds
         self._max_age = max_age_seconds
 
-    def load(self, session_id: str, issued_at: int) -> SessionRecord:
-        item = self._db.get_item(
-            TableName=self._table, Key=_key(_pk(session_id), _META), ConsistentRead=True
-        ).get("Item")
-        if item is None:
+    def load(self, session_id: str, issued_at: int, newest_turns: int = 0) -> SessionRecord:
+        """META, and up to `newest_turns` of the newest turns with it, in one consistent Query."""
+        items = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": _pk(session_id)}},
+            ScanIndexForward=False,
+            Limit=1 + max(0, newest_turns),
+            ConsistentRead=True,
+        )["Items"]
+        if not items or items[0]["sk"]["S"] != _META:
             return SessionRecord(session_id, issued_at)
+        meta = items[0]
+        generation = int(meta["gen"]["N"])
+        prefix = _turn_prefix(generation)
+        # Turns of an older generation (a reset whose deletes were cut short) are not this conversation's.
+        newest = [_turn(item) for item in items[1:] if item["sk"]["S"].startswith(prefix)]
         return SessionRecord(
             session_id,
             issued_at,
-            generation=int(item["gen"]["N"]),
-            turns=int(item["turns"]["N"]),
-            expires_at=int(item["expires_at"]["N"]),
+            generation=generation,
+            turns=int(meta["turns"]["N"]),
+            expires_at=int(meta["expires_at"]["N"]),
             stored=True,
+            newest=tuple(reversed(newest)),
         )
 
     def is_alive(self, record: SessionRecord, now: float) -> bool:
@@ -89,8 +105,11 @@ class ConversationStore:
         return now < record.issued_at + self._ttl
 
     def recent_turns(self, record: SessionRecord, limit: int) -> list[Turn]:
+        """The newest `limit` turns: those read with META when there are enough, else one Query."""
         if not record.stored or limit <= 0:
             return []
+        if limit <= len(record.newest):
+            return list(record.newest[len(record.newest) - limit :])
         items = self._db.query(**self._generation_query(record), ScanIndexForward=False, Limit=limit)["Items"]
         return [_turn(item) for item in reversed(items)]
 
@@ -257,7 +276,7 @@ def _pk(session_id: str) -> str:
 
 
 def _turn_prefix(generation: int) -> str:
-    return f"T#{generation}#"
+    return f"T#{generation:010d}#"
 
 
 def _turn_sk(generation: int, number: int) -> str:

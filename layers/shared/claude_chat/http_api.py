@@ -120,18 +120,32 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         return document
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """The Lambda entry point: budget, body, then Powertools' routing."""
+        """The Lambda entry point: budget (in the background), body, then Powertools' routing."""
         started = time.perf_counter()
         extra_headers: dict[str, str] = {}
+        admission = None
         try:
             if self._is_limited(event) and self._rate_limiter is not None:
-                extra_headers = self._rate_limiter().admit(client_ip(event))
+                # Checked while the route reads the body and opens the session; a turn waits for it
+                # before calling Claude (routes find it in app.context["admission"]).
+                admission = self._rate_limiter().begin(client_ip(event))
+                self.context["admission"] = admission
             result = self.resolve(_with_json_body(event), context)
         except ApiError as error:
             result = _result(error)
-        except Exception as error:  # e.g. DynamoDB failing under the rate limiter: still a JSON error
+        except Exception as error:
             logger.exception("unhandled error", extra={"error_type": type(error).__name__})
             result = _result(InternalError())
+        finally:
+            self.context.pop("admission", None)
+        if admission is not None:
+            try:
+                extra_headers = admission.wait()
+            except ApiError as refused:  # a spent budget answers 429, whatever the route said
+                result = _result(refused)
+            except Exception as error:  # e.g. DynamoDB failing under the budget: still a JSON error
+                logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+                result = _result(InternalError())
         headers = result.setdefault("headers", {})
         for name, value in extra_headers.items():
             headers.setdefault(name, value)

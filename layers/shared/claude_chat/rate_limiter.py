@@ -6,14 +6,17 @@ under any concurrency: N simultaneous requests with R left admit min(N, R).
 Counters expire by TTL shortly after their window ends.
 
 The caller's daily token budget (claude_chat.token_budget) is read at the same
-time, on another thread, so checking both costs one DynamoDB round trip.
+time. Both run on background threads from the moment a request arrives
+(`begin`), while the handler reads the body and opens the session, and the
+turn waits for them only just before calling Claude: the whole check costs no
+round trip of its own on the critical path.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from claude_chat.errors import RateLimited
 from claude_chat.observability import record_rate_limited
-from claude_chat.token_budget import TokenBudget
+from claude_chat.token_budget import TokenBudget, TokenBudgetState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -49,6 +52,33 @@ class RateLimitDecision:
         }
 
 
+class Admission:
+    """A budget check under way. `wait()` gives the rate-limit headers or raises RateLimited."""
+
+    def __init__(self, requests: Future[RateLimitDecision], tokens: Future[TokenBudgetState] | None) -> None:
+        self._requests = requests
+        self._tokens = tokens
+        self._outcome: dict[str, str] | RateLimited | None = None
+
+    def wait(self) -> dict[str, str]:
+        if self._outcome is None:
+            self._outcome = self._decide()
+        if isinstance(self._outcome, RateLimited):
+            raise self._outcome
+        return self._outcome
+
+    def _decide(self) -> dict[str, str] | RateLimited:
+        decision = self._requests.result()
+        headers = decision.headers()
+        if not decision.allowed:
+            record_rate_limited("requests")
+            return RateLimited(decision.reset_after, headers, limit="requests")
+        if self._tokens is not None and (today := self._tokens.result()).spent:
+            record_rate_limited("tokens")
+            return RateLimited(today.reset_after, headers, limit="tokens")
+        return headers
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -63,23 +93,16 @@ class RateLimiter:
         self._limit = limit
         self._window = window_seconds
         self._token_budget = token_budget
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-budget")
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="budget")
+
+    def begin(self, client_ip: str) -> Admission:
+        """Starts drawing one request from the caller's budgets; the answer waits in the Admission."""
+        tokens = self._workers.submit(self._token_budget.state, client_ip) if self._token_budget else None
+        return Admission(self._workers.submit(self.consume, client_ip), tokens)
 
     def admit(self, client_ip: str) -> dict[str, str]:
-        """Draws one request from the caller's budget: its headers, or RateLimited (429) when spent.
-
-        Also refuses a caller whose daily token budget is spent, until the UTC day ends.
-        """
-        tokens = self._reader.submit(self._token_budget.state, client_ip) if self._token_budget else None
-        decision = self.consume(client_ip)
-        headers = decision.headers()
-        if not decision.allowed:
-            record_rate_limited("requests")
-            raise RateLimited(decision.reset_after, headers, limit="requests")
-        if tokens is not None and (today := tokens.result()).spent:
-            record_rate_limited("tokens")
-            raise RateLimited(today.reset_after, headers, limit="tokens")
-        return headers
+        """Draws one request from the caller's budgets at once: its headers, or RateLimited (429)."""
+        return self.begin(client_ip).wait()
 
     def consume(self, client_ip: str, now: float | None = None) -> RateLimitDecision:
         now = time.time() if now is None else now

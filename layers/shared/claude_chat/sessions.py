@@ -30,11 +30,12 @@ class Sessions:
         self.tokens = tokens
         self.store = store
 
-    def open(self, presented: str | None, now: float | None = None) -> OpenSession:
+    def open(self, presented: str | None, now: float | None = None, history_turns: int = 0) -> OpenSession:
+        """`history_turns`: how many of the newest turns to read along (same round trip) for a turn."""
         now = time.time() if now is None else now
         token = self.tokens.verify(presented)
         if token is not None:
-            record = self.store.load(token.session_id, token.issued_at)
+            record = self.store.load(token.session_id, token.issued_at, newest_turns=history_turns)
             if self.store.is_alive(record, now):
                 log_session(token.session_id)
                 return OpenSession(token, record)

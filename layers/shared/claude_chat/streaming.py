@@ -89,14 +89,21 @@ def start_chat_stream(request: StreamRequest) -> ChatStream:
 
     Raises an ApiError (with the rate-limit headers) if any of these refuses.
     """
-    headers = services.rate_limiter().admit(request.client_ip)
+    admission = services.rate_limiter().begin(request.client_ip)
     try:
         chat = read_chat_request(request.body)
-        session = services.sessions().open(request.session_token) if request.with_history else None
-        turn = services.chat_pipeline().start(
-            chat.message, session, time_limit=_time_limit(request), client_ip=request.client_ip
+        pipeline = services.chat_pipeline()
+        session = pipeline.open_session(request.session_token) if request.with_history else None
+        turn = pipeline.start(
+            chat.message,
+            session,
+            time_limit=_time_limit(request),
+            client_ip=request.client_ip,
+            admission=admission,
         )
+        headers = admission.wait()
     except ApiError as error:
+        headers = admission.wait()  # a spent budget (RateLimited) takes precedence over the error
         error.headers = {**headers, **error.headers}
         raise
     headers.update(SSE_HEADERS)
