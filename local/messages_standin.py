@@ -29,10 +29,23 @@ removed from the echoed reply, and several may be combined:
     [standin:echo=raw]          reply with the user's text itself, whitespace and newlines kept
                                 (Markdown for the browser tests), one delta per word
 
+A timing profile makes every request take as long as a real model would, so
+benchmarks can subtract the stand-in's own time from a backend's. It is off
+unless set, by environment variables (read when the stand-in is created, so
+`make dev` passes them through) or by the CLI flags of the same names:
+
+    STANDIN_FIRST_TOKEN_MS=400     wait before the first text delta (a non-streamed
+                                   reply waits as long as its stream would have taken)
+    STANDIN_TOKEN_INTERVAL_MS=15   wait between text deltas; [standin:delta_delay=...]
+                                   still overrides it per request
+
 For the tests to look at what the code under test sent, and at streams it
 abandoned (the API key itself is never recorded, only whether one was sent):
 
-    GET    /_standin/requests      the last 200 requests, oldest first
+    GET    /_standin/requests      the last 200 requests, oldest first, each with the
+                                   usage it was billed and its "timing" (time.time()
+                                   seconds): received, headers_sent, first_delta,
+                                   last_delta, done, and "deltas": [[sent_at, chars]...]
     DELETE /_standin/requests      forget them
     GET    /_standin/disconnects   streams the client left early (DELETE forgets them)
 
@@ -48,23 +61,25 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import socket
 import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Stand-in: invalid request"),
@@ -108,13 +123,73 @@ _QUIET_DROPS = _QuietDrops()
 
 
 @dataclass(frozen=True)
+class TimingProfile:
+    """How long a reply takes to generate, in seconds: a realistic pace for benchmarks."""
+
+    first_token: float = 0.0
+    token_interval: float = 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TimingProfile:
+        """From STANDIN_FIRST_TOKEN_MS and STANDIN_TOKEN_INTERVAL_MS (milliseconds; unset means 0)."""
+        env = os.environ if environ is None else environ
+        first = float(env.get("STANDIN_FIRST_TOKEN_MS") or 0) / 1000
+        interval = float(env.get("STANDIN_TOKEN_INTERVAL_MS") or 0) / 1000
+        if first < 0 or interval < 0:
+            raise ValueError("STANDIN_FIRST_TOKEN_MS and STANDIN_TOKEN_INTERVAL_MS must not be negative")
+        return cls(first, interval)
+
+    def interval(self, directive: float | None) -> float:
+        """The pause between deltas: a [standin:delta_delay=...] directive wins over the profile."""
+        return self.token_interval if directive is None else directive
+
+    def generation_time(self, deltas: int, interval: float) -> float:
+        """What a non-streamed reply of that many deltas waits: its whole stream's duration."""
+        return self.first_token + interval * max(0, deltas - 1) if deltas else 0.0
+
+
+class _Timed:
+    """ASGI middleware stamping when a Messages request arrived, got its headers, and ended.
+
+    The stamps go into the dict the route records (scope["standin.timing"]), so a
+    benchmark can tell the stand-in's own time from the time of the code calling it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/messages":
+            await self._app(scope, receive, send)
+            return
+        timing: dict[str, Any] = {
+            "received": time.time(),
+            "headers_sent": None,
+            "first_delta": None,
+            "last_delta": None,
+            "done": None,
+            "deltas": [],
+        }
+        scope["standin.timing"] = timing
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.start":
+                timing["headers_sent"] = time.time()
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                timing["done"] = time.time()
+
+        await self._app(scope, receive, timed_send)
+
+
+@dataclass(frozen=True)
 class _Directives:
     """How the last user message asked this request to behave."""
 
     status: int | None = None
     retry_after: int = 7
     delay: float = 0.0
-    delta_delay: float = 0.0
+    delta_delay: float | None = None  # None: the timing profile's interval
     fail_after: int | None = None
     drop_after: int | None = None
     words: int | None = None
@@ -131,7 +206,7 @@ class _Directives:
                 status=int(found["status"]) if "status" in found else None,
                 retry_after=int(found.get("retry_after", 7)),
                 delay=float(found.get("delay", 0)),
-                delta_delay=float(found.get("delta_delay", 0)),
+                delta_delay=float(found["delta_delay"]) if "delta_delay" in found else None,
                 fail_after=int(found["fail_after"]) if "fail_after" in found else None,
                 drop_after=int(found["drop_after"]) if "drop_after" in found else None,
                 words=int(found["words"]) if "words" in found else None,
@@ -142,7 +217,7 @@ class _Directives:
         if directives.status is not None and not 400 <= directives.status <= 599:
             raise _BadRequest("stand-in directive status must be an HTTP error status (400-599)")
         counts = (directives.retry_after, directives.fail_after, directives.drop_after)
-        if min(directives.delay, directives.delta_delay, *(n for n in counts if n is not None)) < 0:
+        if min(directives.delay, directives.delta_delay or 0, *(n for n in counts if n is not None)) < 0:
             raise _BadRequest("stand-in directive values must not be negative")
         if directives.echo not in ("summary", "raw"):
             raise _BadRequest("stand-in directive echo must be raw (or summary, the default)")
@@ -295,6 +370,7 @@ class _Reply:
     message: dict[str, Any]
     words: list[str]
     directives: _Directives
+    timing: dict[str, Any]
     sent: int = 0
     ended: bool = False
 
@@ -372,7 +448,8 @@ async def _truncated(payload: bytes) -> AsyncIterator[bytes]:
 class MessagesStandin:
     """The stand-in's state (recorded requests, disconnects, prompt cache) and its routes."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile: TimingProfile | None = None) -> None:
+        self.profile = TimingProfile.from_env() if profile is None else profile
         self._requests: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
         self._disconnects: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
         self._cache = _PromptCache()
@@ -404,6 +481,7 @@ class MessagesStandin:
                 Route("/_standin/disconnects", self._disconnected, methods=["GET", "DELETE"]),
             ],
             exception_handlers={404: self._not_found, 405: self._not_found},
+            middleware=[Middleware(_Timed)],
         )
         app.state.standin = self
         return app
@@ -432,18 +510,19 @@ class MessagesStandin:
             body = None
         # SDK 1.x sends x-api-key, SDK 2.x a bearer token: either counts, neither is recorded.
         has_api_key = bool(request.headers.get("x-api-key") or request.headers.get("authorization"))
+        timing: dict[str, Any] = request.scope.get("standin.timing") or {"received": time.time()}
+        timing.setdefault("deltas", [])
+        record = {
+            "request_id": request_id,
+            "received_at": time.time(),
+            "body": body,
+            "has_api_key": has_api_key,
+            "headers": {name: request.headers[name] for name in _RECORDED_HEADERS if name in request.headers},
+            "usage": None,
+            "timing": timing,
+        }
         with self._lock:
-            self._requests.append(
-                {
-                    "request_id": request_id,
-                    "received_at": time.time(),
-                    "body": body,
-                    "has_api_key": has_api_key,
-                    "headers": {
-                        name: request.headers[name] for name in _RECORDED_HEADERS if name in request.headers
-                    },
-                }
-            )
+            self._requests.append(record)
         if not has_api_key:
             return _error(401, request_id, "x-api-key header is required")
         if not isinstance(body, dict):
@@ -453,11 +532,12 @@ class MessagesStandin:
             directives = _Directives.parse(prompt.last_user_text)
         except _BadRequest as bad:
             return _error(400, request_id, str(bad))
-        return await self._answer(request, request_id, prompt, directives)
+        return await self._answer(request, record, prompt, directives)
 
     async def _answer(
-        self, request: Request, request_id: str, prompt: _Prompt, directives: _Directives
+        self, request: Request, record: dict[str, Any], prompt: _Prompt, directives: _Directives
     ) -> Response:
+        request_id: str = record["request_id"]
         if directives.delay:
             await asyncio.sleep(directives.delay)
         fails = directives.fail_after is not None and not prompt.stream
@@ -483,6 +563,10 @@ class MessagesStandin:
                 "cache_read_input_tokens": read,
             },
         }
+        record["usage"] = message["usage"]
+        if not prompt.stream and self.profile != TimingProfile():
+            interval = self.profile.interval(directives.delta_delay)
+            await asyncio.sleep(self.profile.generation_time(len(words), interval))
         if not prompt.stream and directives.drop_after is not None:
             return StreamingResponse(
                 _truncated(json.dumps(message).encode()),
@@ -491,7 +575,7 @@ class MessagesStandin:
             )
         if not prompt.stream:
             return JSONResponse(message, headers={"request-id": request_id})
-        reply = _Reply(request_id, message, words, directives)
+        reply = _Reply(request_id, message, words, directives, record["timing"])
         return _EventStream(self._events(request, reply), reply, self)
 
     async def _events(self, request: Request, reply: _Reply) -> AsyncIterator[bytes]:
@@ -506,6 +590,7 @@ class MessagesStandin:
         )
         yield _sse("ping", {"type": "ping"})
         limit = len(reply.words)
+        interval = self.profile.interval(directives.delta_delay)
         fail_at = min(directives.fail_after, limit) if directives.fail_after is not None else None
         drop_at = min(directives.drop_after, limit) if directives.drop_after is not None else None
         for index in range(limit + 1):
@@ -519,12 +604,17 @@ class MessagesStandin:
                 raise _DropConnection
             if index == limit:
                 break
-            if index and directives.delta_delay:
-                await asyncio.sleep(directives.delta_delay)
+            pause = self.profile.first_token if index == 0 else interval
+            if pause:
+                await asyncio.sleep(pause)
             if await request.is_disconnected():
                 return  # _EventStream records it, as reply.ended is False
             delta = {"type": "text_delta", "text": reply.words[index]}
             yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+            sent_at = time.time()  # the body iterator resumes only once the chunk went to the socket
+            reply.timing["deltas"].append([sent_at, len(reply.words[index])])
+            reply.timing["first_delta"] = reply.timing["first_delta"] or sent_at
+            reply.timing["last_delta"] = sent_at
             reply.sent += 1
         yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
         yield _sse(
@@ -562,10 +652,13 @@ class StandinServer:
             self._thread.join(timeout=2)
 
 
-def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> StandinServer:
+def start_in_thread(
+    host: str = "127.0.0.1", port: int = 0, profile: TimingProfile | None = None
+) -> StandinServer:
     """Serves the stand-in in-process; returns once it accepts connections.
 
     The socket is bound here, so port 0 yields a free port known before startup.
+    The timing profile defaults to the environment's (TimingProfile.from_env).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
@@ -574,7 +667,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> StandinServer:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     bound_port: int = listener.getsockname()[1]
-    standin = MessagesStandin()
+    standin = MessagesStandin(profile)
     config = uvicorn.Config(
         standin.app(),
         log_config=None,  # leave the host process's logging alone
@@ -608,8 +701,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A local stand-in for the Anthropic Messages API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
+    env = TimingProfile.from_env()
+    parser.add_argument(
+        "--first-token-ms", type=float, default=env.first_token * 1000, help="STANDIN_FIRST_TOKEN_MS"
+    )
+    parser.add_argument(
+        "--token-interval-ms", type=float, default=env.token_interval * 1000, help="STANDIN_TOKEN_INTERVAL_MS"
+    )
+    parser.add_argument("--log-level", default="info")
     arguments = parser.parse_args()
-    uvicorn.run(create_app(), host=arguments.host, port=arguments.port, log_level="info")
+    profile = TimingProfile(arguments.first_token_ms / 1000, arguments.token_interval_ms / 1000)
+    uvicorn.run(
+        create_app(MessagesStandin(profile)),
+        host=arguments.host,
+        port=arguments.port,
+        log_level=arguments.log_level,
+        access_log=arguments.log_level == "info",
+    )
 
 
 if __name__ == "__main__":
