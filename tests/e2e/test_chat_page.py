@@ -427,3 +427,20 @@ def _seconds_in(text: str) -> int:
         return int(match[4])
     hours, minutes, seconds = int(match[1] or 0), int(match[2]), int(match[3])
     return hours * 3600 + minutes * 60 + seconds
+
+
+def test_a_spent_daily_token_budget_says_so_and_counts_down_to_midnight(page: Page) -> None:
+    server = start_dev_server(DAILY_TOKEN_BUDGET="30", RATE_LIMIT_MAX="1000", DEV_WORKERS="1")
+    try:
+        open_chat(page, server.base_url)
+        send(page, "Spend it [standin:words=40]")
+        wait_until_idle(page)
+        send(page, "One more")
+        notice = page.get_by_role("alert")
+        expect(notice).to_contain_text("You have used today's allowance of replies.")
+        until_midnight = 86_400 - int(time.time()) % 86_400
+        assert abs(_seconds_in(notice.text_content() or "") - until_midnight) <= 3
+        expect(page.get_by_role("button", name="Send")).to_be_disabled()
+        expect(page.get_by_role("textbox", name="Message")).to_have_value("One more")
+    finally:
+        server.stop()

@@ -6,12 +6,13 @@ const SESSION_KEY = "claude-chat.session";
 
 /** A refused or failed request, with what the page needs to explain it. */
 export class ChatError extends Error {
-  constructor(message, { status = 0, code = "network", retryAfter = null } = {}) {
+  constructor(message, { status = 0, code = "network", retryAfter = null, limit = null } = {}) {
     super(message);
     this.name = "ChatError";
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter; // seconds, when the server said how long to wait
+    this.limit = limit; // for a 429: "requests" (per minute or so) or "tokens" (per day)
   }
 }
 
@@ -107,5 +108,6 @@ async function errorOf(response) {
   const header = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
   const retryAfter = Number.isFinite(body.retryAfter) ? body.retryAfter : Number.isFinite(header) ? header : null;
   const message = typeof body.error === "string" ? body.error : `The chat service answered ${response.status}.`;
-  return new ChatError(message, { status: response.status, code: body.code ?? "http_error", retryAfter });
+  const limit = typeof body.limit === "string" ? body.limit : null;
+  return new ChatError(message, { status: response.status, code: body.code ?? "http_error", retryAfter, limit });
 }

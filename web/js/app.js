@@ -106,7 +106,9 @@ function updateControls() {
 }
 
 /** The rate limit's refusal: a countdown from Retry-After, sending disabled until it ends. */
-function startCooldown(seconds) {
+function startCooldown(seconds, limit) {
+  const reason =
+    limit === "tokens" ? "You have used today's allowance of replies." : "You're sending messages too quickly.";
   clearInterval(cooldownTimer);
   cooldownUntil = Date.now() + seconds * 1000;
   const message = showNotice("", { kind: "rate-limit" });
@@ -119,7 +121,7 @@ function startCooldown(seconds) {
       updateControls();
       return;
     }
-    message.textContent = `You're sending messages too quickly. You can send again in ${formatWait(left)}.`;
+    message.textContent = `${reason} You can send again in ${formatWait(left)}.`;
   };
   tick();
   cooldownTimer = setInterval(tick, 1000);
@@ -176,7 +178,7 @@ async function send(text) {
       if (error.name === "AbortError") {
         // Stopped before any reply: nothing was kept, the message is back in the box.
       } else if (error instanceof ChatError && error.code === "rate_limited") {
-        startCooldown(error.retryAfter ?? 60);
+        startCooldown(error.retryAfter ?? 60, error.limit);
       } else {
         showNotice(explain(error), { retry: () => send(text) });
       }
