@@ -14,13 +14,14 @@ WEB_PORT ?= 8080
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install browser dev test unit integration e2e lint format bench build validate deploy delete \
+.PHONY: help install browser dev test unit integration e2e lint format bench bench-smoke build validate deploy delete \
 	web-config web clean
 
 help:
 	@echo "make dev        the chat page and every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
 	@echo "make test       lint, type-check, validate the template, unit, integration and browser tests"
-	@echo "make bench      cold-start and per-request benchmarks"
+	@echo "make bench      benchmarks side by side with the seed server; rewrites BENCHMARKS.md (minutes)"
+	@echo "make bench-smoke every benchmark at token sizes, into a temporary directory (seconds)"
 	@echo "make build      sam build (layer for python3.13 arm64, no Docker needed)"
 	@echo "make deploy     sam build && sam deploy --guided"
 	@echo "make delete     sam delete (tear the stack down)"
@@ -74,8 +75,12 @@ integration: install
 e2e: install
 	$(VENV)/bin/pytest tests/e2e
 
+# The seed comparator is ../shared/anchors/express-seed (or SEED_DIR); it needs node and npm.
 bench: $(VENV)/.installed
-	$(VENV)/bin/pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+	$(PY) -m tests.benchmarks.run
+
+bench-smoke: $(VENV)/.installed
+	$(PY) -m tests.benchmarks.run --smoke
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1

@@ -1,0 +1,40 @@
+"""`make bench-smoke` as a test: every benchmark runs at token sizes, so `make bench` cannot rot.
+
+Without the seed comparator (no ../shared/anchors/express-seed, node or npm) it
+still passes and the results say the seed was skipped; the full `make bench`
+fails instead.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tests.benchmarks.run import run
+
+
+def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    results = run(smoke=True, output_dir=tmp_path, log=lambda _line: None)
+
+    seed_ran = "skipped" not in results["seed"]
+    systems = {"ours", "seed"} if seed_ran else {"ours"}
+    for kind in ("stateless", "stateful"):
+        assert set(results["warm"][kind]) == systems
+        ours = results["warm"][kind]["ours"]
+        assert ours["errors"] == 0
+        assert math.isfinite(ours["added_ms"]["median"])
+        assert ours["dynamodb"]["calls"] >= 1
+    assert results["streaming"]["ours"]["delta_delay_ms"]["n"] > 0
+    assert {"import anthropic", "ChatFunction", "HistoryFunction"} <= set(results["cold_start"])
+    assert results["growth"]["ours"]["turns"][-1]["dynamodb"]["write_units"] > 0
+    assert results["money"]["ours"]["cache_read_input_tokens"] > 0
+    assert results["load"]["ours"]["completed"] > 0
+    assert set(results["load"]) == systems
+    assert results["goals"]
+
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert report.startswith("# Benchmarks")
+    assert "docs/bench-growth.png" in report
+    assert ("Comparator skipped" in report) != seed_ran
+    assert (tmp_path / "docs" / "bench-growth.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "docs" / "bench-results.json").is_file()
