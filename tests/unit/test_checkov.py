@@ -22,7 +22,6 @@ the function's suppressions on to those, so one reason, on the function, covers 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,12 @@ from typing import Any
 import pytest
 
 from local.template import load_template
+from tests.sam_offline import offline_env, transformed_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 DEPLOY_ROLE_TEMPLATE = ROOT / "deploy" / "github-deploy-role.yaml"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
-SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
-SAM_TRANSFORM = ROOT / "tests" / "tools" / "sam_transform.py"
 CHECKOV_FLAGS = ["--framework", "cloudformation", "--quiet", "--compact", "--skip-download"]
 # Resources SAM generates from a function, pointing back at it (or at its alias).
 FUNCTION_CHILDREN = {
@@ -55,14 +53,10 @@ needs_checkov = pytest.mark.skipif(
 
 
 def _clean_env() -> dict[str, str]:
-    """No AWS credentials, no project PYTHONPATH leaking into another venv's interpreter."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "BC_", "CKV_", "PRISMA_")) and key not in {"PYTHONPATH", "VIRTUAL_ENV"}
+    """Offline, and without checkov's vendor settings (BC_, CKV_, PRISMA_) from the caller's shell."""
+    return {
+        key: value for key, value in offline_env().items() if not key.startswith(("BC_", "CKV_", "PRISMA_"))
     }
-    env.update(AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-    return env
 
 
 def _checkov(path: Path) -> dict[str, Any]:
@@ -196,19 +190,7 @@ def test_template_passes_checkov() -> None:
 @needs_checkov
 def test_transformed_template_passes_checkov(tmp_path: Path) -> None:
     """What CloudFormation creates: SAM's roles, URLs, permissions, versions and aliases too."""
-    if not SAM_PYTHON.exists():
-        pytest.skip(f"samtranslator's interpreter missing at {SAM_PYTHON} (make install creates .venv-sam)")
-    result = subprocess.run(
-        [str(SAM_PYTHON), str(SAM_TRANSFORM), str(TEMPLATE)],
-        capture_output=True,
-        text=True,
-        env=_clean_env(),
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"SAM transform failed:\n{result.stderr}"
-    document = _hand_on_function_suppressions(json.loads(result.stdout))
+    document = _hand_on_function_suppressions(transformed_template(TEMPLATE))
     assert "Transform" not in document and document["Resources"], "the transform left a SAM template"
     transformed = tmp_path / "transformed-template.json"
     transformed.write_text(json.dumps(document, indent=1), encoding="utf-8")

@@ -15,13 +15,11 @@ Three layers of checks, all offline (no AWS account, no Docker):
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 import pytest
 
 from local.template import load_template
+from tests.sam_offline import offline_env, transformed_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -80,57 +79,6 @@ def _same_setting(parameter_default: Any, field_default: Any) -> bool:
     return str(parameter_default) == str(field_default)
 
 
-def _sam_env() -> dict[str, str]:
-    """An environment in which SAM CLI and samtranslator cannot reach a real account."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AWS_") and key not in {"PYTHONPATH", "VIRTUAL_ENV"}
-    }
-    env.update(
-        AWS_ACCESS_KEY_ID="dummy",
-        AWS_SECRET_ACCESS_KEY="dummy",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-        AWS_EC2_METADATA_DISABLED="true",
-        SAM_CLI_TELEMETRY="0",
-    )
-    return env
-
-
-# The SAM transform, run by whichever interpreter has samtranslator: local code
-# locations become the s3:// URIs that `sam package` would put there, and
-# the managed-policy loader is a stub, so nothing asks IAM for policy ARNs.
-_TRANSFORM = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-
-class OfflinePolicyLoader:
-    def load(self):
-        return {
-            "AWSLambdaBasicExecutionRole":
-                "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-        }
-
-with open(sys.argv[1], encoding="utf-8") as file:
-    sam = yaml_parse(file.read())
-for name, resource in sam.get("Resources", {}).items():
-    properties = resource.get("Properties") or {}
-    for key in ("CodeUri", "ContentUri"):
-        if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
-            properties[key] = f"s3://sam-artifacts/{name}.zip"
-json.dump(transform(sam, {}, OfflinePolicyLoader()), sys.stdout, default=str)
-"""
-
-
-def _samtranslator_python() -> str | None:
-    if importlib.util.find_spec("samtranslator") is not None:
-        return sys.executable
-    sam_python = SAM_VENV_BIN / "python"
-    return str(sam_python) if sam_python.exists() else None
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -163,21 +111,7 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def transformed() -> dict[str, Any]:
-    python = _samtranslator_python()
-    if python is None:
-        pytest.skip("samtranslator is not importable here and .venv-sam/bin/python is missing")
-    result = subprocess.run(
-        [python, "-c", _TRANSFORM, str(TEMPLATE)],
-        capture_output=True,
-        text=True,
-        env=_sam_env(),
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"SAM transform failed:\n{result.stderr}"
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
+    return transformed_template(TEMPLATE)
 
 
 # --------------------------------------------------------------------------- 1. sam validate --lint
@@ -191,7 +125,7 @@ def test_sam_validate_lint_passes() -> None:
         [sam, "validate", "--lint", "--region", "us-east-1", "--template-file", str(TEMPLATE)],
         capture_output=True,
         text=True,
-        env=_sam_env(),
+        env=offline_env(),
         cwd=ROOT,
         timeout=120,
         check=False,
@@ -646,7 +580,7 @@ def test_sam_build_makes_a_python313_arm64_layer_without_docker(tmp_path: Path) 
     """`sam build` as an operator runs it: the layer gets the runtime's wheels, not this machine's."""
     if not SAM.exists():
         pytest.skip(f"SAM CLI not installed at {SAM} (the Makefile installs it into .venv-sam)")
-    env = {**_sam_env(), "PATH": f"{SAM_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**offline_env(), "PATH": f"{SAM_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     build_dir = tmp_path / "build"
     result = subprocess.run(
         [str(SAM), "build", "--build-dir", str(build_dir), "--template-file", str(TEMPLATE)],
