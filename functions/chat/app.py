@@ -13,13 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 # init phase, which SnapStart snapshots, not on the first request.
 import claude_chat.chat_turn  # noqa: F401
 from claude_chat import services, snapstart
-from claude_chat.http_api import (
-    FunctionUrlApi,
-    client_ip,
-    openapi_responses,
-    session_response,
-    session_token,
-)
+from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
 from claude_chat.models import ChatReply, ChatRequest, SessionChatReply
 from claude_chat.tracing import tracer
 
@@ -33,11 +27,7 @@ _ERRORS = (400, 413, 422, 429, 502, 503, 504)
     "/api/chat", summary="One stateless turn", responses=openapi_responses(ChatReply, *_ERRORS, limited=True)
 )
 def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
-    outcome = services.chat_pipeline().run(
-        request.message,
-        client_ip=client_ip(app.current_event.raw_event),
-        admission=app.context.get("admission"),
-    )
+    outcome = services.chat_pipeline().run(request.message, admission=app.context.get("admission"))
     return ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
 
 
@@ -49,12 +39,7 @@ def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
 def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[SessionChatReply]:
     pipeline = services.chat_pipeline()
     session = pipeline.open_session(session_token(app.current_event.raw_event))
-    outcome = pipeline.run(
-        request.message,
-        session,
-        client_ip=client_ip(app.current_event.raw_event),
-        admission=app.context.get("admission"),
-    )
+    outcome = pipeline.run(request.message, session, admission=app.context.get("admission"))
     reply = SessionChatReply(
         reply=outcome.reply.text,
         usage=outcome.reply.usage,

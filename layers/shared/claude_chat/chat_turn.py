@@ -74,7 +74,7 @@ class StreamedTurn:
         upstream: ClaudeStream,
         *,
         time_limit: float,
-        client_ip: str | None,
+        admission: Admission | None,
         started: float,
     ) -> None:
         self._pipeline = pipeline
@@ -83,7 +83,7 @@ class StreamedTurn:
         self._upstream = upstream
         self._deadline = time.monotonic() + time_limit
         self._stop = threading.Event()
-        self.client_ip = client_ip
+        self.admission = admission
         self.started = started
         self.outcome: TurnOutcome | None = None
 
@@ -172,14 +172,13 @@ class ChatPipeline:
         message: str,
         session: OpenSession | None = None,
         time_limit: float | None = None,
-        client_ip: str | None = None,
         admission: Admission | None = None,
     ) -> StreamedTurn:
         """Sends the turn to Claude; raises an ApiError, before any reply byte, if Claude refuses it.
 
-        `client_ip` is whose daily token budget the turn's usage is charged to. `admission` is
-        the caller's budget check, started when the request arrived: it must pass before Claude
-        is called, and by now it has usually finished.
+        `admission` is the caller's budget check, started when the request arrived: it must pass
+        before Claude is called (by now it has usually finished), and the turn's tokens are
+        charged to its client's daily budget.
         """
         started = time.perf_counter()
         history = self._history(session)
@@ -196,7 +195,7 @@ class ChatPipeline:
             session,
             upstream,
             time_limit=time_limit or self._time_limit,
-            client_ip=client_ip,
+            admission=admission,
             started=started,
         )
 
@@ -209,19 +208,18 @@ class ChatPipeline:
         record_turn(self._claude.model, usage, seconds)
         if failure is not None:
             record_upstream_error(failure.code)
-        if self._token_budget is None or turn.client_ip is None:
+        if self._token_budget is None or turn.admission is None:
             return None
-        return self._charges.submit(self._token_budget.charge, turn.client_ip, billed_tokens(usage))
+        return self._charges.submit(self._token_budget.charge, turn.admission.client_ip, billed_tokens(usage))
 
     def run(
         self,
         message: str,
         session: OpenSession | None = None,
-        client_ip: str | None = None,
         admission: Admission | None = None,
     ) -> TurnOutcome:
         """A plain turn: the same streamed turn, read to the end."""
-        turn = self.start(message, session, client_ip=client_ip, admission=admission)
+        turn = self.start(message, session, admission=admission)
         for _ in turn.deltas():
             pass
         if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one

@@ -53,9 +53,18 @@ class RateLimitDecision:
 
 
 class Admission:
-    """A budget check under way. `wait()` gives the rate-limit headers or raises RateLimited."""
+    """A budget check under way for `client_ip`. `wait()` gives the rate-limit headers or raises RateLimited.
 
-    def __init__(self, requests: Future[RateLimitDecision], tokens: Future[TokenBudgetState] | None) -> None:
+    The turn it admits charges its tokens to the same `client_ip`.
+    """
+
+    def __init__(
+        self,
+        client_ip: str,
+        requests: Future[RateLimitDecision],
+        tokens: Future[TokenBudgetState] | None,
+    ) -> None:
+        self.client_ip = client_ip
         self._requests = requests
         self._tokens = tokens
         self._outcome: dict[str, str] | RateLimited | None = None
@@ -98,7 +107,7 @@ class RateLimiter:
     def begin(self, client_ip: str) -> Admission:
         """Starts drawing one request from the caller's budgets; the answer waits in the Admission."""
         tokens = self._workers.submit(self._token_budget.state, client_ip) if self._token_budget else None
-        return Admission(self._workers.submit(self.consume, client_ip), tokens)
+        return Admission(client_ip, self._workers.submit(self.consume, client_ip), tokens)
 
     def admit(self, client_ip: str) -> dict[str, str]:
         """Draws one request from the caller's budgets at once: its headers, or RateLimited (429)."""

@@ -98,7 +98,6 @@ def start_chat_stream(request: StreamRequest) -> ChatStream:
             chat.message,
             session,
             time_limit=_time_limit(request),
-            client_ip=request.client_ip,
             admission=admission,
         )
         headers = admission.wait()
