@@ -74,6 +74,12 @@ def load_handler_module(spec: FunctionSpec) -> ModuleType:
 _handlers: dict[str, Any] = {}
 
 
+def function_timeout(spec: FunctionSpec) -> float:
+    """The template's Timeout, unless DEV_FUNCTION_TIMEOUT_SECONDS shortens every function's (tests)."""
+    override = os.environ.get("DEV_FUNCTION_TIMEOUT_SECONDS")
+    return float(override) if override else spec.timeout_seconds
+
+
 def _start_worker(specs: list[FunctionSpec]) -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     for spec in specs:
@@ -88,8 +94,17 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _invoke(logical_id: str, event: dict[str, Any]) -> Any:
-    return _handlers[logical_id](event, LocalLambdaContext(function_name=logical_id))
+def _invoke(logical_id: str, event: dict[str, Any], timeout_seconds: float) -> Any:
+    context = LocalLambdaContext(function_name=logical_id, timeout_seconds=timeout_seconds)
+    return _handlers[logical_id](event, context)
+
+
+# What a function URL answers when its function ran out of time: not the function's JSON.
+TIMED_OUT_RESULT = {
+    "statusCode": 502,
+    "headers": {"Content-Type": "text/plain"},
+    "body": "Internal Server Error",
+}
 
 
 def _warm(_: int) -> bool:
@@ -101,6 +116,7 @@ class FunctionWorkers:
 
     def __init__(self, specs: list[FunctionSpec], workers: int) -> None:
         self._workers = workers
+        self._timeouts = {spec.logical_id: function_timeout(spec) for spec in specs}
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
@@ -113,7 +129,15 @@ class FunctionWorkers:
         list(self._pool.map(_warm, range(self._workers * 2)))
 
     async def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _invoke, logical_id, event)
+        """The function's result, or, past its timeout, what Lambda makes of a function it stopped."""
+        timeout = self._timeouts[logical_id]
+        call = asyncio.get_running_loop().run_in_executor(self._pool, _invoke, logical_id, event, timeout)
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            # Lambda would end the environment; this worker finishes the call and is reused.
+            print(f"{logical_id}: Task timed out after {timeout:.2f} seconds", file=sys.stderr, flush=True)
+            return TIMED_OUT_RESULT
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

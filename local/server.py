@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from local.function_url import CorsPolicy, http_result, lambda_event
-from local.lambda_runtime import LAYER_PATH, FunctionWorkers, load_handler_module
+from local.lambda_runtime import LAYER_PATH, FunctionWorkers, function_timeout, load_handler_module
 from local.template import FunctionSpec, url_functions
 from local.web_adapter import call_app
 
@@ -48,6 +48,7 @@ class LocalFunctionUrls:
         self._paths: dict[str, set[str]] = {}
         self._cors: dict[str, CorsPolicy] = {}
         self._streaming_apps: dict[str, Any] = {}
+        self._timeouts = {spec.logical_id: function_timeout(spec) for spec in specs}
         self.openapi: dict[str, Any] = {"openapi": "3.1.0", "paths": {}, "components": {"schemas": {}}}
         for spec in specs:
             module = load_handler_module(spec)
@@ -112,7 +113,8 @@ class LocalFunctionUrls:
                 message = {**message, "headers": [*message["headers"], *_encoded(cors)]}
             await send(message)
 
-        await call_app(self._streaming_apps[logical_id], event, logical_id, receive, send_with_cors)
+        app = self._streaming_apps[logical_id]
+        await call_app(app, event, logical_id, receive, send_with_cors, self._timeouts[logical_id])
 
     def _preflight(self, request: Request, path: str) -> Response:
         wanted = request.headers.get("access-control-request-method", "")

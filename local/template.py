@@ -56,6 +56,7 @@ class FunctionSpec:
     cors: dict[str, Any]
     invoke_mode: str
     environment: dict[str, Any]
+    timeout_seconds: float = 3.0  # Lambda's own default
 
     @property
     def module_name(self) -> str:
@@ -101,9 +102,17 @@ def url_functions(template: dict[str, Any] | None = None) -> list[FunctionSpec]:
                 cors=url.get("Cors", {}),
                 invoke_mode=url.get("InvokeMode", "BUFFERED"),
                 environment=environment,
+                timeout_seconds=_timeout(properties.get("Timeout", globals_.get("Timeout", 3)), template),
             )
         )
     return specs
+
+
+def _timeout(value: Any, template: dict[str, Any]) -> float:
+    """A function's Timeout: a number, or a !Ref to a parameter (its Default)."""
+    if isinstance(value, dict) and "Ref" in value:
+        value = template.get("Parameters", {}).get(value["Ref"], {}).get("Default", 3)
+    return float(value)
 
 
 def table_properties(template: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,8 +9,10 @@ local runs read the client IP exactly as they will in AWS.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -22,10 +24,11 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ADAPTER_HEADERS = ("x-amzn-request-context", "x-amzn-lambda-context")
-LOCAL_TIMEOUT_SECONDS = 60  # StreamTimeoutSeconds' default
 
 
-def request_from_event(event: dict[str, Any], function_name: str) -> tuple[list[tuple[str, str]], bytes]:
+def request_from_event(
+    event: dict[str, Any], function_name: str, timeout_seconds: float
+) -> tuple[list[tuple[str, str]], bytes]:
     """The headers and body the adapter sends the app for a function URL event."""
     headers = [
         (name.lower(), str(value))
@@ -37,7 +40,7 @@ def request_from_event(event: dict[str, Any], function_name: str) -> tuple[list[
     headers.append(("x-amzn-request-context", json.dumps(event["requestContext"])))
     lambda_context = {
         "request_id": event["requestContext"]["requestId"],
-        "deadline": int((time.time() + LOCAL_TIMEOUT_SECONDS) * 1000),
+        "deadline": int((time.time() + timeout_seconds) * 1000),
         "env_config": {"function_name": function_name},
     }
     headers.append(("x-amzn-lambda-context", json.dumps(lambda_context)))
@@ -46,11 +49,19 @@ def request_from_event(event: dict[str, Any], function_name: str) -> tuple[list[
     return headers, raw
 
 
-async def call_app(
-    app: AsgiApp, event: dict[str, Any], function_name: str, receive: Receive, send: Send
+async def call_app(  # noqa: PLR0917 - the ASGI triple plus what the adapter knows of the function
+    app: AsgiApp,
+    event: dict[str, Any],
+    function_name: str,
+    receive: Receive,
+    send: Send,
+    timeout_seconds: float,
 ) -> None:
-    """Runs one request through the app as the adapter would, keeping the client's disconnect visible."""
-    headers, body = request_from_event(event, function_name)
+    """Runs one request through the app as the adapter would, keeping the client's disconnect visible.
+
+    At the function's timeout the response is cut off, as Lambda cuts a streaming function's.
+    """
+    headers, body = request_from_event(event, function_name, timeout_seconds)
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -74,4 +85,11 @@ async def call_app(
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    await app(scope, replay_then_pass_through, send)
+    try:
+        await asyncio.wait_for(app(scope, replay_then_pass_through, send), timeout_seconds)
+    except TimeoutError:
+        print(
+            f"{function_name}: Task timed out after {timeout_seconds:.2f} seconds",
+            file=sys.stderr,
+            flush=True,
+        )

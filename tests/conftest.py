@@ -60,9 +60,6 @@ def standin() -> Iterator[Any]:
     server.stop()
 
 
-_SERVICE_CACHES = ("dynamodb", "token_budget", "rate_limiter", "sessions", "chat_pipeline")
-
-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fresh moto DynamoDB with the table from template.yaml, and fresh layer singletons."""
@@ -75,11 +72,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, os.environ["TABLE_NAME"])
-        for name in _SERVICE_CACHES:
-            getattr(services, name).cache_clear()
+        services.reset()
         yield client
-        for name in _SERVICE_CACHES:
-            getattr(services, name).cache_clear()
+        services.reset()
 
 
 @pytest.fixture(scope="session")

@@ -2,33 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Imported here so the anthropic SDK (most of this function's cold start) loads in the
 # init phase, which SnapStart snapshots, not on the first request.
-import claude_chat.chat_turn  # noqa: F401
-from claude_chat import services, snapstart
-from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
-from claude_chat.models import ChatReply, ChatRequest, SessionChatReply
+import claude_chat.claude_client  # noqa: F401
+from claude_chat import snapstart
+from claude_chat.caller import caller_of
+from claude_chat.chat_turn import TurnRequest, run_turn
+from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
+from claude_chat.models import ChatReply, SessionChatReply
 from claude_chat.tracing import tracer
 
 logger = Logger()
 snapstart.prepare()
-app = FunctionUrlApi(rate_limiter=services.rate_limiter)
+app = FunctionUrlApi(turn_routes=("/api/chat", "/api/chat/history"))
 _ERRORS = (400, 413, 422, 429, 502, 503, 504)
+
+
+def _turn_request(with_history: bool) -> TurnRequest:
+    event = app.current_event
+    return TurnRequest(
+        caller=caller_of(event.raw_event),
+        body=event.get("body"),
+        is_base64=bool(event.is_base64_encoded),
+        with_history=with_history,
+        deadline=app.deadline,
+    )
 
 
 @app.post(
     "/api/chat", summary="One stateless turn", responses=openapi_responses(ChatReply, *_ERRORS, limited=True)
 )
-def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
-    outcome = services.chat_pipeline().run(request.message, admission=app.context.get("admission"))
-    return ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
+def chat() -> Response[dict[str, Any]]:
+    turn, outcome = run_turn(_turn_request(with_history=False))
+    reply = ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=reply.model_dump(),
+        headers=turn.headers,
+    )
 
 
 @app.post(
@@ -36,17 +54,14 @@ def chat(request: Annotated[ChatRequest, Body()]) -> ChatReply:
     summary="One turn of the caller's session",
     responses=openapi_responses(SessionChatReply, *_ERRORS, session=True, limited=True),
 )
-def chat_with_history(request: Annotated[ChatRequest, Body()]) -> Response[SessionChatReply]:
-    pipeline = services.chat_pipeline()
-    session = pipeline.open_session(session_token(app.current_event.raw_event))
-    outcome = pipeline.run(request.message, session, admission=app.context.get("admission"))
+def chat_with_history() -> Response[SessionChatReply]:
+    turn, outcome = run_turn(_turn_request(with_history=True))
+    assert turn.session is not None  # a turn with history always has its session
+    token = turn.session.token_string
     reply = SessionChatReply(
-        reply=outcome.reply.text,
-        usage=outcome.reply.usage,
-        turns=outcome.turns or 0,
-        session=session.token_string,
+        reply=outcome.reply.text, usage=outcome.reply.usage, turns=outcome.turns or 0, session=token
     )
-    return session_response(reply.model_dump(), session.token_string)
+    return session_response(reply.model_dump(), token, turn.headers)
 
 
 @logger.inject_lambda_context(clear_state=True)

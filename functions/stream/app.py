@@ -1,27 +1,46 @@
-"""StreamFunction: POST /api/chat/stream and POST /api/chat/history/stream as Server-Sent Events.
+"""StreamFunction: the streamed turn routes as Server-Sent Events, and the stop request.
 
 Lambda's managed Python runtime cannot stream a response, so this function
 runs a small ASGI app under uvicorn behind the Lambda Web Adapter
 (response_stream mode). This module is only the transport: the turn itself
-(budget, session, Claude, saving) lives in claude_chat.streaming.
+(budget, session, Claude, saving) is claude_chat.chat_turn, its events
+claude_chat.streaming.
+
+Routes:
+    POST /api/chat/stream           a stateless turn, streamed
+    POST /api/chat/history/stream   a turn of the caller's session, streamed
+    POST /api/chat/stop             {"turn": "<X-Turn-Id>"}: stop that reply (free, no budget)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from claude_chat.errors import ApiError, InternalError, MethodNotAllowed, NotFound
+from claude_chat import services
+from claude_chat.caller import Caller
+from claude_chat.chat_turn import Turn, TurnRequest, begin_turn
+from claude_chat.deadline import Deadline
+from claude_chat.errors import (
+    ApiError,
+    InternalError,
+    InvalidJson,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+)
 from claude_chat.http_api import client_ip_of, session_token_of
-from claude_chat.streaming import ChatStream, StreamRequest, start_chat_stream
+from claude_chat.settings import get_settings
+from claude_chat.stop_requests import is_turn_id
+from claude_chat.streaming import events, stream_headers
 
 logger = Logger()
 
@@ -30,22 +49,26 @@ logger = Logger()
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
 
+# Each turn holds a thread while it streams (the SDK is synchronous). In AWS one turn runs per
+# execution environment; `make dev` runs every stream in this one process, and none may queue.
+_turn_threads = ThreadPoolExecutor(max_workers=256, thread_name_prefix="turn")
+
 
 class ServerSentEvents(StreamingResponse):
     """Sends each event the moment it exists, and stops the turn the moment the client leaves."""
 
-    def __init__(self, stream: ChatStream) -> None:
-        self._stream = stream
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
         # No Content-Length: the body is chunked, event by event.
-        super().__init__(content=iter(()), status_code=200, headers=stream.headers)
+        super().__init__(content=iter(()), status_code=200, headers=stream_headers(turn))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
-        def produce() -> None:  # in a worker thread: the pipeline and the SDK are synchronous
+        def produce() -> None:  # in a worker thread: the turn and the SDK are synchronous
             try:
-                for chunk in self._stream.events():
+                for chunk in events(self._turn):
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -53,9 +76,9 @@ class ServerSentEvents(StreamingResponse):
         async def watch_for_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
-            self._stream.stop()
+            self._turn.stop()
 
-        producer = loop.run_in_executor(None, produce)
+        producer = loop.run_in_executor(_turn_threads, produce)
         watcher = asyncio.create_task(watch_for_disconnect())
         try:
             start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
@@ -64,22 +87,26 @@ class ServerSentEvents(StreamingResponse):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
-            self._stream.stop()
+            self._turn.stop()
         finally:
             watcher.cancel()
-            # Let the turn finish (and save what the user saw) before the invocation may end.
+            # Let the turn end (settled, and what the user saw saved) before the invocation may end.
             await asyncio.shield(producer)
 
 
-def _caller(request: Request) -> tuple[str, dict[str, str]]:
-    headers = {name.lower(): value for name, value in request.headers.items()}
+def _headers(request: Request) -> dict[str, str]:
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def _caller(request: Request, headers: dict[str, str]) -> Caller:
     try:
         source_ip = str(json.loads(headers[REQUEST_CONTEXT_HEADER])["http"]["sourceIp"])
     except (KeyError, TypeError, ValueError):
         # Only a misconfigured deployment gets here; the TCP peer is then the adapter itself.
         logger.warning("no request context from the web adapter")
         source_ip = request.client.host if request.client else "unknown"
-    return client_ip_of(source_ip, headers), headers
+    cookies = [f"{name}={value}" for name, value in request.cookies.items()]
+    return Caller(client_ip_of(source_ip, headers), session_token_of(headers, cookies))
 
 
 def _lambda_context(headers: dict[str, str]) -> dict[str, object]:
@@ -90,36 +117,35 @@ def _lambda_context(headers: dict[str, str]) -> dict[str, object]:
     return context if isinstance(context, dict) else {}
 
 
-def _seconds_left(context: dict[str, object]) -> float | None:
-    try:
-        deadline_ms = float(context["deadline"])  # type: ignore[arg-type]
-    except (KeyError, TypeError, ValueError):
-        return None
-    return deadline_ms / 1000 - time.time()
+def _deadline(context: dict[str, object]) -> Deadline:
+    """Lambda's deadline as the adapter passes it; without one, the configured stream time."""
+    deadline_ms = context.get("deadline")
+    if isinstance(deadline_ms, int | float) and not isinstance(deadline_ms, bool):
+        return Deadline.at_epoch_ms(deadline_ms)
+    return Deadline.after(get_settings().stream_time_limit_seconds)
 
 
 async def _stream_turn(request: Request, with_history: bool) -> Response:
-    client_ip, headers = _caller(request)
+    headers = _headers(request)
     context = _lambda_context(headers)
     # One request at a time per execution environment: each starts with a clean log state.
     logger.clear_state()
     logger.append_keys(function_request_id=context.get("request_id"))
-    cookies = [f"{name}={value}" for name, value in request.cookies.items()]
-    stream_request = StreamRequest(
+    turn_request = TurnRequest(
+        caller=_caller(request, headers),
         body=await request.body(),
-        client_ip=client_ip,
-        session_token=session_token_of(headers, cookies),
         with_history=with_history,
-        seconds_left=_seconds_left(context),
+        deadline=_deadline(context),
+        stoppable=True,
     )
     try:
-        stream = await asyncio.get_running_loop().run_in_executor(None, start_chat_stream, stream_request)
+        turn = await asyncio.get_running_loop().run_in_executor(_turn_threads, begin_turn, turn_request)
     except ApiError as error:
         return _error(error)
     except Exception:
         logger.exception("stream could not start")
         return _error(InternalError())
-    return ServerSentEvents(stream)
+    return ServerSentEvents(turn)
 
 
 async def chat_stream(request: Request) -> Response:
@@ -128,6 +154,24 @@ async def chat_stream(request: Request) -> Response:
 
 async def chat_history_stream(request: Request) -> Response:
     return await _stream_turn(request, with_history=True)
+
+
+async def stop(request: Request) -> Response:
+    """Asks a streaming turn to stop: it learns within about a second (claude_chat.stop_requests)."""
+    try:
+        body = json.loads(await request.body())
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return _error(InvalidJson())
+    turn_id = body.get("turn") if isinstance(body, dict) else None
+    if not is_turn_id(turn_id):
+        return _error(InvalidRequest('The body must be {"turn": "<the X-Turn-Id of the reply to stop>"}.'))
+    try:
+        stops = services.stop_requests()
+        await asyncio.get_running_loop().run_in_executor(_turn_threads, lambda: stops.request(turn_id))
+    except Exception:
+        logger.exception("stop request could not be stored")
+        return _error(InternalError())
+    return JSONResponse({"ok": True})
 
 
 async def ready(_: Request) -> Response:
@@ -152,6 +196,7 @@ async def _method_not_allowed(request: Request, _: Exception) -> Response:
 ROUTES = [
     Route("/api/chat/stream", chat_stream, methods=["POST"]),
     Route("/api/chat/history/stream", chat_history_stream, methods=["POST"]),
+    Route("/api/chat/stop", stop, methods=["POST"]),
 ]
 app = Starlette(
     routes=[*ROUTES, Route("/healthz", ready, methods=["GET"], include_in_schema=False)],

@@ -1,67 +1,186 @@
-"""The turn pipeline (moto + stand-in): streamed turns stop, keep what was seen, and time out cleanly."""
+"""The turn (moto + stand-in): one ending however it ends, stops that cut Claude off at once,
+one deadline, slots that keep concurrent turns apart, and resets that win."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
 import pytest
 
 from claude_chat import services
-from claude_chat.errors import UpstreamTimeout
+from claude_chat.caller import Caller
+from claude_chat.chat_turn import Turn, TurnRequest, begin_turn, run_turn
+from claude_chat.deadline import Deadline
+from claude_chat.errors import UpstreamTimeout, UpstreamUnavailable
+
+KEY = "203.0.113.9"
 
 
 @pytest.fixture
-def pipeline(aws, standin):
-    return services.chat_pipeline()
+def ready(aws: Any, standin: Any) -> Any:
+    httpx.delete(f"{standin.url}/_standin/disconnects")
+    return standin
 
 
-def session_turns(session) -> list:
-    return services.sessions().store.all_turns(services.sessions().open(session.token_string).record)
+def request(
+    message: str,
+    token: str | None = None,
+    *,
+    history: bool = True,
+    seconds: float = 10,
+    stoppable: bool = False,
+    key: str = KEY,
+) -> TurnRequest:
+    return TurnRequest(
+        caller=Caller(key, token),
+        body=f'{{"message": "{message}"}}',
+        with_history=history,
+        deadline=Deadline.after(seconds),
+        stoppable=stoppable,
+    )
 
 
-def test_a_plain_turn_is_a_streamed_turn_read_to_the_end(pipeline) -> None:
-    session = services.sessions().open(None)
-    outcome = pipeline.run("hello", session)
+def saved(token: str) -> list[tuple[str, str]]:
+    session = services.sessions().open(token)
+    return [(t.user, t.assistant) for t in services.sessions().store.all_turns(session.record)]
+
+
+def token_of(turn: Turn) -> str:
+    assert turn.session is not None
+    return turn.session.token_string
+
+
+def used_tokens() -> int:
+    return services.token_budgets().state(KEY).used
+
+
+def test_a_plain_turn_is_a_streamed_turn_read_to_the_end(ready: Any) -> None:
+    turn, outcome = run_turn(request("hello"))
     assert outcome.reply.text == "Stand-in reply to: hello"
     assert outcome.turns == 1
-    assert [t.assistant for t in session_turns(session)] == ["Stand-in reply to: hello"]
+    assert saved(token_of(turn)) == [("hello", "Stand-in reply to: hello")]
 
 
-def test_a_stopped_turn_keeps_the_part_the_user_saw(pipeline) -> None:
-    session = services.sessions().open(None)
-    turn = pipeline.start("x [standin:words=50][standin:delta_delay=0.01]", session)
+def test_a_stopped_turn_keeps_the_part_the_user_saw(ready: Any) -> None:
+    turn = begin_turn(request("x [standin:words=50][standin:delta_delay=0.01]"))
     seen = ""
     for delta in turn.deltas():
         seen += delta
         if len(seen.split()) == 3:
             turn.stop()
     assert turn.stopped
-    [saved] = session_turns(session)
-    assert saved.assistant == seen
-    assert saved.user == "x [standin:words=50][standin:delta_delay=0.01]"
+    assert saved(token_of(turn)) == [("x [standin:words=50][standin:delta_delay=0.01]", seen)]
 
 
-def test_a_turn_stopped_before_any_text_saves_nothing(pipeline) -> None:
-    session = services.sessions().open(None)
-    turn = pipeline.start("hello", session)
+def test_stop_cuts_claude_off_at_once_not_at_the_next_delta(ready: Any) -> None:
+    """8 s between deltas: the stop must end the turn, and the upstream connection, in well under that."""
+    turn = begin_turn(request("x [standin:words=5][standin:delta_delay=8]"))
+    deltas = turn.deltas()
+    first = next(deltas)
+    stopped_at = time.monotonic()
+    threading.Timer(0.2, turn.stop).start()
+    assert list(deltas) == []
+    took = time.monotonic() - stopped_at
+    assert took < 1.5, f"the turn ended {took:.1f} s after the stop"
+    assert saved(token_of(turn)) == [("x [standin:words=5][standin:delta_delay=8]", first)]
+    assert httpx.get(f"{ready.url}/_standin/disconnects").json(), "the stand-in saw no disconnect"
+
+
+def test_a_turn_stopped_before_any_text_saves_nothing(ready: Any) -> None:
+    turn = begin_turn(request("hello"))
     turn.stop()
     assert list(turn.deltas()) == []
-    assert turn.outcome is None
-    assert session_turns(session) == []
+    assert saved(token_of(turn)) == []
 
 
-def test_a_turn_past_its_time_limit_fails_and_saves_nothing(pipeline) -> None:
-    session = services.sessions().open(None)
-    turn = pipeline.start("x [standin:words=30][standin:delta_delay=0.05]", session, time_limit=0.3)
-    with pytest.raises(UpstreamTimeout):
-        for _ in turn.deltas():
-            pass
-    assert session_turns(session) == []
-
-
-def test_an_abandoned_generator_counts_as_a_stop(pipeline) -> None:
-    session = services.sessions().open(None)
-    turn = pipeline.start("one two three four", session)
+def test_an_abandoned_generator_counts_as_a_stop(ready: Any) -> None:
+    turn = begin_turn(request("one two three four"))
     deltas = turn.deltas()
     first = next(deltas)
     deltas.close()
     assert turn.stopped
-    assert [t.assistant for t in session_turns(session)] == [first]
+    assert saved(token_of(turn)) == [("one two three four", first)]
+
+
+def test_a_stop_while_claude_fails_mid_stream_settles_once_and_saves_nothing_twice(ready: Any) -> None:
+    turn = begin_turn(request("x [standin:words=40][standin:fail_after=3][standin:delta_delay=0.05]"))
+    reserved = used_tokens()
+    deltas = turn.deltas()
+    next(deltas)
+    turn.stop()
+    list(deltas)
+    after = used_tokens()
+    assert after < reserved, "the reservation was not settled"
+    turn._reservation.settle(turn._upstream.usage_so_far(1))  # a second settle changes nothing
+    assert used_tokens() == after
+    assert len(saved(token_of(turn))) == 1
+
+
+def test_a_reply_past_the_deadline_ends_as_a_timeout_before_it(ready: Any) -> None:
+    from claude_chat.deadline import ENDING_SECONDS
+
+    seconds = ENDING_SECONDS + 1.0
+    started = time.monotonic()
+    turn = begin_turn(request("x [standin:words=30][standin:delta_delay=5]", seconds=seconds))
+    with pytest.raises(UpstreamTimeout):
+        list(turn.deltas())
+    assert time.monotonic() - started < seconds - ENDING_SECONDS + 0.8
+    assert saved(token_of(turn)) == []
+    assert used_tokens() > 0, "the turn's input was not charged"
+
+
+def test_retries_only_while_they_fit_before_the_deadline(ready: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 429 with retry-after 30 s cannot be retried in a 10 s invocation: the 503 comes at once;
+    a 529 without one is retried, with a short backoff, as often as the settings say."""
+    monkeypatch.setenv("CLAUDE_MAX_RETRIES", "2")
+    from claude_chat.settings import get_settings
+
+    get_settings.cache_clear()
+    services.reset()
+    try:
+        httpx.delete(f"{ready.url}/_standin/requests")
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable):
+            begin_turn(request("x [standin:status=429][standin:retry_after=30]", seconds=10))
+        assert time.monotonic() - started < 1.0
+        assert len(httpx.get(f"{ready.url}/_standin/requests").json()) == 1
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable):
+            begin_turn(request("y [standin:status=529]", seconds=10))
+        assert time.monotonic() - started < 3.0
+        assert len(httpx.get(f"{ready.url}/_standin/requests").json()) == 1 + 3
+    finally:
+        get_settings.cache_clear()
+        services.reset()
+
+
+def test_concurrent_turns_of_one_session_are_all_saved_in_the_order_they_were_sent(ready: Any) -> None:
+    first, _ = run_turn(request("zero"))
+    token = token_of(first)
+    # Each from its own address: the request budget (5 in tests) is not what this is about.
+    turns = [begin_turn(request(f"message {n}", token, key=f"198.51.100.{n}")) for n in range(20)]
+
+    def finish(turn: Turn) -> None:
+        for _ in turn.deltas():
+            pass
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(finish, reversed(turns)))  # later turns finish first
+    assert [user for user, _ in saved(token)] == ["zero", *(f"message {n}" for n in range(20))]
+    assert sorted(t.outcome.turns for t in turns if t.outcome) == list(range(2, 22))
+
+
+def test_a_reset_wins_over_a_first_turn_in_flight(ready: Any) -> None:
+    turn = begin_turn(request("x [standin:words=6][standin:delta_delay=0.05]"))
+    deltas = turn.deltas()
+    next(deltas)
+    session = services.sessions().open(token_of(turn))
+    services.sessions().store.reset(session.record)
+    list(deltas)
+    assert saved(token_of(turn)) == []
+    assert turn.outcome is not None
+    assert turn.outcome.turns == 0

@@ -94,7 +94,7 @@ def test_stream_event_through_the_web_adapter_to_the_app(name, events, aws, stan
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(call_app(app, events[name], "StreamFunction", receive, send))
+    asyncio.run(call_app(app, events[name], "StreamFunction", receive, send, 60))
     start = sent[0]
     headers = {k.decode(): v.decode() for k, v in start["headers"]}
     assert start["status"] == 200

@@ -1,239 +1,251 @@
-"""One chat turn, plain or streamed, through a single pipeline.
+"""One chat turn, plain or streamed, from the moment it is asked for to its one ending.
 
-history -> Claude -> save. Every turn streams from Claude; a plain turn just
-reads the stream to the end, a streamed one forwards each delta as it comes,
-so both share every step below. The turn is saved only once Claude has
-answered, in one atomic write, so a failed turn leaves the history exactly as
-it was. A turn whose client went away stops reading from Claude and keeps
-the part of the reply the user already saw.
+`begin_turn` is the only way a turn starts, whatever the transport: it draws
+a request from the caller's budget, reads the body, takes the turn's slot in
+the caller's session (with the history to send), reserves what the turn can
+cost from the token budgets, and has Claude accept the request. Everything
+that can refuse the turn happens there, before any reply byte, so refusals
+are ordinary JSON errors. The rate limit and the session run side by side
+(one DynamoDB round trip), then the reservation (one more).
 
-Every turn that reached Claude is accounted for once, however it ends: its
-tokens go to the metrics and to the caller's daily token budget, since Claude
-bills them whether or not the reply was complete.
+`Turn.deltas()` then forwards Claude's reply. A plain turn reads it to the
+end (`run_turn`); a streamed one forwards each delta as it comes. However the
+turn ends, it ends once, in `_end`: completed (saved and settled), stopped by
+its client (the part sent so far saved, and settled), or failed (settled,
+nothing saved: the history stays exactly as it was). A watcher thread ends a
+turn that would outlive the invocation's deadline, and, for streamed turns,
+looks for a stop request (claude_chat.stop_requests); both cut Claude's
+connection at once rather than at the next delta.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Logger
 
+from claude_chat import services
+from claude_chat.caller import Caller
 from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
-from claude_chat.conversation_store import Turn
-from claude_chat.errors import ApiError, InternalError, UpstreamTimeout
+from claude_chat.conversation_store import Turn as SavedTurn
+from claude_chat.deadline import Deadline
+from claude_chat.errors import ApiError, InternalError, NotConfigured, RateLimited, UpstreamTimeout
+from claude_chat.http_api import read_chat_request
 from claude_chat.models import Usage
 from claude_chat.observability import record_turn, record_upstream_error
-from claude_chat.sessions import OpenSession, Sessions
-from claude_chat.token_budget import TokenBudget, billed_tokens
-
-if TYPE_CHECKING:
-    from claude_chat.rate_limiter import Admission
+from claude_chat.rate_limiter import RateLimitDecision
+from claude_chat.sessions import TurnSession
+from claude_chat.settings import get_settings
+from claude_chat.stop_requests import new_turn_id
+from claude_chat.token_budget import Reservation
 
 logger = Logger(child=True)
+
+# How often a streamed turn looks for a stop request: "within about a second".
+STOP_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    caller: Caller
+    body: str | bytes | None
+    with_history: bool
+    deadline: Deadline
+    is_base64: bool = False
+    stoppable: bool = False  # look for stop requests (streamed turns)
 
 
 @dataclass(frozen=True, slots=True)
 class TurnOutcome:
     reply: ClaudeReply
-    session: OpenSession | None = None
-    turns: int | None = None
+    turns: int | None = None  # the session's saved turns after this one; None for a stateless turn
 
 
-def turns_to_send(completed: int, max_turns: int) -> int:
-    """How many of the newest whole turns go to Claude with the next message.
+@dataclass
+class Turn:
+    """A turn Claude has accepted: iterate `deltas()` once, then read `outcome`."""
 
-    A window that slid by one turn every turn would change the prompt's
-    start every time, and the prompt cache would never hit once a chat is
-    long. Here the window's start moves in steps of half a window, so the
-    conversation prefix stays the same (and is read from the cache) for
-    several turns in a row, while never exceeding `max_turns`.
-    """
-    if completed <= max_turns:
-        return completed
-    if max_turns <= 0:
-        return 0
-    step = (max_turns + 1) // 2
-    start = math.ceil((completed - max_turns) / step) * step
-    return completed - start
-
-
-class StreamedTurn:
-    """A turn whose reply is on its way: iterate `deltas()`, then read `outcome`."""
-
-    def __init__(
-        self,
-        pipeline: ChatPipeline,
-        message: str,
-        session: OpenSession | None,
-        upstream: ClaudeStream,
-        *,
-        time_limit: float,
-        admission: Admission | None,
-        started: float,
-    ) -> None:
-        self._pipeline = pipeline
-        self._message = message
-        self.session = session
-        self._upstream = upstream
-        self._deadline = time.monotonic() + time_limit
-        self._stop = threading.Event()
-        self.admission = admission
-        self.started = started
-        self.outcome: TurnOutcome | None = None
+    id: str
+    headers: dict[str, str]
+    session: TurnSession | None
+    message: str
+    _claude: ClaudeClient
+    _upstream: ClaudeStream
+    _reservation: Reservation
+    _deadline: Deadline
+    _stoppable: bool
+    _started: float
+    outcome: TurnOutcome | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _ended: threading.Event = field(default_factory=threading.Event)
+    _timed_out: bool = False
 
     def stop(self) -> None:
-        """The client went away: stop reading from Claude at the next delta. Safe from any thread."""
+        """The client is gone or said stop: cut Claude's reply now, keep what was sent. Any thread."""
         self._stop.set()
+        self._upstream.interrupt()
 
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
 
     def deltas(self) -> Iterator[str]:
-        """Text deltas as Claude sends them; the turn is saved when they end.
+        """Claude's text deltas as they come; the turn ends when they do.
 
-        Raises an ApiError if Claude fails or is too slow; then nothing is saved.
+        Raises an ApiError if Claude fails or the deadline comes first; then nothing is saved.
         """
-        seen: list[str] = []
+        sent: list[str] = []
+        reply: ClaudeReply | None = None
+        failure: ApiError | None = None
+        self._watch()
         try:
             for delta in self._upstream.text():
                 if self._stop.is_set():
                     break
-                if time.monotonic() > self._deadline:
+                if self._deadline.until_cutoff() <= 0:
+                    self._timed_out = True
                     raise UpstreamTimeout()
-                seen.append(delta)
+                sent.append(delta)
                 yield delta
-        except GeneratorExit:
-            self._stop.set()
-            raise
-        except ApiError as error:
-            _settle(self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error))
-            raise
-        finally:
-            self._upstream.close()
-            if self._stop.is_set():
-                self._keep_what_was_seen("".join(seen), len(seen))
-        if not self._stop.is_set():
-            try:
+            if not self._stop.is_set():
                 reply = self._upstream.final()
-            except ApiError as error:
-                _settle(self._pipeline.account(self, self._upstream.usage_so_far(len(seen)), failure=error))
-                raise
-            charged = self._pipeline.account(self, reply.usage)  # runs beside the save: one round trip
-            self.outcome = self._pipeline.save(self.session, self._message, reply)
-            _settle(charged)
-
-    def _keep_what_was_seen(self, partial: str, deltas: int) -> None:
-        usage = self._upstream.usage_so_far(deltas)
-        charged = self._pipeline.account(self, usage)
-        # An empty reply would make the next request invalid (Claude refuses empty turns).
-        if partial.strip():
-            self.outcome = self._pipeline.save(
-                self.session, self._message, ClaudeReply(partial, "client_left", usage)
-            )
-        _settle(charged)
-        logger.info("client left mid-stream", extra={"kept_partial_reply": bool(partial.strip())})
-
-
-def _settle(charge: Future[int] | None) -> None:
-    """Waits for a budget charge: it must land before the invocation ends (and Lambda freezes)."""
-    if charge is not None:
-        charge.result()
-
-
-class ChatPipeline:
-    def __init__(
-        self,
-        claude: ClaudeClient,
-        sessions: Sessions,
-        history_max_turns: int,
-        time_limit: float,
-        token_budget: TokenBudget | None = None,
-    ) -> None:
-        self._claude = claude
-        self._sessions = sessions
-        self._history_max_turns = history_max_turns
-        self._time_limit = time_limit
-        self._token_budget = token_budget
-        self._charges = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-charge")
-
-    def open_session(self, presented: str | None) -> OpenSession:
-        """The caller's session with the newest turns a turn may send: one DynamoDB round trip."""
-        return self._sessions.open(presented, history_turns=self._history_max_turns)
-
-    def start(
-        self,
-        message: str,
-        session: OpenSession | None = None,
-        time_limit: float | None = None,
-        admission: Admission | None = None,
-    ) -> StreamedTurn:
-        """Sends the turn to Claude; raises an ApiError, before any reply byte, if Claude refuses it.
-
-        `admission` is the caller's budget check, started when the request arrived: it must pass
-        before Claude is called (by now it has usually finished), and the turn's tokens are
-        charged to its client's daily budget.
-        """
-        started = time.perf_counter()
-        history = self._history(session)
-        if admission is not None:
-            admission.wait()
-        try:
-            upstream = self._claude.open_stream(history, message, conversation=session is not None)
-        except ApiError as error:
-            record_upstream_error(error.code)
+        except GeneratorExit:
+            self._stop.set()  # the transport stopped reading: its client left
             raise
-        return StreamedTurn(
-            self,
-            message,
-            session,
-            upstream,
-            time_limit=time_limit or self._time_limit,
-            admission=admission,
-            started=started,
-        )
+        except ApiError as error:
+            failure = error
+        except Exception:
+            logger.exception("the reply failed")
+            failure = InternalError()
+        finally:
+            self._ended.set()
+            self._upstream.close()
+            failure = self._end(sent, reply, failure)
+        if failure is not None:
+            raise failure
 
-    def account(
-        self, turn: StreamedTurn, usage: Usage, failure: ApiError | None = None
-    ) -> Future[int] | None:
-        """Metrics, and the charge to the caller's token budget (under way when this returns),
-        for a turn that reached Claude, however it ended."""
-        seconds = None if failure else time.perf_counter() - turn.started
-        record_turn(self._claude.model, usage, seconds)
+    def _end(self, sent: list[str], reply: ClaudeReply | None, failure: ApiError | None) -> ApiError | None:
+        """The turn's one ending: metrics, settlement, and the save it deserves. Returns what to raise."""
+        if reply is None and self._stop.is_set():
+            failure = None  # a failure we caused by cutting the stream is no failure
+        elif self._timed_out:
+            failure = UpstreamTimeout()
+        usage = reply.usage if reply is not None else self._upstream.usage_so_far(len(sent))
+        record_turn(self._claude.model, usage, None if failure else time.perf_counter() - self._started)
         if failure is not None:
             record_upstream_error(failure.code)
-        if self._token_budget is None or turn.admission is None:
-            return None
-        return self._charges.submit(self._token_budget.charge, turn.admission.client_ip, billed_tokens(usage))
+        settled = services.pool().submit(self._reservation.settle, usage)
+        try:
+            if reply is not None:
+                self.outcome = self._save(reply)
+            elif failure is None:
+                partial = "".join(sent)
+                # An empty reply would make the next request invalid (Claude refuses empty turns).
+                saved = self._save(ClaudeReply(partial, "stopped", usage)) if partial.strip() else None
+                unsaved = self.session.slot.turns_before if self.session is not None else None
+                self.outcome = saved or TurnOutcome(ClaudeReply(partial, "stopped", usage), unsaved)
+                logger.info("reply stopped by its client", extra={"kept_partial_reply": saved is not None})
+        finally:
+            settled.result()  # must land before the invocation ends (and Lambda freezes)
+        return failure
 
-    def run(
-        self,
-        message: str,
-        session: OpenSession | None = None,
-        admission: Admission | None = None,
-    ) -> TurnOutcome:
-        """A plain turn: the same streamed turn, read to the end."""
-        turn = self.start(message, session, admission=admission)
-        for _ in turn.deltas():
-            pass
-        if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one
-            raise InternalError()
-        return turn.outcome
-
-    def save(self, session: OpenSession | None, message: str, reply: ClaudeReply) -> TurnOutcome:
-        if session is None:
+    def _save(self, reply: ClaudeReply) -> TurnOutcome:
+        if self.session is None:
             return TurnOutcome(reply)
-        turns = self._sessions.store.append_turn(session.record, Turn(message, reply.text))
-        return TurnOutcome(reply, session, turns)
+        turns = services.sessions().store.save_turn(self.session.slot, SavedTurn(self.message, reply.text))
+        return TurnOutcome(reply, turns)
 
-    def _history(self, session: OpenSession | None) -> list[Turn]:
-        if session is None:
-            return []
-        keep = turns_to_send(session.record.turns, self._history_max_turns)
-        return self._sessions.store.recent_turns(session.record, keep)
+    def _watch(self) -> None:
+        """Ends the turn at the deadline's cutoff, and on a stop request, without waiting for a delta."""
+
+        def watch() -> None:
+            stop_requests = services.stop_requests() if self._stoppable else None
+            while True:
+                left = self._deadline.until_cutoff()
+                if left <= 0:
+                    self._timed_out = True
+                    self._upstream.interrupt()
+                    return
+                wait = min(left, STOP_POLL_SECONDS) if stop_requests else left
+                if self._ended.wait(wait):
+                    return
+                try:
+                    if stop_requests is not None and stop_requests.requested(self.id):
+                        self.stop()
+                        return
+                except Exception:  # a failed look is retried at the next poll; the reply goes on
+                    logger.warning("could not look for a stop request", exc_info=True)
+
+        threading.Thread(target=watch, name="turn-watch", daemon=True).start()
+
+
+def begin_turn(request: TurnRequest) -> Turn:
+    """Starts a turn, or raises the ApiError that refuses it (with the rate-limit headers)."""
+    settings = get_settings()
+    started = time.perf_counter()
+    caller = request.caller
+    decision = services.pool().submit(services.rate_limiter().consume, caller.client_key)
+    try:
+        chat = read_chat_request(request.body, is_base64=request.is_base64)
+        claude = services.claude()
+        session = (
+            services.sessions().open_for_turn(caller.session_token, settings.history_max_turns)
+            if request.with_history
+            else None
+        )
+        headers = decision.result().check()
+        history = session.slot.history if session is not None else ()
+        claude_request = claude.build_request(history, chat.message, conversation=session is not None)
+        reservation = services.token_budgets().reserve(caller.client_key, claude.most_tokens(claude_request))
+        try:
+            upstream = claude.open_stream(claude_request, request.deadline)
+        except BaseException as error:
+            reservation.settle(Usage())  # Claude bills nothing for a request it refused
+            if isinstance(error, ApiError):
+                record_upstream_error(error.code)
+            if isinstance(error, NotConfigured) and error.key_rejected:
+                services.forget_claude()
+            raise
+    except ApiError as error:
+        answer = _with_rate_limit(error, decision)
+        if answer is error:
+            raise
+        raise answer from error
+    return Turn(
+        id=new_turn_id(),
+        headers=headers,
+        session=session,
+        message=chat.message,
+        _claude=claude,
+        _upstream=upstream,
+        _reservation=reservation,
+        _deadline=request.deadline,
+        _stoppable=request.stoppable,
+        _started=started,
+    )
+
+
+def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:
+    """A plain turn: the same turn, read to the end."""
+    turn = begin_turn(request)
+    for _ in turn.deltas():
+        pass
+    if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one
+        raise InternalError()
+    return turn, turn.outcome
+
+
+def _with_rate_limit(error: ApiError, decision: Future[RateLimitDecision]) -> ApiError:
+    """The error a refused turn answers: a spent request budget comes first; all carry the headers."""
+    limit = decision.result()
+    if not limit.allowed and not isinstance(error, RateLimited):
+        try:
+            limit.check()
+        except RateLimited as refused:
+            return refused
+    error.headers = {**limit.headers(), **error.headers}
+    return error

@@ -1,12 +1,21 @@
-"""Claude through the anthropic SDK: request building, prompt caching, error mapping.
+"""Claude through the anthropic SDK: request building, prompt caching, retries, error mapping.
 
 Only this module knows the Messages API. It turns a history and a new message
 into a request, and every SDK failure into one of the contract's upstream
 errors, so handlers never see an SDK type.
+
+Retries are ours, not the SDK's: the SDK would retry with its own timeout and
+backoff whatever time the invocation has left, so a 30 s function could start
+a third 25 s attempt and be killed mid-call. Here each attempt, and each wait
+between attempts, fits before the invocation's deadline (claude_chat.deadline).
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
+import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +26,8 @@ import httpx2
 from aws_lambda_powertools import Logger
 
 from claude_chat.conversation_store import Turn
-from claude_chat.errors import ApiError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from claude_chat.deadline import Deadline
+from claude_chat.errors import ApiError, NotConfigured, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from claude_chat.models import Usage
 from claude_chat.settings import Settings
 
@@ -25,6 +35,13 @@ logger = Logger(child=True)
 
 _DEFAULT_RETRY_AFTER_SECONDS = 5
 _CACHE_BREAKPOINT = {"type": "ephemeral"}
+# An attempt with less time than this before the deadline would only time out.
+_SHORTEST_ATTEMPT_SECONDS = 1.0
+_RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+# Token bound: every token of Claude's tokenizer covers at least one byte of UTF-8 text;
+# each message and the request itself add a few tokens of framing.
+_FRAMING_TOKENS_PER_MESSAGE = 8
+_FRAMING_TOKENS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +55,12 @@ class ClaudeClient:
     def __init__(self, settings: Settings, api_key: str | None) -> None:
         self._settings = settings
         self.model = settings.claude_model
+        self.api_key = api_key
         self._sdk = anthropic.Anthropic(
             api_key=api_key,
             base_url=settings.anthropic_base_url,
             timeout=settings.claude_timeout_seconds,
-            max_retries=settings.claude_max_retries,
+            max_retries=0,  # see the module docstring: retries fit the deadline
         )
 
     def build_request(self, history: Sequence[Turn], message: str, *, conversation: bool) -> dict[str, Any]:
@@ -73,12 +91,44 @@ class ClaudeClient:
             ]
         return request
 
-    def open_stream(self, history: Sequence[Turn], message: str, *, conversation: bool) -> ClaudeStream:
-        """Sends the request and waits for Claude to accept it, so a refusal is known before any byte."""
-        request = self.build_request(history, message, conversation=conversation)
-        manager = self._sdk.messages.stream(**request)
-        with _upstream_errors():
-            return ClaudeStream(manager, manager.__enter__())
+    def most_tokens(self, request: dict[str, Any]) -> int:
+        """The most a request can cost: an upper bound of its input, plus `max_tokens` of output.
+
+        Known before Claude is called, so a turn can reserve it from the budgets
+        (claude_chat.token_budget) and parallel turns cannot overspend them.
+        """
+        texts = [block["text"] for block in request.get("system", [])]
+        for message in request["messages"]:
+            content = message["content"]
+            texts.extend([content] if isinstance(content, str) else [block["text"] for block in content])
+        text_bytes = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+        framing = _FRAMING_TOKENS + _FRAMING_TOKENS_PER_MESSAGE * (len(request["messages"]) + 1)
+        return text_bytes + framing + int(request["max_tokens"])
+
+    def open_stream(self, request: dict[str, Any], deadline: Deadline) -> ClaudeStream:
+        """Sends the request and waits for Claude to accept it, so a refusal is known before any byte.
+
+        Retries what Claude says is worth retrying (overload, rate limits, 5xx, a lost
+        connection) while another attempt still fits before the deadline.
+        """
+        attempt = 0
+        while True:
+            budget = min(self._settings.claude_timeout_seconds, deadline.until_cutoff())
+            if budget < _SHORTEST_ATTEMPT_SECONDS / 2:
+                raise UpstreamTimeout()
+            manager = self._sdk.messages.stream(**request, timeout=budget)
+            try:
+                with _upstream_errors():
+                    return ClaudeStream(manager, manager.__enter__())
+            except ApiError as error:
+                wait = _retry_wait(error, attempt)
+                if wait is None or attempt >= self._settings.claude_max_retries:
+                    raise
+                if wait + _SHORTEST_ATTEMPT_SECONDS > deadline.until_cutoff():
+                    raise
+                logger.info("retrying Claude", extra={"attempt": attempt + 1, "wait_seconds": round(wait, 2)})
+                time.sleep(wait)
+                attempt += 1
 
 
 class ClaudeStream:
@@ -110,7 +160,19 @@ class ClaudeStream:
 
     def close(self) -> None:
         """Closes the HTTP stream to Claude: nothing more is generated, or billed, for this reply."""
-        self._manager.__exit__(None, None, None)
+        with contextlib.suppress(Exception):  # an interrupted stream may fail to close cleanly: it is gone
+            self._manager.__exit__(None, None, None)
+
+    def interrupt(self) -> None:
+        """Cuts the connection now, from any thread, waking a read that waits for the next delta.
+
+        Closing the stream alone would not: a blocked read only notices at the next
+        byte, which can be seconds away. Shutting the socket down ends it at once, so
+        Claude stops generating (and billing) this reply.
+        """
+        with contextlib.suppress(Exception):
+            network = self._stream.response.extensions["network_stream"]
+            network.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
 @contextmanager
@@ -139,6 +201,9 @@ def upstream_error(error: anthropic.AnthropicError) -> ApiError:
                 "upstream_request_id": error.request_id,
             },
         )
+        if error.status_code in (401, 403):
+            # The operator's key is wrong or revoked: their problem, not the user's.
+            return NotConfigured(key_rejected=True)
         # A mid-stream error arrives on a 200 response: its type says what happened.
         if error.status_code in (429, 503, 529) or error.type in ("rate_limit_error", "overloaded_error"):
             return UpstreamUnavailable(_retry_after(error))
@@ -147,6 +212,23 @@ def upstream_error(error: anthropic.AnthropicError) -> ApiError:
         return UpstreamError()
     logger.warning("Claude could not be reached", extra={"upstream_error": type(error).__name__})
     return UpstreamError()
+
+
+def _retry_wait(error: ApiError, attempt: int) -> float | None:
+    """Seconds to wait before retrying a refused call, or None when a retry cannot help."""
+    cause = error.__cause__
+    if isinstance(cause, anthropic.APIStatusError):
+        if cause.status_code not in _RETRYABLE_STATUSES:
+            return None
+        header = cause.response.headers.get("retry-after")
+        if header is not None:
+            try:
+                return max(0.0, float(header))
+            except ValueError:
+                pass
+    elif not isinstance(cause, anthropic.APIConnectionError | httpx2.TransportError):
+        return None
+    return min(8.0, 0.5 * 2.0**attempt) * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not crypto
 
 
 def _retry_after(error: anthropic.APIStatusError) -> float:

@@ -1,23 +1,28 @@
-"""Session histories in DynamoDB, one item per completed turn.
+"""Session histories in DynamoDB, one item per turn.
 
 Layout (table keys `pk`, `sk`; TTL attribute `expires_at`):
 
-    pk = S#<session id>   sk = ~META                      turns, gen, expires_at (sliding)
-    pk = S#<session id>   sk = T#<gen:010>#<turn:010>     user, assistant, expires_at (absolute)
+    pk = S#<session id>   sk = ~META                      gen, next, turns, expires_at (sliding)
+    pk = S#<session id>   sk = T#<gen:010>#<slot:010>     user, assistant, expires_at (absolute)
 
 Why this shape:
 - `~META` sorts after every turn key and the numbers are zero-padded, so one
-  descending Query reads META and the newest turns together: opening a session
-  with the history a turn needs is a single round trip.
-- A turn writes one small item plus the META counter, whatever the length of
-  the conversation, and no item ever grows, so the 400 KB item limit cannot be
-  reached by talking longer.
-- The turn item and the META update go in one transaction, conditional on the
-  turn count read before: a failed turn writes nothing, and two concurrent
-  turns cannot take the same slot. The loser re-reads the count and retries,
-  so no message is lost.
-- A reset bumps `gen`, so the old turns drop out of every query at once; they
-  are then deleted in the background of the same request.
+  descending Query reads META and the newest turns together.
+- A turn takes its slot when it starts (`take_slot`: one atomic ADD on META's
+  `next`), so concurrent turns never compete for a place and never retry
+  against each other, and the history reads in the order the turns were sent,
+  whichever finished first. A turn that fails leaves its slot empty: slot
+  numbers may have gaps, and `turns` counts the saved ones.
+- Saving is two single-item writes sent together (one round trip): the turn
+  item, whose key no other turn holds, and META's `turns` count, conditional
+  on the generation the slot was taken in. Neither can conflict with another
+  turn's writes. No item ever grows, so talking longer never nears the 400 KB
+  item limit.
+- A reset bumps `gen` (creating META if the session has none yet), so every
+  query of the new generation stops seeing the old turns at once, and every
+  turn still in flight, a session's very first included, fails its save
+  condition and deletes what it wrote. The reset deletes the old generation's
+  items before it answers.
 - Turn items expire at the session's absolute deadline (issue time + max age),
   which is never before the sliding expiry of META, so an active session never
   loses old turns to TTL; META's own `expires_at` is the sliding idle timeout.
@@ -25,10 +30,11 @@ Why this shape:
 
 from __future__ import annotations
 
+import contextlib
 import math
-import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +44,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _META = "~META"  # sorts after every "T#..." key: see the module docstring
-_MAX_APPEND_ATTEMPTS = 8
 _BATCH_DELETE_SIZE = 25
 _TTL_GRACE_SECONDS = 24 * 3600
 
@@ -51,7 +56,7 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """What META says of a session; `stored` is False for a session with no completed turn yet."""
+    """What META says of a session; `stored` is False for a session with no META yet."""
 
     session_id: str
     issued_at: int
@@ -59,107 +64,175 @@ class SessionRecord:
     turns: int = 0
     expires_at: int | None = None
     stored: bool = False
-    newest: tuple[Turn, ...] = ()  # the newest turns, read with META when asked for; oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A turn's place in its conversation, taken when the turn starts.
+
+    `history` holds the turns to send with it (the newest before it, oldest first).
+    """
+
+    session_id: str
+    issued_at: int
+    generation: int
+    number: int
+    turns_before: int
+    history: tuple[Turn, ...] = ()
 
 
 class ConversationStore:
     def __init__(
-        self, client: DynamoDBClient, table_name: str, ttl_seconds: int, max_age_seconds: int
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        ttl_seconds: int,
+        max_age_seconds: int,
+        pool: Executor,
     ) -> None:
         self._db = client
         self._table = table_name
         self._ttl = ttl_seconds
         self._max_age = max_age_seconds
+        self._pool = pool
 
-    def load(self, session_id: str, issued_at: int, newest_turns: int = 0) -> SessionRecord:
-        """META, and up to `newest_turns` of the newest turns with it, in one consistent Query."""
+    def load(self, session_id: str, issued_at: int) -> SessionRecord:
+        """META, read consistently (the first item of a descending Query)."""
         items = self._db.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": _pk(session_id)}},
             ScanIndexForward=False,
-            Limit=1 + max(0, newest_turns),
+            Limit=1,
             ConsistentRead=True,
         )["Items"]
         if not items or items[0]["sk"]["S"] != _META:
             return SessionRecord(session_id, issued_at)
         meta = items[0]
-        generation = int(meta["gen"]["N"])
-        prefix = _turn_prefix(generation)
-        # Turns of an older generation (a reset whose deletes were cut short) are not this conversation's.
-        newest = [_turn(item) for item in items[1:] if item["sk"]["S"].startswith(prefix)]
         return SessionRecord(
             session_id,
             issued_at,
-            generation=generation,
-            turns=int(meta["turns"]["N"]),
+            generation=int(meta["gen"]["N"]),
+            turns=int(meta.get("turns", {"N": "0"})["N"]),
             expires_at=int(meta["expires_at"]["N"]),
             stored=True,
-            newest=tuple(reversed(newest)),
         )
 
     def is_alive(self, record: SessionRecord, now: float) -> bool:
-        """Sliding expiry: META's deadline, or for a session with no turn yet, its issue time."""
+        """Sliding expiry: META's deadline, or for a session with no META yet, its issue time."""
         if record.expires_at is not None:
             return now < record.expires_at
         return now < record.issued_at + self._ttl
 
-    def recent_turns(self, record: SessionRecord, limit: int) -> list[Turn]:
-        """The newest `limit` turns: those read with META when there are enough, else one Query."""
-        if not record.stored or limit <= 0:
-            return []
-        if limit <= len(record.newest):
-            return list(record.newest[len(record.newest) - limit :])
-        items = self._db.query(**self._generation_query(record), ScanIndexForward=False, Limit=limit)["Items"]
-        return [_turn(item) for item in reversed(items)]
+    def take_slot(
+        self, session_id: str, issued_at: int, max_history_turns: int, now: float | None = None
+    ) -> Slot | None:
+        """The next slot of a live session, with the history to send: one round trip.
+
+        The slot (an atomic ADD on META, which also slides the idle expiry) and the
+        Query of the newest turns run side by side. None when the session has expired.
+        """
+        now = time.time() if now is None else now
+        newest = self._pool.submit(self._newest_items, session_id, max_history_turns)
+        condition = "expires_at > :now"
+        if now < issued_at + self._ttl:
+            condition = "attribute_not_exists(pk) OR " + condition  # a fresh session's first turn
+        try:
+            meta = self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(session_id), _META),
+                UpdateExpression="ADD #next :one "
+                "SET gen = if_not_exists(gen, :zero), turns = if_not_exists(turns, :zero), expires_at = :exp",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#next": "next"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":now": {"N": str(int(now))},
+                    ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            _wait_quietly(newest)
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return None
+        generation, number, turns = (int(meta[name]["N"]) for name in ("gen", "next", "turns"))
+        if number <= turns:
+            number = self._skip_unslotted_turns(session_id, turns)
+        prefix = _turn_prefix(generation)
+        earlier = [
+            item
+            for item in newest.result()
+            if item["sk"]["S"].startswith(prefix) and _slot_number(item["sk"]["S"]) < number
+        ]
+        keep = turns_to_send(turns, max_history_turns)
+        history = tuple(_turn(item) for item in reversed(earlier[:keep]))
+        return Slot(session_id, issued_at, generation, number, turns, history)
+
+    def save_turn(self, slot: Slot, turn: Turn, now: float | None = None) -> int:
+        """Saves a finished turn in its slot; returns the session's count of saved turns.
+
+        The item and the count are written side by side. If a reset won meanwhile,
+        the count's condition fails and the item is deleted again: the user asked to
+        forget this conversation, so the turn must not reappear (the count returned
+        is then the new conversation's).
+        """
+        now = time.time() if now is None else now
+        pk = _pk(slot.session_id)
+        key = _key(pk, _turn_sk(slot.generation, slot.number))
+        item = {
+            **key,
+            "user": {"S": turn.user},
+            "assistant": {"S": turn.assistant},
+            "created_at": {"N": str(int(now))},
+            "expires_at": {"N": str(self._absolute_deadline(slot.issued_at))},
+        }
+        put = self._pool.submit(
+            self._db.put_item,
+            TableName=self._table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+        try:
+            counted = self._db.update_item(
+                TableName=self._table,
+                Key=_key(pk, _META),
+                UpdateExpression="ADD turns :one SET expires_at = :exp",
+                ConditionExpression="gen = :gen",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":gen": {"N": str(slot.generation)},
+                    ":exp": {"N": str(self._sliding_deadline(slot.issued_at, now))},
+                },
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except ClientError as error:
+            _wait_quietly(put)
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            self._db.delete_item(TableName=self._table, Key=key)  # a reset won: forget this turn too
+            current: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
+            return int(current.get("turns", {"N": "0"})["N"])
+        try:
+            put.result()
+        except Exception:
+            # The count went up for an item that is not there: take it back, then fail the turn.
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(pk, _META),
+                UpdateExpression="ADD turns :minus",
+                ExpressionAttributeValues={":minus": {"N": "-1"}},
+            )
+            raise
+        return int(counted["turns"]["N"])
 
     def all_turns(self, record: SessionRecord) -> list[Turn]:
         if not record.stored:
             return []
         return [_turn(item) for item in self._query_generation(record, projection=None)]
-
-    def append_turn(self, record: SessionRecord, turn: Turn, now: float | None = None) -> int:
-        """Saves a completed turn atomically; returns the session's turn count including it.
-
-        A turn that loses a race to another turn takes the slot after it. A turn
-        that loses to a reset is dropped with the conversation it answered: the
-        user asked to forget it, so it must not reappear as the new chat's first turn.
-        """
-        now = time.time() if now is None else now
-        pk = _pk(record.session_id)
-        generation = record.generation
-        for _ in range(_MAX_APPEND_ATTEMPTS):
-            if record.generation != generation:
-                return record.turns
-            number = record.turns + 1
-            try:
-                self._db.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": {
-                                    **_key(pk, _turn_sk(record.generation, number)),
-                                    "user": {"S": turn.user},
-                                    "assistant": {"S": turn.assistant},
-                                    "created_at": {"N": str(int(now))},
-                                    "expires_at": {"N": str(self._absolute_deadline(record))},
-                                },
-                                "ConditionExpression": "attribute_not_exists(sk)",
-                            }
-                        },
-                        {"Update": self._meta_update(record, number, now)},  # type: ignore[typeddict-item]
-                    ]
-                )
-            except ClientError as error:
-                if not _lost_a_race(error):
-                    raise
-                # Another turn or a reset landed first: look again.
-                time.sleep(random.uniform(0, 0.02))  # noqa: S311 - jitter, not crypto
-                record = self.load(record.session_id, record.issued_at)
-                continue
-            return number
-        raise RuntimeError("too much contention on one session to save the turn")
 
     def touch(self, record: SessionRecord, now: float | None = None) -> None:
         """Slides the idle expiry of a session that is read but not written."""
@@ -172,61 +245,68 @@ class ConversationStore:
                 Key=_key(_pk(record.session_id), _META),
                 UpdateExpression="SET expires_at = :exp",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":exp": {"N": str(self._sliding_deadline(record, now))}},
+                ExpressionAttributeValues={":exp": {"N": str(self._sliding_deadline(record.issued_at, now))}},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
     def reset(self, record: SessionRecord, now: float | None = None) -> None:
-        """Forgets the history: one write hides it at once, then its items are deleted."""
-        if not record.stored:
-            return
+        """Forgets the history: one write hides it and dooms every turn in flight, then its items go.
+
+        It bumps the generation even for a session with no META yet (its first turn
+        may be in flight), and deletes the old generation's items before answering.
+        """
         now = time.time() if now is None else now
-        try:
-            old = self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(record.session_id), _META),
-                UpdateExpression="SET gen = gen + :one, turns = :zero, expires_at = :exp",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":exp": {"N": str(self._sliding_deadline(record, now))},
-                },
-                ReturnValues="UPDATED_OLD",
-            )["Attributes"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return
-            raise
+        old = self._db.update_item(
+            TableName=self._table,
+            Key=_key(_pk(record.session_id), _META),
+            UpdateExpression="SET gen = if_not_exists(gen, :before_first) + :one, "
+            "turns = :zero, expires_at = :exp",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":zero": {"N": "0"},
+                ":before_first": {"N": "-1"},
+                ":exp": {"N": str(self._sliding_deadline(record.issued_at, now))},
+            },
+            ReturnValues="UPDATED_OLD",
+        ).get("Attributes", {})
+        if "gen" not in old:
+            return
         stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
         self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
 
-    def _meta_update(self, record: SessionRecord, number: int, now: float) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            ":turns": {"N": str(number)},
-            ":gen": {"N": str(record.generation)},
-            ":exp": {"N": str(self._sliding_deadline(record, now))},
-        }
-        if record.stored:
-            condition = "gen = :gen AND turns = :prev"
-            values[":prev"] = {"N": str(record.turns)}
-        else:
-            condition = "attribute_not_exists(pk)"
-        return {
-            "TableName": self._table,
-            "Key": _key(_pk(record.session_id), _META),
-            "UpdateExpression": "SET turns = :turns, gen = :gen, expires_at = :exp",
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-        }
+    def _newest_items(self, session_id: str, limit: int) -> list[dict[str, Any]]:
+        """The newest turn items of any generation, newest first (META left out)."""
+        if limit <= 0:
+            return []
+        items = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk < :meta",
+            ExpressionAttributeValues={":pk": {"S": _pk(session_id)}, ":meta": {"S": _META}},
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )["Items"]
+        return list(items)
 
-    def _sliding_deadline(self, record: SessionRecord, now: float) -> int:
-        return min(math.ceil(now) + self._ttl, record.issued_at + self._max_age)
+    def _skip_unslotted_turns(self, session_id: str, turns: int) -> int:
+        """META written before slots existed numbers its turns 1..turns: the next slot goes past them."""
+        attributes = self._db.update_item(
+            TableName=self._table,
+            Key=_key(_pk(session_id), _META),
+            UpdateExpression="ADD #next :gap",
+            ExpressionAttributeNames={"#next": "next"},
+            ExpressionAttributeValues={":gap": {"N": str(turns)}},
+            ReturnValues="UPDATED_NEW",
+        )["Attributes"]
+        return int(attributes["next"]["N"])
 
-    def _absolute_deadline(self, record: SessionRecord) -> int:
-        return record.issued_at + self._max_age + _TTL_GRACE_SECONDS
+    def _sliding_deadline(self, issued_at: int, now: float) -> int:
+        return min(math.ceil(now) + self._ttl, issued_at + self._max_age)
+
+    def _absolute_deadline(self, issued_at: int) -> int:
+        return issued_at + self._max_age + _TTL_GRACE_SECONDS
 
     def _generation_query(self, record: SessionRecord) -> dict[str, Any]:
         """A Query for the turns of the session's current generation, read consistently."""
@@ -262,13 +342,31 @@ class ConversationStore:
                 time.sleep(0.05 * 2**attempt)
 
 
-def _lost_a_race(error: ClientError) -> bool:
-    """True when a transaction was cancelled only by a condition or a concurrent write."""
-    if error.response["Error"]["Code"] != "TransactionCanceledException":
-        return False
-    reasons = error.response.get("CancellationReasons", [])
-    codes = {reason.get("Code", "None") for reason in reasons}
-    return not reasons or codes <= {"None", "ConditionalCheckFailed", "TransactionConflict"}
+def turns_to_send(completed: int, max_turns: int) -> int:
+    """How many of the newest whole turns go to Claude with the next message.
+
+    A window that slid by one turn every turn would change the prompt's
+    start every time, and the prompt cache would never hit once a chat is
+    long. Here the window's start moves in steps of half a window, so the
+    conversation prefix stays the same (and is read from the cache) for
+    several turns in a row, while never exceeding `max_turns`.
+    """
+    if completed <= max_turns:
+        return completed
+    if max_turns <= 0:
+        return 0
+    step = (max_turns + 1) // 2
+    start = math.ceil((completed - max_turns) / step) * step
+    return completed - start
+
+
+def _wait_quietly(future: Future[Any]) -> None:
+    with contextlib.suppress(Exception):
+        future.result()
+
+
+def _slot_number(sk: str) -> int:
+    return int(sk.rsplit("#", 1)[1])
 
 
 def _pk(session_id: str) -> str:

@@ -93,10 +93,31 @@ class InternalError(ApiError):
 
 
 class NotConfigured(ApiError):
-    """503 until the operator stores the Anthropic API key (see the README's deploy steps)."""
+    """503 while the operator's Anthropic API key is missing, or Claude rejects it (401/403).
+
+    `key_rejected`: Claude refused the key, so the key is read again before the next call.
+    """
 
     status, code, message = (
         503,
         "not_configured",
         "The chat service is not set up yet. Please try again later.",
     )
+
+    def __init__(self, *, key_rejected: bool = False) -> None:
+        self.key_rejected = key_rejected
+        super().__init__()
+
+
+class BudgetExhausted(ApiError):
+    """503: the day's global token budget (all callers together) is spent until UTC midnight."""
+
+    status, code, message = (
+        503,
+        "budget_exhausted",
+        "The chat service has used its budget for today. Please come back tomorrow.",
+    )
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after = retry_after_seconds
+        super().__init__(headers={"Retry-After": str(retry_after_seconds)})

@@ -1,12 +1,13 @@
 """The HTTP surface every function URL shares, built on Powertools' resolver.
 
-Powertools validates the body before any middleware runs, so the steps that
-must come first live in `FunctionUrlApi.handle`, around `resolve()`: the
-rate limit (even a malformed request costs budget and carries the headers)
-and reading the body as JSON whatever its Content-Type (a `fetch()` without
+Turn routes take no Powertools-validated body: the turn itself reads it
+(claude_chat.chat_turn), after drawing on the rate limit, so a malformed
+request costs budget and carries the headers, and both transports read
+bodies the same way (as JSON whatever the Content-Type: a `fetch()` without
 headers sends text/plain, which also spares the browser a CORS preflight).
-CORS itself is the function URL's job, never the code's: a header set twice
-is rejected by browsers.
+`FunctionUrlApi.handle` gives every route the invocation's deadline. CORS
+itself is the function URL's job, never the code's: a header set twice is
+rejected by browsers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import binascii
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -27,6 +28,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
+from claude_chat.deadline import Deadline
 from claude_chat.errors import (
     ApiError,
     InternalError,
@@ -37,7 +39,6 @@ from claude_chat.errors import (
     NotFound,
 )
 from claude_chat.models import ChatRequest, ErrorReply
-from claude_chat.rate_limiter import RateLimiter
 from claude_chat.settings import get_settings
 
 logger = Logger(child=True)
@@ -89,10 +90,10 @@ def openapi_responses(
 class FunctionUrlApi(LambdaFunctionUrlResolver):
     """A Powertools resolver that speaks the contract's errors and knows its own routes."""
 
-    def __init__(self, rate_limiter: Callable[[], RateLimiter] | None = None) -> None:
+    def __init__(self, turn_routes: Sequence[str] = ()) -> None:
         super().__init__(enable_validation=True)
         self.route_methods: dict[str, set[str]] = {}
-        self._rate_limiter = rate_limiter
+        self._turn_routes = tuple(turn_routes)
         self.exception_handler(ApiError)(self._api_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._no_route)
@@ -108,47 +109,39 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         document: dict[str, Any] = self.get_openapi_schema(
             title="Claude chat API", version="1.0.0"
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
-        for operations in document.get("paths", {}).values():
-            for operation in operations.values():
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                if path in self._turn_routes and method == "post":
+                    # The turn reads its own body (see the module docstring); describe it all the same.
+                    schemas["ChatRequest"] = ChatRequest.model_json_schema()
+                    operation["requestBody"] = {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                        },
+                    }
                 if "requestBody" not in operation:
                     operation.get("responses", {}).pop("422", None)
         text = json.dumps(document["paths"])
-        schemas = document.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             if f"/{unused}" not in text:
                 schemas.pop(unused, None)
         return document
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """The Lambda entry point: budget (in the background), body, then Powertools' routing."""
+        """The Lambda entry point: Powertools' routing, with the invocation's deadline at hand."""
         started = time.perf_counter()
-        extra_headers: dict[str, str] = {}
-        admission = None
+        self.context["deadline"] = Deadline.of_lambda(context)
         try:
-            if self._is_limited(event) and self._rate_limiter is not None:
-                # Checked while the route reads the body and opens the session; a turn waits for it
-                # before calling Claude (routes find it in app.context["admission"]).
-                admission = self._rate_limiter().begin(client_ip(event))
-                self.context["admission"] = admission
-            result = self.resolve(_with_json_body(event), context)
+            result = self.resolve(dict(event), context)
         except ApiError as error:
             result = _result(error)
         except Exception as error:
             logger.exception("unhandled error", extra={"error_type": type(error).__name__})
             result = _result(InternalError())
         finally:
-            self.context.pop("admission", None)
-        if admission is not None:
-            try:
-                extra_headers = admission.wait()
-            except ApiError as refused:  # a spent budget answers 429, whatever the route said
-                result = _result(refused)
-            except Exception as error:  # e.g. DynamoDB failing under the budget: still a JSON error
-                logger.exception("unhandled error", extra={"error_type": type(error).__name__})
-                result = _result(InternalError())
-        headers = result.setdefault("headers", {})
-        for name, value in extra_headers.items():
-            headers.setdefault(name, value)
+            self.context.pop("deadline", None)
         logger.info(
             "request",
             extra={
@@ -160,9 +153,10 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         )
         return result
 
-    def _is_limited(self, event: Mapping[str, Any]) -> bool:
-        # The contract's budget covers every POST route; reads and resets are free.
-        return _method(event) == "POST" and "POST" in self.route_methods.get(event.get("rawPath", ""), set())
+    @property
+    def deadline(self) -> Deadline:
+        deadline: Deadline = self.context["deadline"]
+        return deadline
 
     def _api_error(self, error: ApiError) -> Response[Any]:
         return Response(
@@ -232,11 +226,13 @@ def session_cookie(token: str) -> Cookie:
     )
 
 
-def read_chat_request(body: bytes) -> ChatRequest:
-    """The request body as a ChatRequest, or the contract's error, exactly as the Powertools routes answer."""
+def read_chat_request(body: str | bytes | None, *, is_base64: bool = False) -> ChatRequest:
+    """The request body as a ChatRequest, or the contract's error."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        if is_base64:
+            body = base64.b64decode(body or "", validate=True)
+        data = json.loads(body or "")
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidJson() from error
     try:
         return ChatRequest.model_validate(data)
@@ -245,33 +241,16 @@ def read_chat_request(body: bytes) -> ChatRequest:
         raise _contract_error(errors) from error
 
 
-def session_response(body: Any, token: str) -> Response[Any]:
+def session_response(body: Any, token: str, headers: Mapping[str, str] | None = None) -> Response[Any]:
     """A 200 JSON reply that hands the session token back as header and cookie."""
     cookie = session_cookie(token)
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
         body=body,
-        headers={SESSION_HEADER: token},
+        headers={**(headers or {}), SESSION_HEADER: token},
         cookies=[cookie],
     )
-
-
-def _with_json_body(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event with its body decoded and checked as JSON, and labelled as such for Powertools."""
-    event = dict(event)
-    if _method(event) not in ("POST", "PUT", "PATCH"):
-        return event
-    body = event.get("body") or ""
-    try:
-        if event.get("isBase64Encoded"):
-            body = base64.b64decode(body, validate=True).decode("utf-8")
-        json.loads(body)
-    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise InvalidJson() from error
-    event["body"], event["isBase64Encoded"] = body, False
-    event["headers"] = {**(event.get("headers") or {}), "content-type": "application/json"}
-    return event
 
 
 def _method(event: Mapping[str, Any]) -> str:

@@ -1,22 +1,17 @@
-"""Per-IP fixed-window rate limit: one conditional DynamoDB update per request.
+"""Per-client-key fixed-window request limit: one conditional DynamoDB update per request.
 
-The counter for (ip, window) is incremented only while it is below the limit,
-in a single UpdateItem, so DynamoDB's per-item atomicity makes the limit exact
-under any concurrency: N simultaneous requests with R left admit min(N, R).
-Counters expire by TTL shortly after their window ends.
-
-The caller's daily token budget (claude_chat.token_budget) is read at the same
-time. Both run on background threads from the moment a request arrives
-(`begin`), while the handler reads the body and opens the session, and the
-turn waits for them only just before calling Claude: the whole check costs no
-round trip of its own on the critical path.
+The counter for (client key, window) is incremented only while it is below the
+limit, in a single UpdateItem, so DynamoDB's per-item atomicity makes the
+limit exact under any concurrency: N simultaneous requests with R left admit
+min(N, R). Counters expire by TTL shortly after their window ends. A turn
+(claude_chat.chat_turn) starts this check when it begins, beside reading its
+session, so it costs no round trip of its own.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +19,6 @@ from botocore.exceptions import ClientError
 
 from claude_chat.errors import RateLimited
 from claude_chat.observability import record_rate_limited
-from claude_chat.token_budget import TokenBudget, TokenBudgetState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -51,41 +45,12 @@ class RateLimitDecision:
             "RateLimit-Reset": str(self.reset_after),
         }
 
-
-class Admission:
-    """A budget check under way for `client_ip`. `wait()` gives the rate-limit headers or raises RateLimited.
-
-    The turn it admits charges its tokens to the same `client_ip`.
-    """
-
-    def __init__(
-        self,
-        client_ip: str,
-        requests: Future[RateLimitDecision],
-        tokens: Future[TokenBudgetState] | None,
-    ) -> None:
-        self.client_ip = client_ip
-        self._requests = requests
-        self._tokens = tokens
-        self._outcome: dict[str, str] | RateLimited | None = None
-
-    def wait(self) -> dict[str, str]:
-        if self._outcome is None:
-            self._outcome = self._decide()
-        if isinstance(self._outcome, RateLimited):
-            raise self._outcome
-        return self._outcome
-
-    def _decide(self) -> dict[str, str] | RateLimited:
-        decision = self._requests.result()
-        headers = decision.headers()
-        if not decision.allowed:
+    def check(self) -> dict[str, str]:
+        """The rate-limit headers, or RateLimited (429) carrying them when the request is refused."""
+        if not self.allowed:
             record_rate_limited("requests")
-            return RateLimited(decision.reset_after, headers, limit="requests")
-        if self._tokens is not None and (today := self._tokens.result()).spent:
-            record_rate_limited("tokens")
-            return RateLimited(today.reset_after, headers, limit="tokens")
-        return headers
+            raise RateLimited(self.reset_after, self.headers(), limit="requests")
+        return self.headers()
 
 
 class RateLimiter:
@@ -95,25 +60,13 @@ class RateLimiter:
         table_name: str,
         limit: int,
         window_seconds: int,
-        token_budget: TokenBudget | None = None,
     ) -> None:
         self._db = client
         self._table = table_name
         self._limit = limit
         self._window = window_seconds
-        self._token_budget = token_budget
-        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="budget")
 
-    def begin(self, client_ip: str) -> Admission:
-        """Starts drawing one request from the caller's budgets; the answer waits in the Admission."""
-        tokens = self._workers.submit(self._token_budget.state, client_ip) if self._token_budget else None
-        return Admission(client_ip, self._workers.submit(self.consume, client_ip), tokens)
-
-    def admit(self, client_ip: str) -> dict[str, str]:
-        """Draws one request from the caller's budgets at once: its headers, or RateLimited (429)."""
-        return self.begin(client_ip).wait()
-
-    def consume(self, client_ip: str, now: float | None = None) -> RateLimitDecision:
+    def consume(self, client_key: str, now: float | None = None) -> RateLimitDecision:
         now = time.time() if now is None else now
         window_start = int(now // self._window) * self._window
         window_end = window_start + self._window
@@ -121,7 +74,7 @@ class RateLimiter:
         try:
             attributes = self._db.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": f"RL#{client_ip}"}, "sk": {"S": f"W#{window_start}"}},
+                Key={"pk": {"S": f"RL#{client_key}"}, "sk": {"S": f"W#{window_start}"}},
                 UpdateExpression="ADD hits :one SET expires_at = :exp",
                 ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
                 ExpressionAttributeValues={

@@ -3,10 +3,17 @@
 Building lazily keeps a function from paying for what it never uses (the
 history function never imports the anthropic SDK), and caching keeps every
 warm invocation from paying again for clients, secrets and connections.
+
+The Claude client is the exception that is rebuilt: it holds the operator's
+API key, which can be rotated or revoked, so it is rebuilt whenever the key
+read from Secrets Manager changes, and dropped (the key read again) as soon as
+Claude rejects it.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -19,15 +26,29 @@ from claude_chat.rate_limiter import RateLimiter
 from claude_chat.session_tokens import SessionTokens
 from claude_chat.sessions import Sessions
 from claude_chat.settings import get_settings, session_signing_key
-from claude_chat.token_budget import TokenBudget
+from claude_chat.stop_requests import StopRequests
+from claude_chat.token_budget import TokenBudgets
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-    from claude_chat.chat_turn import ChatPipeline
+    from claude_chat.claude_client import ClaudeClient
 
 # Fail fast inside a Lambda timeout; standard mode retries throttles with backoff.
-_DYNAMODB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+_DYNAMODB_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=64,
+)
+# Side-by-side DynamoDB calls. In Lambda one request runs at a time, so few threads ever
+# start; the local server runs many streams in one process, and none may wait for a thread.
+_POOL_THREADS = 256
+
+
+@cache
+def pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="io")
 
 
 @cache
@@ -36,23 +57,28 @@ def dynamodb() -> DynamoDBClient:
 
 
 @cache
-def token_budget() -> TokenBudget | None:
+def token_budgets() -> TokenBudgets:
     settings = get_settings()
-    if settings.daily_token_budget <= 0:
-        return None
-    return TokenBudget(dynamodb(), settings.table_name, settings.daily_token_budget)
+    return TokenBudgets(
+        dynamodb(),
+        settings.table_name,
+        settings.daily_token_budget,
+        settings.global_daily_token_budget,
+        pool(),
+    )
 
 
 @cache
 def rate_limiter() -> RateLimiter:
     settings = get_settings()
     return RateLimiter(
-        dynamodb(),
-        settings.table_name,
-        settings.rate_limit_max,
-        settings.rate_limit_window_seconds,
-        token_budget(),
+        dynamodb(), settings.table_name, settings.rate_limit_max, settings.rate_limit_window_seconds
     )
+
+
+@cache
+def stop_requests() -> StopRequests:
+    return StopRequests(dynamodb(), get_settings().table_name)
 
 
 @cache
@@ -60,23 +86,53 @@ def sessions() -> Sessions:
     settings = get_settings()
     tokens = SessionTokens(session_signing_key(settings), settings.session_max_age_seconds)
     store = ConversationStore(
-        dynamodb(), settings.table_name, settings.session_ttl_seconds, settings.session_max_age_seconds
+        dynamodb(),
+        settings.table_name,
+        settings.session_ttl_seconds,
+        settings.session_max_age_seconds,
+        pool(),
     )
     return Sessions(tokens, store)
 
 
-@cache
-def chat_pipeline() -> ChatPipeline:
-    """Built on the first turn: raises NotConfigured (and builds nothing) while no API key is stored."""
-    from claude_chat.chat_turn import ChatPipeline
+_claude_lock = threading.Lock()
+_claude: ClaudeClient | None = None
+
+
+def claude() -> ClaudeClient:
+    """A client with the operator's current API key; raises NotConfigured while none is stored.
+
+    The key comes through Powertools' cache (claude_chat.settings), so a rotated key
+    is in use within its cache time, and at once after Claude rejected the old one.
+    """
     from claude_chat.claude_client import ClaudeClient
     from claude_chat.settings import anthropic_api_key
 
+    global _claude  # noqa: PLW0603 - one client per warm environment, replaced when the key changes
     settings = get_settings()
     api_key = anthropic_api_key(settings)
     if api_key is None:
         raise NotConfigured()
-    claude = ClaudeClient(settings, api_key)
-    return ChatPipeline(
-        claude, sessions(), settings.history_max_turns, settings.claude_timeout_seconds, token_budget()
-    )
+    with _claude_lock:
+        if _claude is None or _claude.api_key != api_key:
+            _claude = ClaudeClient(settings, api_key)
+        return _claude
+
+
+def forget_claude() -> None:
+    """Claude rejected the key (401/403): the next turn reads it again and builds a new client."""
+    from claude_chat.settings import forget_api_key
+
+    global _claude  # noqa: PLW0603
+    with _claude_lock:
+        _claude = None
+    forget_api_key(get_settings())
+
+
+def reset() -> None:
+    """Forgets every cached object (tests: a fresh container)."""
+    global _claude  # noqa: PLW0603
+    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, sessions):
+        cached.cache_clear()
+    with _claude_lock:
+        _claude = None

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     rate_limit_max: int = Field(default=20, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     trusted_proxy_hops: int = Field(default=0, ge=0)
-    daily_token_budget: int = Field(default=200_000, ge=0)  # per IP per UTC day; 0 turns it off
+    daily_token_budget: int = Field(default=200_000, ge=0)  # per client key per UTC day; 0 turns it off
+    global_daily_token_budget: int = Field(default=10_000_000, ge=0)  # all callers per UTC day; 0: off
 
     @model_validator(mode="after")
     def _turn_fits_one_item(self) -> Settings:
@@ -68,12 +69,25 @@ def get_settings() -> Settings:
     return Settings()
 
 
+_SECRET_CACHE_SECONDS = 300
+_refetch: set[str] = set()
+
+
 def _secret_from_arn(arn: str) -> str:
     from aws_lambda_powertools.utilities.parameters import get_secret
 
     # Powertools caches the value for 5 minutes: one Secrets Manager call per execution
-    # environment while it is warm, and a rotated or newly set secret is seen without a redeploy.
-    return str(get_secret(arn, max_age=300))
+    # environment while it is warm; a rotated or newly set secret is in use within 5 minutes,
+    # and at once after a rejected key (forget_api_key).
+    force = arn in _refetch
+    _refetch.discard(arn)
+    return str(get_secret(arn, max_age=_SECRET_CACHE_SECONDS, force_fetch=force))
+
+
+def forget_api_key(settings: Settings) -> None:
+    """Claude rejected the key: the next read skips the cache and asks Secrets Manager again."""
+    if settings.anthropic_api_key_secret_arn:
+        _refetch.add(settings.anthropic_api_key_secret_arn)
 
 
 def anthropic_api_key(settings: Settings) -> str | None:
