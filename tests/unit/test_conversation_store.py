@@ -1,76 +1,87 @@
-"""Session histories in DynamoDB (moto): atomic turns, no lost messages, constant cost, resets."""
+"""Session histories in DynamoDB (moto): slots taken at start, no lost messages, constant cost, resets."""
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
-from claude_chat.conversation_store import ConversationStore, SessionRecord, Turn
+from claude_chat.conversation_store import ConversationStore, Slot, Turn, turns_to_send
 
 TTL = 3600
 MAX_AGE = 7 * 24 * 3600
 NOW = 1_800_000_000
+POOL = ThreadPoolExecutor(8)
 
 
 @pytest.fixture
-def store(aws) -> ConversationStore:
-    return ConversationStore(aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE)
+def store(aws: Any) -> ConversationStore:
+    return ConversationStore(aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL)
 
 
-def new_record(session_id: str = "s1") -> SessionRecord:
-    return SessionRecord(session_id, issued_at=NOW)
+def slot(store: ConversationStore, session_id: str = "s1", history: int = 10, now: int = NOW) -> Slot:
+    taken = store.take_slot(session_id, NOW, history, now=now)
+    assert taken is not None
+    return taken
+
+
+def say(store: ConversationStore, text: str, session_id: str = "s1", now: int = NOW) -> int:
+    return store.save_turn(slot(store, session_id, now=now), Turn(text, f"re {text}"), now=now)
+
+
+def users(store: ConversationStore, session_id: str = "s1") -> list[str]:
+    return [turn.user for turn in store.all_turns(store.load(session_id, NOW))]
 
 
 def test_turns_round_trip_in_order(store: ConversationStore) -> None:
-    record = new_record()
-    for number in range(1, 4):
-        assert store.append_turn(record, Turn(f"u{number}", f"a{number}"), now=NOW) == number
-        record = store.load("s1", NOW)
-    assert record.turns == 3
-    assert store.all_turns(record) == [Turn("u1", "a1"), Turn("u2", "a2"), Turn("u3", "a3")]
-
-
-def test_recent_turns_are_the_newest_whole_turns(store: ConversationStore) -> None:
-    record = new_record()
-    for number in range(1, 8):
-        store.append_turn(record, Turn(f"u{number}", f"a{number}"), now=NOW)
-        record = store.load("s1", NOW)
-    assert store.recent_turns(record, 3) == [Turn("u5", "a5"), Turn("u6", "a6"), Turn("u7", "a7")]
-    assert store.recent_turns(record, 0) == []
-
-
-def test_a_stale_writer_takes_the_next_slot_and_loses_nothing(store: ConversationStore) -> None:
-    """Two turns that read the session at the same moment both land, one after the other."""
-    stale = new_record()
-    assert store.append_turn(stale, Turn("first", "r1"), now=NOW) == 1
-    assert store.append_turn(stale, Turn("second", "r2"), now=NOW) == 2
-    stale_again = store.load("s1", NOW)
-    store.append_turn(stale_again, Turn("third", "r3"), now=NOW)
-    assert store.append_turn(stale_again, Turn("fourth", "r4"), now=NOW) == 4
+    assert [say(store, f"u{n}") for n in range(1, 4)] == [1, 2, 3]
     record = store.load("s1", NOW)
-    assert record.turns == 4
-    assert [t.user for t in store.all_turns(record)] == ["first", "second", "third", "fourth"]
+    assert record.turns == 3
+    assert store.all_turns(record) == [Turn("u1", "re u1"), Turn("u2", "re u2"), Turn("u3", "re u3")]
 
 
-def test_each_turn_writes_one_small_item_however_long_the_chat(store: ConversationStore, aws) -> None:
+def test_a_slot_carries_the_newest_whole_turns_before_it(store: ConversationStore) -> None:
+    for n in range(1, 8):
+        say(store, f"u{n}")
+    taken = slot(store, history=3)
+    assert [turn.user for turn in taken.history] == turns_window(7, 3)
+    assert slot(store, history=0).history == ()
+
+
+def turns_window(completed: int, window: int) -> list[str]:
+    count = turns_to_send(completed, window)
+    return [f"u{n}" for n in range(completed - count + 1, completed + 1)]
+
+
+def test_turns_are_kept_in_the_order_they_were_sent_whichever_finishes_first(store: ConversationStore) -> None:
+    first, second, third = (slot(store) for _ in range(3))
+    assert third.number > second.number > first.number
+    store.save_turn(third, Turn("third", "r"), now=NOW)
+    store.save_turn(first, Turn("first", "r"), now=NOW)
+    # `second` failed: its slot stays empty, and nothing else moves.
+    assert users(store) == ["first", "third"]
+    assert store.load("s1", NOW).turns == 2
+    later = slot(store)
+    assert [turn.user for turn in later.history] == ["first", "third"]
+
+
+def test_each_turn_writes_one_small_item_however_long_the_chat(store: ConversationStore, aws: Any) -> None:
     """A 600 KB conversation is fine: no item grows, so the 400 KB item limit is never near."""
-    record = new_record()
     reply = "r" * 3000
     for number in range(200):
-        store.append_turn(record, Turn(f"message {number} " + "m" * 3000, reply), now=NOW)
-        record = store.load("s1", NOW)
-    assert record.turns == 200
+        store.save_turn(slot(store, history=0), Turn(f"message {number} " + "m" * 3000, reply), now=NOW)
+    assert store.load("s1", NOW).turns == 200
     pages = aws.get_paginator("scan").paginate(TableName=os.environ["TABLE_NAME"])
     items = [item for page in pages for item in page["Items"]]
     assert len(items) == 201  # 200 turns + META
     assert max(len(str(item)) for item in items) < 7000
-    assert len(store.all_turns(record)) == 200
+    assert len(users(store)) == 200
 
 
-def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStore, aws) -> None:
-    record = new_record()
-    store.append_turn(record, Turn("u", "a"), now=NOW + 100)
+def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStore, aws: Any) -> None:
+    say(store, "u", now=NOW + 100)
     loaded = store.load("s1", NOW)
     assert loaded.expires_at == NOW + 100 + TTL
     assert store.is_alive(loaded, NOW + 100 + TTL - 1)
@@ -83,6 +94,13 @@ def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStor
     assert int(turn_item["expires_at"]["N"]) >= NOW + MAX_AGE
 
 
+def test_an_expired_session_takes_no_slot(store: ConversationStore) -> None:
+    say(store, "u", now=NOW)
+    assert store.take_slot("s1", NOW, 10, now=NOW + TTL + 1) is None
+    assert store.take_slot("never-written", NOW, 10, now=NOW + TTL + 1) is None
+    assert store.take_slot("never-written", NOW, 10, now=NOW + TTL - 1) is not None
+
+
 def test_a_session_without_turns_lives_ttl_after_issue(store: ConversationStore) -> None:
     record = store.load("never-written", NOW)
     assert not record.stored
@@ -90,43 +108,63 @@ def test_a_session_without_turns_lives_ttl_after_issue(store: ConversationStore)
     assert not store.is_alive(record, NOW + TTL + 1)
 
 
-def test_reset_forgets_everything_and_deletes_the_items(store: ConversationStore, aws) -> None:
-    record = new_record()
+def test_reset_forgets_everything_and_deletes_the_items(store: ConversationStore, aws: Any) -> None:
     for number in range(30):
-        store.append_turn(record, Turn(f"u{number}", "a"), now=NOW)
-        record = store.load("s1", NOW)
-    store.reset(record, now=NOW)
+        say(store, f"u{number}")
+    store.reset(store.load("s1", NOW), now=NOW)
     record = store.load("s1", NOW)
     assert (record.turns, record.generation) == (0, 1)
     assert store.all_turns(record) == []
     remaining = aws.scan(TableName=os.environ["TABLE_NAME"])["Items"]
     assert [item["sk"]["S"] for item in remaining] == ["~META"]
-    assert store.append_turn(record, Turn("again", "a"), now=NOW) == 1
-    assert store.all_turns(store.load("s1", NOW)) == [Turn("again", "a")]
+    assert say(store, "again") == 1
+    assert users(store) == ["again"]
 
 
-def test_a_turn_that_races_a_reset_is_forgotten_with_its_conversation(store: ConversationStore) -> None:
-    record = new_record()
-    store.append_turn(record, Turn("old", "a"), now=NOW)
-    before_reset = store.load("s1", NOW)
-    store.reset(before_reset, now=NOW)
-    assert store.append_turn(before_reset, Turn("late", "a"), now=NOW) == 0
-    after = store.load("s1", NOW)
-    assert store.all_turns(after) == []
-    assert store.append_turn(after, Turn("new chat", "a"), now=NOW) == 1
-    assert store.all_turns(store.load("s1", NOW)) == [Turn("new chat", "a")]
+def test_a_turn_in_flight_loses_to_a_reset_even_the_first_turn(store: ConversationStore, aws: Any) -> None:
+    in_flight = slot(store)  # the session's very first turn: META exists only from its slot
+    store.reset(store.load("s1", NOW), now=NOW)
+    assert store.save_turn(in_flight, Turn("late", "a"), now=NOW) == 0
+    assert users(store) == []
+    remaining = aws.scan(TableName=os.environ["TABLE_NAME"])["Items"]
+    assert [item["sk"]["S"] for item in remaining] == ["~META"], "the late turn's item was left behind"
+    assert say(store, "new chat") == 1
+    assert users(store) == ["new chat"]
+
+
+def test_a_reset_of_a_session_with_no_meta_still_dooms_what_comes_before_it(store: ConversationStore) -> None:
+    store.reset(store.load("fresh", NOW), now=NOW)
+    assert store.load("fresh", NOW).stored
+    assert say(store, "after the reset", session_id="fresh") == 1
+
+
+def test_sessions_written_before_slots_continue_after_their_turns(store: ConversationStore, aws: Any) -> None:
+    table = os.environ["TABLE_NAME"]
+    aws.put_item(
+        TableName=table,
+        Item={"pk": {"S": "S#old"}, "sk": {"S": "~META"}, "gen": {"N": "0"}, "turns": {"N": "2"},
+              "expires_at": {"N": str(NOW + TTL)}},
+    )  # fmt: skip
+    for number in (1, 2):
+        aws.put_item(
+            TableName=table,
+            Item={"pk": {"S": "S#old"}, "sk": {"S": f"T#0000000000#{number:010d}"}, "user": {"S": f"u{number}"},
+                  "assistant": {"S": "a"}},
+        )  # fmt: skip
+    taken = slot(store, "old")
+    assert taken.number == 3
+    assert [turn.user for turn in taken.history] == ["u1", "u2"]
+    assert store.save_turn(taken, Turn("u3", "a"), now=NOW) == 3
+    assert users(store, "old") == ["u1", "u2", "u3"]
 
 
 def test_sessions_do_not_see_each_other(store: ConversationStore) -> None:
-    store.append_turn(new_record("alice"), Turn("secret", "a"), now=NOW)
-    bob = store.load("bob", NOW)
-    assert store.all_turns(bob) == []
-    assert store.recent_turns(bob, 10) == []
+    say(store, "secret", session_id="alice")
+    assert store.all_turns(store.load("bob", NOW)) == []
+    assert slot(store, "bob").history == ()
 
 
 def test_the_history_window_moves_in_steps_so_the_prompt_cache_keeps_hitting() -> None:
-    from claude_chat.chat_turn import turns_to_send
-
     assert [turns_to_send(n, 9) for n in range(10)] == list(range(10))
     sent = {n: turns_to_send(n, 9) for n in range(10, 40)}
     assert all(5 <= count <= 9 for count in sent.values())

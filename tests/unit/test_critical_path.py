@@ -1,11 +1,12 @@
-"""One DynamoDB round trip before Claude is called, and one after.
+"""Two DynamoDB round trips before Claude is called, and one after.
 
-A session turn needs the request budget, the token budget and the session with
-its newest turns. The three calls are started together and overlap, so the
-turn waits for one round trip, not three. After Claude, the turn's save and
-the token charge overlap too. Every DynamoDB call here is slowed to a fixed
-latency, so overlap (each call starting before any of them ended) is a
-property of the code, not of the machine's speed.
+A session turn needs the request budget, its slot in the session and the
+newest turns: three calls started together, one round trip. What the turn may
+cost is known only then, so the reservation on the caller's and the global
+token budget is the second round trip (two calls side by side). After Claude,
+the turn's two save writes and the two settlements all overlap. Every DynamoDB
+call here is slowed to a fixed latency, so overlap is a property of the code,
+not of the machine's speed.
 """
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ def timeline(aws: Any) -> Iterator[list[Any]]:
         yield events
 
 
-def _overlapping(calls: list[Call]) -> bool:
-    return max(call.started for call in calls) < min(call.ended for call in calls)
+def rounds(calls: list[Any]) -> list[list[str]]:
+    """The calls as round trips: each round's calls overlap, and each round starts after the last ended."""
+    grouped: list[list[Call]] = []
+    for call in sorted(calls, key=lambda call: call.started):
+        if grouped and call.started < max(c.ended for c in grouped[-1]):
+            grouped[-1].append(call)
+        else:
+            grouped.append([call])
+    return [sorted(call.operation for call in group) for group in grouped]
 
 
 def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
@@ -89,39 +97,37 @@ def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
 
     claude_at = timeline.index("claude")
     before, after = timeline[:claude_at], timeline[claude_at + 1 :]
-    # The request budget, the token budget, and META with the newest turns (one Query).
-    assert sorted(call.operation for call in before) == ["GetItem", "Query", "UpdateItem"]
-    assert _overlapping(before), "the calls before Claude ran one after another"
-    # The turn's save and the token charge.
-    assert sorted(call.operation for call in after) == ["TransactWriteItems", "UpdateItem"]
-    assert _overlapping(after), "the save and the token charge ran one after another"
+    assert rounds(before) == [["Query", "UpdateItem", "UpdateItem"], ["UpdateItem", "UpdateItem"]]
+    assert rounds(after) == [["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]]
 
 
 def test_a_stateless_turn_reads_no_session(timeline, standin, lambda_handler, lambda_context, events) -> None:
     result = lambda_handler("ChatFunction")(events["chat"], lambda_context)
     assert result["statusCode"] == 200, result
     claude_at = timeline.index("claude")
-    assert sorted(call.operation for call in timeline[:claude_at]) == ["GetItem", "UpdateItem"]
-    assert _overlapping(timeline[:claude_at])
-    assert [call.operation for call in timeline[claude_at + 1 :]] == ["UpdateItem"]
+    assert rounds(timeline[:claude_at]) == [["UpdateItem"], ["UpdateItem", "UpdateItem"]]
+    assert rounds(timeline[claude_at + 1 :]) == [["UpdateItem", "UpdateItem"]]
 
 
 def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, aws) -> None:
     import json
 
-    from claude_chat.streaming import StreamRequest, start_chat_stream
+    from claude_chat.caller import Caller
+    from claude_chat.chat_turn import TurnRequest, begin_turn
+    from claude_chat.deadline import Deadline
+    from claude_chat.streaming import events
 
     def turn(token: str | None) -> dict[str, Any]:
-        request = StreamRequest(b'{"message": "hi"}', "198.51.100.7", token, with_history=True)
-        events = [chunk.decode() for chunk in start_chat_stream(request).events()]
-        return dict(json.loads(events[-2].removeprefix("data: ")))
+        request = TurnRequest(
+            Caller("198.51.100.7", token), b'{"message": "hi"}', with_history=True, deadline=Deadline.after(30)
+        )
+        sent = [chunk.decode() for chunk in events(begin_turn(request))]
+        return dict(json.loads(sent[-2].removeprefix("data: ")))
 
     token = turn(None)["session"]
     timeline.clear()
     assert turn(token)["turns"] == 2
     claude_at = timeline.index("claude")
     before, after = timeline[:claude_at], timeline[claude_at + 1 :]
-    assert sorted(call.operation for call in before) == ["GetItem", "Query", "UpdateItem"]
-    assert _overlapping(before)
-    assert sorted(call.operation for call in after) == ["TransactWriteItems", "UpdateItem"]
-    assert _overlapping(after)
+    assert rounds(before) == [["Query", "UpdateItem", "UpdateItem"], ["UpdateItem", "UpdateItem"]]
+    assert rounds(after) == [["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]]

@@ -139,12 +139,12 @@ def test_trusted_proxy_hops_take_the_client_from_x_forwarded_for(monkeypatch, ev
         ("[standin:status=429][standin:retry_after=9]", 503, "upstream_unavailable", "9"),
         ("[standin:status=529]", 503, "upstream_unavailable", "5"),
         ("[standin:status=500]", 502, "upstream_error", None),
-        ("[standin:status=401]", 502, "upstream_error", None),
+        ("[standin:status=401]", 503, "not_configured", None),
         ("[standin:status=400]", 502, "upstream_error", None),
         ("[standin:delay=5]", 504, "upstream_timeout", None),
     ],
 )
-def test_upstream_failures_map_to_the_contract_and_save_nothing(
+def test_upstream_failures_map_to_the_contract_and_save_no_turn(
     chat, events, aws, directive, status, code, retry_after
 ) -> None:
     body = json.dumps({"message": f"hello {directive}"})
@@ -155,20 +155,20 @@ def test_upstream_failures_map_to_the_contract_and_save_nothing(
     assert (
         aws.scan(
             TableName="claude-chat-test",
-            FilterExpression="begins_with(pk, :s)",
-            ExpressionAttributeValues={":s": {"S": "S#"}},
+            FilterExpression="begins_with(sk, :t)",
+            ExpressionAttributeValues={":t": {"S": "T#"}},
         )["Items"]
         == []
     )
 
 
 def test_a_defect_is_a_500_json_error_without_a_stack_trace(chat, events, monkeypatch) -> None:
-    from claude_chat.chat_turn import ChatPipeline
+    from claude_chat import services
 
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("secret internals at /opt/python/claude_chat/x.py")
 
-    monkeypatch.setattr(ChatPipeline, "run", broken)
+    monkeypatch.setattr(services, "claude", broken)
     status, _, payload = chat(request(events, '{"message": "hi"}'))
     assert status == 500
     assert payload == {"error": "Internal error.", "code": "internal"}

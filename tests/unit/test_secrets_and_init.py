@@ -102,7 +102,7 @@ def test_until_the_key_is_stored_chat_answers_503_not_configured(
     from claude_chat.settings import get_settings
 
     get_settings.cache_clear()
-    services.chat_pipeline.cache_clear()
+    services.reset()
     result = lambda_handler("ChatFunction")(events["chat"], lambda_context)
     assert result["statusCode"] == 503
     assert json.loads(result["body"]) == {
@@ -210,3 +210,26 @@ def test_snapstart_registers_a_restore_hook_that_reseeds_random(aws, monkeypatch
             hook()
         draws.append([random.random() for _ in range(3)])
     assert draws[0] != draws[1]
+
+
+def test_a_key_claude_rejects_is_the_operators_problem_and_is_read_again_before_the_next_call(
+    secrets_manager, aws_calls, standin, lambda_handler, lambda_context, events
+) -> None:
+    """A revoked key: 503 not_configured (not a 502 for the user), and the rotated key is used at once."""
+    secret = secrets_manager.create_secret(Name="claude-chat/rotating", SecretString="sk-ant-revoked")
+    os.environ["ANTHROPIC_API_KEY_SECRET_ARN"] = secret["ARN"]
+    from claude_chat import services
+    from claude_chat.settings import get_settings
+
+    get_settings.cache_clear()
+    services.reset()
+    handler = lambda_handler("ChatFunction")
+    rejected = dict(events["chat"], body=json.dumps({"message": "hi [standin:status=401]"}))
+    result = handler(rejected, lambda_context)
+    assert (result["statusCode"], json.loads(result["body"])["code"]) == (503, "not_configured")
+    reads = aws_calls.count("GetSecretValue")
+    secrets_manager.put_secret_value(SecretId=secret["ARN"], SecretString="sk-ant-rotated")
+    # No cache expiry here: the rejection alone makes the next turn read the secret again.
+    assert handler(events["chat"], lambda_context)["statusCode"] == 200
+    assert aws_calls.count("GetSecretValue") == reads + 1
+    assert services.claude().api_key == "sk-ant-rotated"
