@@ -1,4 +1,4 @@
-"""The daily token budget over HTTP: exact accounting under concurrency, then the 429 contract."""
+"""The daily token budget over HTTP: reserved on admission, settled exactly, then the 429 contract."""
 
 from __future__ import annotations
 
@@ -18,11 +18,16 @@ from tests.dev_server import DevServer, next_loopback_address, start_dev_server
 pytestmark = pytest.mark.integration
 
 BUDGET = 1500
+MAX_TOKENS = 100
+# The most one of this file's turns can cost: its message's bytes, framing, and MAX_TOKENS.
+WORST_TURN = 30 + 32 + MAX_TOKENS
 
 
 @pytest.fixture(scope="module")
 def budget_server() -> Iterator[DevServer]:
-    server = start_dev_server(RATE_LIMIT_MAX="1000", DAILY_TOKEN_BUDGET=str(BUDGET))
+    server = start_dev_server(
+        RATE_LIMIT_MAX="1000", DAILY_TOKEN_BUDGET=str(BUDGET), MAX_TOKENS=str(MAX_TOKENS)
+    )
     yield server
     server.stop()
 
@@ -84,15 +89,22 @@ def test_concurrent_turns_are_charged_exactly_and_then_refused(budget_server: De
     # Exact: the stored total is the sum of what every served turn reported, nothing lost or doubled.
     charged = sum(billed(body["usage"]) for body in served)
     assert day_total(budget_server, ip) == charged
-    assert charged >= BUDGET
-    # Turns admitted before the total crossed the budget may finish: at most one per worker in flight.
-    largest = max(billed(body["usage"]) for body in served)
-    assert charged < BUDGET + 8 * largest
+    # Each turn reserved its worst case before Claude was called, so parallel turns never overspent.
+    assert charged <= BUDGET
+    # One at a time, turns go on until less than one turn's worst case is left.
+    for n in range(40, 60):
+        status, body = one_turn(client, n)
+        if status != 200:
+            break
+        charged += billed(body["usage"])
+    assert (status, body["limit"]) == (429, "tokens")
+    assert day_total(budget_server, ip) == charged <= BUDGET
+    assert BUDGET - charged < WORST_TURN
     for body in refused:
         assert (body["code"], body["limit"]) == ("rate_limited", "tokens")
 
     # Once spent, every route that costs tokens refuses until the UTC day ends; reads stay free.
-    after = client.post("/api/chat/history", json={"message": "more?"})
+    after = client.post("/api/chat/history", json={"message": "more? " + "x" * WORST_TURN})
     assert after.status_code == 429
     until_midnight = 86_400 - int(time.time()) % 86_400
     assert abs(int(after.headers["retry-after"]) - until_midnight) <= 2

@@ -18,7 +18,9 @@ POOL = ThreadPoolExecutor(8)
 
 @pytest.fixture
 def store(aws: Any) -> ConversationStore:
-    return ConversationStore(aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL)
+    return ConversationStore(
+        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL
+    )
 
 
 def slot(store: ConversationStore, session_id: str = "s1", history: int = 10, now: int = NOW) -> Slot:
@@ -55,7 +57,9 @@ def turns_window(completed: int, window: int) -> list[str]:
     return [f"u{n}" for n in range(completed - count + 1, completed + 1)]
 
 
-def test_turns_are_kept_in_the_order_they_were_sent_whichever_finishes_first(store: ConversationStore) -> None:
+def test_turns_are_kept_in_the_order_they_were_sent_whichever_finishes_first(
+    store: ConversationStore,
+) -> None:
     first, second, third = (slot(store) for _ in range(3))
     assert third.number > second.number > first.number
     store.save_turn(third, Turn("third", "r"), now=NOW)

@@ -119,7 +119,10 @@ def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, a
 
     def turn(token: str | None) -> dict[str, Any]:
         request = TurnRequest(
-            Caller("198.51.100.7", token), b'{"message": "hi"}', with_history=True, deadline=Deadline.after(30)
+            Caller("198.51.100.7", token),
+            b'{"message": "hi"}',
+            with_history=True,
+            deadline=Deadline.after(30),
         )
         sent = [chunk.decode() for chunk in events(begin_turn(request))]
         return dict(json.loads(sent[-2].removeprefix("data: ")))

@@ -58,13 +58,16 @@ export class ChatApi {
    * One turn of the session, streamed. Yields the reply's text pieces as they
    * arrive and returns the final event (stop_reason, usage, turns). Throws a
    * ChatError for a refusal or for an error event in the stream; aborting
-   * `signal` ends it with the browser's AbortError.
+   * `signal` ends it with the browser's AbortError. `onTurn` receives the
+   * turn's id (X-Turn-Id) as soon as the reply starts: `stop(id)` needs it.
    */
-  async *streamTurn(message, signal) {
+  async *streamTurn(message, signal, onTurn = () => {}) {
     const response = await this.#request(`${this.endpoints.stream}/api/chat/history/stream`, "POST", {
       body: JSON.stringify({ message }),
       signal,
     });
+    const turnId = response.headers.get("X-Turn-Id");
+    if (turnId) onTurn(turnId);
     for await (const data of serverSentEvents(response.body)) {
       if (data === "[DONE]") break;
       const event = JSON.parse(data);
@@ -74,6 +77,20 @@ export class ChatApi {
       if (event.text) yield event.text;
     }
     throw new ChatError("The reply was cut off before it finished.", { code: "incomplete" });
+  }
+
+  /**
+   * Tells the server to stop a streaming reply. In AWS the streaming function
+   * is not told when the page stops reading, so without this Claude would go
+   * on (and bill) to the end of the reply. Sent as a beacon where it can be
+   * (it survives the page closing), else as a keepalive fetch; a text/plain
+   * body needs no CORS preflight.
+   */
+  stop(turnId) {
+    const url = `${this.endpoints.stream}/api/chat/stop`;
+    const body = JSON.stringify({ turn: turnId });
+    if (navigator.sendBeacon?.(url, body)) return;
+    fetch(url, { method: "POST", body, keepalive: true }).catch(() => {});
   }
 
   async #request(url, method, { body, signal } = {}) {

@@ -153,11 +153,14 @@ async function send(text) {
   if (input.value.trim() === text) input.value = "";
   autosize();
   scrollToEnd(true);
-  turn = { controller: new AbortController() };
+  turn = { controller: new AbortController(), id: null };
+  const current = turn;
   updateControls(); // focus stays in the box, so the next message can be typed while this one streams
   let received = "";
   try {
-    const pieces = api.streamTurn(text, turn.controller.signal);
+    const pieces = api.streamTurn(text, turn.controller.signal, (id) => {
+      current.id = id;
+    });
     for (;;) {
       const { value, done } = await pieces.next();
       if (done) {
@@ -192,8 +195,15 @@ async function send(text) {
   }
 }
 
+/** Stops the reply on the server (see ChatApi.stop) and on the page. */
+function stopTurn() {
+  if (turn === null) return;
+  if (turn.id) api.stop(turn.id);
+  turn.controller.abort();
+}
+
 async function newChat() {
-  turn?.controller.abort();
+  stopTurn();
   clearNotice();
   resetting = true;
   updateControls();
@@ -242,10 +252,12 @@ input.addEventListener("keydown", (event) => {
   }
 });
 input.addEventListener("input", autosize);
-stopButton.addEventListener("click", () => turn?.controller.abort());
+stopButton.addEventListener("click", stopTurn);
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && turn !== null) turn.controller.abort();
+  if (event.key === "Escape" && turn !== null) stopTurn();
 });
+// Closing or leaving the page mid-reply stops it on the server too.
+window.addEventListener("pagehide", stopTurn);
 newChatButton.addEventListener("click", newChat);
 
 api = new ChatApi(await loadEndpoints());
