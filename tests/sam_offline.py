@@ -1,7 +1,8 @@
 """SAM CLI and samtranslator without an AWS account: one environment and one transform for every test.
 
 The transform is tests/tools/sam_transform.py, run by whichever interpreter has
-samtranslator (this one, or .venv-sam's), once per test session.
+samtranslator (this one, or .venv-sam's), once per test session and template (and once
+per list of parameter sets, for tests that compare deploys with different parameters).
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ def _samtranslator_python() -> str | None:
 
 
 @functools.cache
-def _transform(template: Path) -> str:
+def _transform(template: Path, parameter_sets: str | None = None, *, sam_only: bool = False) -> str:
     python = _samtranslator_python()
     if python is None:
         pytest.skip("samtranslator is not importable here and .venv-sam/bin/python is missing")
+    flags = ["--sam-only"] if sam_only else []
+    extra = [] if parameter_sets is None else [parameter_sets]
     result = subprocess.run(
-        [python, str(SAM_TRANSFORM), str(template)],
+        [python, str(SAM_TRANSFORM), *flags, str(template), *extra],
         capture_output=True,
         text=True,
         env=offline_env(),
@@ -71,3 +74,27 @@ def transformed_template(template: Path = TEMPLATE) -> dict[str, Any]:
     """The plain CloudFormation `sam deploy` would create from `template` (a fresh copy each call)."""
     document: dict[str, Any] = json.loads(_transform(template))
     return copy.deepcopy(document)
+
+
+def sam_only_transformed_template(template: Path = TEMPLATE) -> dict[str, Any]:
+    """The SAM transform alone, with every parameter still a `Ref`: the template for any parameter values.
+
+    CloudFormation runs AWS::LanguageExtensions first, which writes one set of parameter values
+    into Resources; a lint of that output would judge one deploy, not the template.
+    """
+    document: dict[str, Any] = json.loads(_transform(template, sam_only=True))
+    return copy.deepcopy(document)
+
+
+def transformed_with_parameters(
+    parameter_sets: list[dict[str, Any]], template: Path = TEMPLATE
+) -> list[dict[str, Any]]:
+    """One transformed template per set of parameter overrides, as CloudFormation would transform each.
+
+    Parameter values reach the transforms as CloudFormation passes them (strings, defaults
+    filled in), so comparing the results shows what a deploy with other parameters changes.
+    """
+    documents: list[dict[str, Any]] = json.loads(
+        _transform(template, json.dumps(parameter_sets, sort_keys=True))
+    )
+    return copy.deepcopy(documents)

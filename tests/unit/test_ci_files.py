@@ -38,8 +38,9 @@ SUBJECT = re.compile(
 )
 # Resources outside the stack's name prefix that sam deploy must reach, each for its reason.
 NON_STACK_RESOURCES = {
-    # the SAM transform, and SAM CLI's artifact stack and bucket (resolve_s3 = true)
+    # the transforms, and SAM CLI's artifact stack and bucket (resolve_s3 = true)
     r"arn:\$\{AWS::Partition\}:cloudformation:\$\{AWS::Region\}:aws:transform/Serverless-2016-10-31",
+    r"arn:\$\{AWS::Partition\}:cloudformation:\$\{AWS::Region\}:aws:transform/LanguageExtensions",
     r"arn:\$\{AWS::Partition\}:cloudformation:\$\{AWS::Region\}:\$\{AWS::AccountId\}"
     r":stack/aws-sam-cli-managed-default/\*",
     r"arn:\$\{AWS::Partition\}:s3:::aws-sam-cli-managed-default-samclisourcebucket-\*(/\*)?",
@@ -266,6 +267,28 @@ def test_deploy_assumes_the_role_then_builds_and_runs_the_exact_sam_deploy(jobs:
     assert _step_index(deploy, is_build) < _step_index(deploy, is_deploy)
 
 
+def test_deploy_deletes_a_stack_left_in_rollback_complete_first(jobs: dict[str, Any]) -> None:
+    """sam deploy cannot update a stack whose first create failed; the job deletes it, and only it."""
+    deploy = jobs["deploy"]
+
+    def is_cleanup(step: dict[str, Any]) -> bool:
+        return "delete-stack" in str(step.get("run", ""))
+
+    (cleanup,) = [step for step in _steps(deploy) if is_cleanup(step)]
+    script = str(cleanup["run"])
+    assert '[ "$status" = ROLLBACK_COMPLETE ]' in script, "deletes a stack in any other state"
+    assert script.index("ROLLBACK_COMPLETE ]") < script.index("aws cloudformation delete-stack")
+    assert "aws cloudformation wait stack-delete-complete" in script
+    assert '["prod"]["deploy"]["parameters"]["stack_name"]' in script, (
+        "the stack sam deploy --config-env prod uses"
+    )
+    (credentials,) = _uses(deploy, "aws-actions/configure-aws-credentials")
+    assert _step_index(deploy, lambda step: step is credentials) < _step_index(deploy, is_cleanup)
+    assert _step_index(deploy, is_cleanup) < _step_index(
+        deploy, lambda step: bool(_sam_deploy_lines({"steps": [step]}))
+    )
+
+
 def test_only_the_deploy_job_deploys(jobs: dict[str, Any]) -> None:
     assert [name for name, job in jobs.items() if _sam_deploy_lines(job)] == ["deploy"]
 
@@ -407,8 +430,21 @@ def test_role_deploys_what_sam_needs(role: dict[str, Any]) -> None:
         "lambda:GetLayerVersion",
     }
     assert needed <= actions, needed - actions
-    transform = [s for s in _statements(role) if "aws:transform/Serverless-2016-10-31" in json.dumps(s)]
-    assert transform and all("cloudformation:CreateChangeSet" in _as_list(s["Action"]) for s in transform)
+    for name in _as_list(load_template(TEMPLATE)["Transform"]):
+        granted = [
+            s for s in _statements(role) if f"aws:transform/{name.removeprefix('AWS::')}" in json.dumps(s)
+        ]
+        assert granted, f"no CreateChangeSet on the transform {name} that template.yaml uses"
+        assert all("cloudformation:CreateChangeSet" in _as_list(s["Action"]) for s in granted), name
+
+
+def test_role_may_delete_only_its_own_stack(role: dict[str, Any]) -> None:
+    """A failed first create leaves ROLLBACK_COMPLETE, which only DeleteStack clears."""
+    deleting = [s for s in _statements(role) if "cloudformation:DeleteStack" in _as_list(s["Action"])]
+    assert len(deleting) == 1
+    assert [_subbed(r) for r in _as_list(deleting[0]["Resource"])] == [
+        "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${StackName}/*"
+    ]
 
 
 # --------------------------------------------------------------------------- role, template, samconfig agree

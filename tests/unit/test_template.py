@@ -27,7 +27,12 @@ from typing import Any
 import pytest
 
 from local.template import load_template
-from tests.sam_offline import offline_env, transformed_template
+from tests.sam_offline import (
+    offline_env,
+    sam_only_transformed_template,
+    transformed_template,
+    transformed_with_parameters,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -136,9 +141,16 @@ def test_sam_validate_lint_passes() -> None:
 # --------------------------------------------------------------------------- 2. transform + cfn-lint
 
 
-def test_transformed_template_passes_cfn_lint(transformed: dict[str, Any]) -> None:
+def test_transformed_template_passes_cfn_lint() -> None:
+    """cfn-lint on what the SAM transform makes of template.yaml, parameters still `Ref`s.
+
+    AWS::LanguageExtensions, which runs first on deploy, only writes the values of parameters
+    (which their own constraints check) into Resources; leaving it out lints the template for
+    every parameter value, not for one deploy's.
+    """
     from cfnlint.api import ManualArgs, lint  # type: ignore[import-untyped]
 
+    transformed = sam_only_transformed_template(TEMPLATE)
     matches = lint(json.dumps(transformed), config=ManualArgs(regions=["us-east-1"]))
     findings = [match for match in matches if match.rule.id[0] in {"E", "W"}]
     assert not findings, "cfn-lint on the transformed template:\n" + "\n".join(
@@ -250,13 +262,14 @@ def test_each_role_writes_logs_only_to_its_own_group(transformed: dict[str, Any]
         ("SessionMaxAgeSeconds", 604800),
         ("RateLimitMax", 20),
         ("RateLimitWindowSeconds", 60),
-        ("TrustedProxyHops", 0),
+        ("RateLimitIpv6Prefix", 56),
         ("CorsAllowOrigins", "*"),
         ("ClaudeTimeoutSeconds", 25),
         ("LogRetentionDays", 14),
         ("LogLevel", "INFO"),
         ("AnthropicApiKeySecretArn", ""),
         ("DailyTokenBudget", 200000),
+        ("GlobalDailyTokenBudget", 10000000),
         ("ReservedConcurrency", 0),
         ("AlarmEmail", ""),
     ],
@@ -354,6 +367,8 @@ def test_function_url_is_public_with_cors_from_the_parameter(
     assert {"content-type", "x-session-id"} <= set(cors["AllowHeaders"])
     assert "x-session-id" in cors["ExposeHeaders"]
     assert {"ratelimit", "ratelimit-policy", "retry-after"} <= set(cors["ExposeHeaders"])
+    # The stream names its turn in x-turn-id; the page needs it to ask for a stop.
+    assert ("x-turn-id" in cors["ExposeHeaders"]) is (function == "StreamFunction")
     assert not cors.get("AllowCredentials"), "credentials with a wildcard origin are refused by browsers"
 
 
@@ -440,16 +455,40 @@ _API_KEY_SECRET = {
 }
 
 
+_TURN_ACTIONS = {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+
+
+# Key prefixes: S# sessions, RL# rate-limit windows, TB# per-client and GB# global token budgets,
+# SP# stop flags (written by the stream function's stop route, read while a reply streams).
 @pytest.mark.parametrize(
-    ("function", "leading_keys", "readable_secrets"),
+    ("function", "leading_keys", "dynamodb_actions", "readable_secrets"),
     [
-        ("ChatFunction", {"S#*", "RL#*", "TB#*"}, [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}]),
-        ("StreamFunction", {"S#*", "RL#*", "TB#*"}, [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}]),
-        ("HistoryFunction", {"S#*"}, [{"Ref": "SessionSigningSecret"}]),
+        (
+            "ChatFunction",
+            {"S#*", "RL#*", "TB#*", "GB#*"},
+            _TURN_ACTIONS,
+            [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}],
+        ),
+        (
+            "StreamFunction",
+            {"S#*", "RL#*", "TB#*", "GB#*", "SP#*"},
+            _TURN_ACTIONS | {"dynamodb:GetItem"},
+            [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}],
+        ),
+        (
+            "HistoryFunction",
+            {"S#*"},
+            {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"},
+            [{"Ref": "SessionSigningSecret"}],
+        ),
     ],
 )
 def test_function_policies_are_least_privilege(
-    template: dict[str, Any], function: str, leading_keys: set[str], readable_secrets: list[Any]
+    template: dict[str, Any],
+    function: str,
+    leading_keys: set[str],
+    dynamodb_actions: set[str],
+    readable_secrets: list[Any],
 ) -> None:
     role = template["Resources"][f"{function}Role"]["Properties"]
     statements = [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
@@ -462,6 +501,9 @@ def test_function_policies_are_least_privilege(
         assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["ChatTable", "Arn"]}]
         condition = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
         assert set(condition) == leading_keys
+    # Exactly the actions the function's code uses: nothing it never calls (no Scan, no GetItem
+    # where the code only queries).
+    assert {a for s in dynamodb for a in _as_list(s["Action"])} == dynamodb_actions
     secrets = [s for s in statements if _actions_of(s, "secretsmanager")]
     assert {a for s in secrets for a in _as_list(s["Action"])} == {"secretsmanager:GetSecretValue"}
     granted = [r for s in secrets for r in _as_list(s["Resource"])]
@@ -521,8 +563,11 @@ def test_samconfig_prod_deploys_unattended_with_cost_guards(template: dict[str, 
     assert prod["resolve_s3"] is True
     overrides = dict(re.findall(r'(\w+)="([^"]*)"', prod["parameter_overrides"]))
     assert set(overrides) <= set(template["Parameters"])
-    assert int(overrides["ReservedConcurrency"]) > 0
+    # Reserving concurrency fails on an account whose limit leaves less than 100 unreserved
+    # (new accounts may have 10): prod reserves nothing unless the operator opts in.
+    assert int(overrides.get("ReservedConcurrency", "0")) == 0
     assert int(overrides["DailyTokenBudget"]) > 0
+    assert int(overrides["GlobalDailyTokenBudget"]) > 0
     # Every parameter the template requires has a default, so nothing prompts in CI.
     assert all("Default" in declared for declared in template["Parameters"].values())
 
@@ -539,6 +584,159 @@ def test_snapstart_on_published_versions_of_the_runtime_functions(functions: dic
         assert properties["ReservedConcurrentExecutions"] == {
             "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
         }, name
+
+
+# --------------------------------------------------------------------------- deploys reach the alias
+
+# Parameters that reach no function's configuration. Their change must not publish a version:
+# Lambda publishes nothing for an unchanged function, and the deploy would fail on it.
+REACHES_NO_FUNCTION = {
+    "CorsAllowOrigins": "the function URLs' CORS (AWS::Lambda::Url), not the function",
+    "ReservedConcurrency": "reserved concurrency is the function's, shared by all its versions",
+    "LogRetentionDays": "the log groups",
+    "AlarmEmail": "the alarm topic's subscription",
+    "DailyTokenAlarmThreshold": "the token-spend alarm",
+}
+# Parameters that reach some functions only. Every other parameter reaches all of them.
+REACHES_ONLY = {
+    "StreamTimeoutSeconds": {"StreamFunction"},
+    "WebAdapterLayerVersion": {"StreamFunction"},
+    "AnthropicApiKeySecretArn": {"ChatFunction", "StreamFunction"},  # history never calls Claude
+}
+# Values for parameters whose pattern a generic change would not satisfy.
+CHANGED_VALUES = {
+    "AnthropicApiKeySecretArn": (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:claude-chat/anthropic-AbC123"
+    ),
+    "AlarmEmail": "ops@example.com",
+    "CorsAllowOrigins": "https://chat.example.com",
+}
+
+
+def _changed_value(name: str, declared: dict[str, Any]) -> str:
+    """Another valid value of a parameter, as an operator could pass it to sam deploy."""
+    default = declared.get("Default")
+    if name in CHANGED_VALUES:
+        value = CHANGED_VALUES[name]
+    elif "AllowedValues" in declared:
+        value = next(str(v) for v in declared["AllowedValues"] if str(v) != str(default))
+    elif declared["Type"] == "Number":
+        number = int(default) + 1
+        value = str(number if number <= int(declared.get("MaxValue", number)) else int(default) - 1)
+    else:
+        value = f"{default}-changed" if default else "changed"
+    assert value != str(default), name
+    if "AllowedPattern" in declared:
+        assert re.fullmatch(declared["AllowedPattern"], value), (name, value)
+    if declared["Type"] == "Number":
+        assert int(declared.get("MinValue", value)) <= int(value) <= int(declared.get("MaxValue", value)), (
+            name
+        )
+    return value
+
+
+def _versions(document: dict[str, Any]) -> dict[str, str]:
+    """Each function's AWS::Lambda::Version logical id, checked to be what its `live` alias serves."""
+    resources = document["Resources"]
+    versions = {}
+    for function in URL_FUNCTIONS:
+        (version,) = [
+            name
+            for name, resource in resources.items()
+            if resource["Type"] == "AWS::Lambda::Version"
+            and resource["Properties"]["FunctionName"] == {"Ref": function}
+        ]
+        alias = resources[f"{function}Aliaslive"]["Properties"]
+        assert alias["FunctionVersion"] == {"Fn::GetAtt": [version, "Version"]}, function
+        versions[function] = version
+    return versions
+
+
+def test_a_rebuilt_layer_publishes_every_function_behind_its_alias(tmp_path: Path) -> None:
+    """`sam deploy` after a layer rebuild uploads it to a new S3 key: every alias must move.
+
+    Without PublishLambdaVersion on the layer only $LATEST would get the new layer.
+    """
+    rebuilt = tmp_path / "template.yaml"
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert text.count("ContentUri: layers/shared\n") == 1
+    rebuilt.write_text(
+        text.replace("ContentUri: layers/shared\n", "ContentUri: s3://sam-artifacts/rebuilt.zip\n")
+    )
+    before, after = transformed_template(TEMPLATE), transformed_template(rebuilt)
+    layers_before = {n for n, r in before["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"}
+    layers_after = {n for n, r in after["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"}
+    assert layers_before.isdisjoint(layers_after), "the rebuilt layer is not a new layer version"
+    (new_layer,) = layers_after
+    old_versions, new_versions = _versions(before), _versions(after)
+    for function in URL_FUNCTIONS:
+        assert new_versions[function] != old_versions[function], f"{function}: the alias keeps the old layer"
+        assert {"Ref": new_layer} in after["Resources"][function]["Properties"]["Layers"], function
+
+
+def test_every_parameter_change_publishes_the_functions_it_reaches(template: dict[str, Any]) -> None:
+    """Each parameter of template.yaml, changed alone, as `sam deploy --parameter-overrides` would.
+
+    Every function whose configuration the parameter reaches gets a new version, and its alias
+    (so its URL) moves to it; the others keep theirs. A parameter added later is covered here
+    at once: unless listed above, it must publish all three functions.
+    """
+    parameters = template["Parameters"]
+    assert set(REACHES_NO_FUNCTION) | set(REACHES_ONLY) <= set(parameters), "a listed parameter is gone"
+    changes = {name: _changed_value(name, declared) for name, declared in parameters.items()}
+    baseline, *variants = transformed_with_parameters(
+        [{}] + [{name: value} for name, value in changes.items()]
+    )
+    old_versions = _versions(baseline)
+    failures = []
+    for (name, value), document in zip(changes.items(), variants, strict=True):
+        new_versions = _versions(document)
+        expected = set() if name in REACHES_NO_FUNCTION else REACHES_ONLY.get(name, set(URL_FUNCTIONS))
+        published = {
+            function for function in URL_FUNCTIONS if new_versions[function] != old_versions[function]
+        }
+        if published != expected:
+            failures.append(
+                f"{name}={value!r} publishes {sorted(published)}, should publish {sorted(expected)}"
+            )
+        for function in URL_FUNCTIONS:
+            # A new version needs a changed function (Lambda publishes nothing otherwise), and a
+            # changed function needs a new version (or only $LATEST changes).
+            changed = document["Resources"][function] != baseline["Resources"][function]
+            if changed != (function in published):
+                failures.append(f"{name}: {function} changed={changed} but published={function in published}")
+    assert not failures, "\n".join(failures)
+
+
+def test_parameters_reach_functions_outside_globals(template: dict[str, Any]) -> None:
+    """AWS::LanguageExtensions resolves parameters in Resources only, so none may hide in Globals.
+
+    A `!Ref` to a parameter in Globals would reach the SAM transform unresolved and publish
+    nothing when its value changes. Only ReservedConcurrency lives there, on purpose.
+    """
+    assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+    assert template["Resources"]["SharedLayer"]["Properties"]["PublishLambdaVersion"] is True
+    parameters = set(template["Parameters"])
+    globals_text = json.dumps(template["Globals"])
+    in_globals = {p for p in parameters if re.search(rf'"Ref": "{p}"|\$\{{{p}\}}', globals_text)}
+    assert in_globals == {"ReservedConcurrency"}
+    settings = {}
+    for function in URL_FUNCTIONS:
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        settings[function] = {
+            k: v
+            for k, v in variables.items()
+            if k not in ADAPTER_VARIABLES and k != "ANTHROPIC_API_KEY_SECRET_ARN"
+        }
+    assert settings["ChatFunction"] == settings["HistoryFunction"] == settings["StreamFunction"]
+
+
+def test_reserved_concurrency_states_what_the_account_needs(template: dict[str, Any]) -> None:
+    declared = template["Parameters"]["ReservedConcurrency"]
+    assert declared["Default"] == 0
+    description = " ".join(declared["Description"].split())
+    assert "3 x ReservedConcurrency + 100" in description
+    assert "limit of 10" in description
 
 
 def test_alarms_cover_errors_throttles_and_token_spend(template: dict[str, Any]) -> None:
