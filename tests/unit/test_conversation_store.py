@@ -152,8 +152,8 @@ def test_sessions_written_before_slots_continue_after_their_turns(store: Convers
     for number in (1, 2):
         aws.put_item(
             TableName=table,
-            Item={"pk": {"S": "S#old"}, "sk": {"S": f"T#0000000000#{number:010d}"}, "user": {"S": f"u{number}"},
-                  "assistant": {"S": "a"}},
+            Item={"pk": {"S": "S#old"}, "sk": {"S": f"T#0000000000#{number:010d}"},
+                  "user": {"S": f"u{number}"}, "assistant": {"S": "a"}},
         )  # fmt: skip
     taken = slot(store, "old")
     assert taken.number == 3
