@@ -245,3 +245,28 @@ def test_parallel_turns_cannot_overspend_the_token_budget(server: DevServer) -> 
     # Settled to the real usage: the counter is what Claude billed for the served turns, nothing reserved.
     served = [body for status, body in results if status == 200]
     assert total == before + sum(sum(body["usage"].values()) for body in served)
+
+
+# --------------------------------------------------------------------------- make dev streams as Lambda would
+
+
+def test_many_streams_at_once_all_start_without_queueing(server: DevServer) -> None:
+    """In AWS each stream has its own environment; `make dev` must not make the 7th wait for the 1st."""
+    count = 24
+
+    def first_event_after(n: int) -> float:
+        client = server.client()
+        started = time.monotonic()
+        with client.stream(
+            "POST", "/api/chat/stream", json={"message": f"{n} [standin:words=4][standin:delta_delay=1.5]"}
+        ) as response:
+            assert response.status_code == 200
+            sent = events_of(response)
+            next(sent)
+            waited = time.monotonic() - started
+            list(sent)
+        return waited
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        waits = sorted(pool.map(first_event_after, range(count)))
+    assert waits[-1] < 1.5, f"the slowest stream waited {waits[-1]:.2f} s for its first event"
