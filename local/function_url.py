@@ -1,15 +1,19 @@
 """What a Lambda function URL does around a function, emulated for `make dev`.
 
 It turns an HTTP request into the payload-2.0 event a function URL sends
-(sourceIp from the TCP peer, cookies split out, non-text bodies in base64,
-X-Forwarded-For appended to as AWS's front end does), turns the function's
-result back into an HTTP response, and answers CORS from the template's
-function URL settings, as AWS does, so the code never sets CORS itself.
+(sourceIp from the TCP peer, cookies split out, a body in base64 unless it is
+UTF-8 text, X-Forwarded-For appended to as AWS's front end is seen to do,
+though the code never reads it), turns the function's result back into an
+HTTP response, refusing one over Lambda's 6 MB response payload limit as a
+function URL does, and answers CORS from the template's function URL
+settings, as AWS does, so the code never sets CORS itself.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -17,6 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 _TEXT_TYPES = ("text/", "application/json", "+json", "application/xml", "+xml", "javascript", "urlencoded")
+
+# Lambda's limit on a buffered (RequestResponse) invocation's response payload: the handler's return
+# value as the runtime serializes it, envelope and all. A function URL answers 502 when it is exceeded.
+MAX_RESPONSE_PAYLOAD_BYTES = 6_291_556
+# What a function URL answers then, as for a function error (reported by users; AWS does not
+# document the exact body or headers).
+PAYLOAD_TOO_LARGE_BODY = b"Internal Server Error"
 
 
 def lambda_event(
@@ -76,13 +87,28 @@ def lambda_event(
             for name, _, value in (part.partition("=") for part in query_string.split("&") if part)
         }
     if body:
-        content_type = merged.get("content-type", "").lower()
-        if content_type and any(kind in content_type for kind in _TEXT_TYPES):
-            event["body"] = body.decode("utf-8", errors="replace")
+        text = _as_text(body, merged.get("content-type", ""))
+        if text is not None:
+            event["body"] = text
         else:
             event["body"] = base64.b64encode(body).decode()
             event["isBase64Encoded"] = True
     return event
+
+
+def _as_text(body: bytes, content_type: str) -> str | None:
+    """The body as text if a function URL passes it so: a text content type and valid UTF-8.
+
+    Anything else arrives base64-encoded, never decoded with replacement characters, so a handler
+    sees the bytes the client sent and can refuse them.
+    """
+    content_type = content_type.lower()
+    if not content_type or not any(kind in content_type for kind in _TEXT_TYPES):
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 @dataclass
@@ -94,6 +120,15 @@ class HttpResult:
 
 def http_result(result: Mapping[str, Any] | str) -> HttpResult:
     """A function URL's reading of a handler's return value (payload format 2.0)."""
+    size = response_payload_bytes(result)
+    if size > MAX_RESPONSE_PAYLOAD_BYTES:
+        print(
+            f"function URL: the function's response payload is {size} bytes, over Lambda's limit of"
+            f" {MAX_RESPONSE_PAYLOAD_BYTES}; AWS would answer 502, and so does make dev",
+            file=sys.stderr,
+            flush=True,
+        )
+        return HttpResult(502, [("content-type", "application/json")], PAYLOAD_TOO_LARGE_BODY)
     if not isinstance(result, Mapping) or "statusCode" not in result:
         return HttpResult(200, [("content-type", "application/json")], _as_bytes(result, False))
     headers = [(str(name), str(value)) for name, value in (result.get("headers") or {}).items()]
@@ -102,12 +137,15 @@ def http_result(result: Mapping[str, Any] | str) -> HttpResult:
     return HttpResult(int(result["statusCode"]), headers, body)
 
 
+def response_payload_bytes(result: Any) -> int:
+    """The size Lambda measures: the return value as the Python 3.12+ runtimes serialize it (raw UTF-8)."""
+    return len(json.dumps(result, ensure_ascii=False, default=str).encode())
+
+
 def _as_bytes(body: Any, is_base64: bool) -> bytes:
     if body is None:
         return b""
     if not isinstance(body, str):
-        import json
-
         body = json.dumps(body)
     return base64.b64decode(body) if is_base64 else body.encode()
 

@@ -9,8 +9,10 @@ same origin (web/config.json, written for a deployed stack, is not used here).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -216,16 +218,54 @@ def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     return app, workers, notes
 
 
+def listening_socket(host: str) -> socket.socket | None:
+    """For HOST=:: a dual-stack socket (IPv6 and IPv4 on one port); None lets uvicorn bind any other host.
+
+    asyncio marks every IPv6 listening socket IPv6-only, so without this `HOST=::` would refuse IPv4
+    clients. On the dual-stack socket an IPv4 client arrives as `::ffff:a.b.c.d`, which the rate limit
+    keys as the IPv4 address it maps.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version != 6 or not address.is_unspecified:
+        return None
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return sock
+
+
+def display_url(host: str, port: int) -> str:
+    """A URL a browser on this machine can open: a wildcard host becomes loopback, IPv6 gets brackets."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}/"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"http://[{address}]:{port}/" if address.version == 6 else f"http://{address}:{port}/"
+
+
 def main() -> None:
     sys.path.insert(0, str(LAYER_PATH))
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", str(DEFAULT_PORT)))
+    sock = listening_socket(host)
+    if sock is not None:
+        sock.bind((host, port))  # before the slow start-up, so a taken port fails at once
     app, workers, notes = build_app()
     for note in notes:
         print(note, flush=True)
-    print(f"Chat page: http://{host}:{port}/  (API under /api/, OpenAPI at /api/openapi.json)", flush=True)
+    print(
+        f"Chat page: {display_url(host, port)}  (API under /api/, OpenAPI at /api/openapi.json)", flush=True
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("DEV_LOG_LEVEL", "warning"))
+    )
     try:
-        uvicorn.run(app, host=host, port=port, log_level=os.environ.get("DEV_LOG_LEVEL", "warning"))
+        server.run(sockets=[sock] if sock is not None else None)
     finally:
         workers.close()
 

@@ -120,17 +120,13 @@ def test_budget_is_per_source_ip_and_ignores_x_forwarded_for(chat, events) -> No
     assert chat(request(events, '{"message": "hi"}', ip="198.51.100.2"))[0] == 200
 
 
-def test_trusted_proxy_hops_take_the_client_from_x_forwarded_for(monkeypatch, events) -> None:
-    from claude_chat import http_api
-    from claude_chat.settings import Settings
-
-    event = request(events, "{}", ip="130.176.0.10")
-    event["headers"]["x-forwarded-for"] = "1.2.3.4, 198.51.100.77"
-    assert http_api.client_ip(event) == "130.176.0.10"
-    monkeypatch.setattr(http_api, "get_settings", lambda: Settings(trusted_proxy_hops=1))
-    assert http_api.client_ip(event) == "198.51.100.77"
-    event["headers"]["x-forwarded-for"] = "not-an-ip"
-    assert http_api.client_ip(event) == "130.176.0.10"
+def test_ipv6_callers_of_one_slash_56_share_a_budget(chat, events) -> None:
+    for n in range(5):
+        event = request(events, '{"message": "hi"}', ip=f"2001:db8:77:{n:x}::{n + 1}")
+        assert chat(event)[0] == 200
+    status, _, payload = chat(request(events, '{"message": "hi"}', ip="2001:db8:77:ff::9"))
+    assert (status, payload["code"]) == (429, "rate_limited")
+    assert chat(request(events, '{"message": "hi"}', ip="2001:db8:77:100::1"))[0] == 200
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
+from claude_chat.client_key import client_key
 from claude_chat.deadline import Deadline
 from claude_chat.errors import (
     ApiError,
@@ -179,23 +179,17 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
 
 
 def client_ip(event: Mapping[str, Any]) -> str:
-    """The caller's IP as Lambda saw it; X-Forwarded-For only through configured trusted proxies."""
-    return client_ip_of(event["requestContext"]["http"]["sourceIp"], (event.get("headers") or {}))
+    """The caller's client key (see client_key.py), from the sourceIp Lambda reports and nothing else."""
+    return client_ip_of(event["requestContext"]["http"]["sourceIp"])
 
 
-def client_ip_of(source_ip: str, headers: Mapping[str, str]) -> str:
-    """The client IP given the request context's sourceIp and the request's (lower-cased) headers."""
-    hops = get_settings().trusted_proxy_hops
-    forwarded = headers.get("x-forwarded-for")
-    if hops <= 0 or not forwarded:
-        return source_ip
-    chain = [part.strip() for part in forwarded.split(",")]
-    if len(chain) < hops:
-        return source_ip
-    try:
-        return str(ipaddress.ip_address(chain[-hops]))
-    except ValueError:
-        return source_ip
+def client_ip_of(source_ip: str, headers: Mapping[str, str] | None = None) -> str:
+    """The client key of a request that came from `source_ip`.
+
+    `headers` is accepted for the callers' convenience and deliberately ignored: the function URLs are
+    public, so X-Forwarded-For and every other header are whatever the client chose to send.
+    """
+    return client_key(source_ip, get_settings().rate_limit_ipv6_prefix)
 
 
 def session_token(event: Mapping[str, Any]) -> str | None:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     rate_limit_max: int = Field(default=20, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
-    trusted_proxy_hops: int = Field(default=0, ge=0)
+    # Bits of an IPv6 address that name one client (express-rate-limit 8's default); see client_key.py.
+    rate_limit_ipv6_prefix: int = Field(default=56, ge=1, le=128)
     daily_token_budget: int = Field(default=200_000, ge=0)  # per client key per UTC day; 0 turns it off
     global_daily_token_budget: int = Field(default=10_000_000, ge=0)  # all callers per UTC day; 0: off
 
