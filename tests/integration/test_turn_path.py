@@ -270,3 +270,29 @@ def test_many_streams_at_once_all_start_without_queueing(server: DevServer) -> N
     with ThreadPoolExecutor(max_workers=count) as pool:
         waits = sorted(pool.map(first_event_after, range(count)))
     assert waits[-1] < 1.5, f"the slowest stream waited {waits[-1]:.2f} s for its first event"
+
+
+def test_the_global_budget_refuses_every_caller_once_spent() -> None:
+    """No crowd of addresses can run up an unbounded bill: all callers together stop at the global budget."""
+    server = start_dev_server(GLOBAL_DAILY_TOKEN_BUDGET="700", MAX_TOKENS="100", RATE_LIMIT_MAX="100")
+    try:
+        statuses = []
+        for _ in range(40):  # each from a fresh address, as a crowd would
+            response = server.client().post("/api/chat", json={"message": "hello [standin:words=80]"})
+            statuses.append(response.status_code)
+            if response.status_code != 200:
+                break
+        assert statuses[0] == 200 and statuses[-1] == 503, statuses
+        body = response.json()
+        assert body["code"] == "budget_exhausted"
+        until_midnight = 86_400 - int(time.time()) % 86_400
+        assert abs(int(response.headers["retry-after"]) - until_midnight) <= 2
+        client, table = dynamodb(server)
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        item = client.get_item(TableName=table, Key={"pk": {"S": "GB#all"}, "sk": {"S": f"D#{day}"}})["Item"]
+        assert int(item["used"]["N"]) <= 700
+        stream = server.client().post("/api/chat/history/stream", json={"message": "hi"})
+        assert (stream.status_code, stream.json()["code"]) == (503, "budget_exhausted")
+        assert server.client().get("/api/chat/history").status_code == 200  # reads stay free
+    finally:
+        server.stop()
