@@ -11,8 +11,6 @@ is rejected by browsers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import json
 import time
@@ -25,19 +23,12 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from claude_chat.errors import (
-    ApiError,
-    InternalError,
-    InvalidJson,
-    InvalidRequest,
-    MessageTooLong,
-    MethodNotAllowed,
-    NotFound,
-)
+from claude_chat.errors import ApiError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
 from claude_chat.models import ChatRequest, ErrorReply
 from claude_chat.rate_limiter import RateLimiter
+from claude_chat.request_body import parse_chat_request, read_json_body, request_error
 from claude_chat.settings import get_settings
 
 logger = Logger(child=True)
@@ -110,7 +101,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
-                if "requestBody" not in operation:
+                if "requestBody" not in operation and "parameters" not in operation:
                     operation.get("responses", {}).pop("422", None)
         text = json.dumps(document["paths"])
         schemas = document.get("components", {}).get("schemas", {})
@@ -227,22 +218,14 @@ def session_cookie(token: str) -> Cookie:
         path="/",
         secure=True,
         http_only=True,
-        same_site=SameSite.NONE_MODE,
+        same_site=SameSite.LAX_MODE,
         max_age=get_settings().session_ttl_seconds,
     )
 
 
 def read_chat_request(body: bytes) -> ChatRequest:
     """The request body as a ChatRequest, or the contract's error, exactly as the Powertools routes answer."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise InvalidJson() from error
-    try:
-        return ChatRequest.model_validate(data)
-    except ValidationError as error:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
-        raise _contract_error(errors) from error
+    return parse_chat_request(body)
 
 
 def session_response(body: Any, token: str) -> Response[Any]:
@@ -258,18 +241,13 @@ def session_response(body: Any, token: str) -> Response[Any]:
 
 
 def _with_json_body(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event with its body decoded and checked as JSON, and labelled as such for Powertools."""
+    """The event with its body checked by the shared body rules, and labelled as JSON for Powertools."""
     event = dict(event)
     if _method(event) not in ("POST", "PUT", "PATCH"):
         return event
-    body = event.get("body") or ""
-    try:
-        if event.get("isBase64Encoded"):
-            body = base64.b64decode(body, validate=True).decode("utf-8")
-        json.loads(body)
-    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise InvalidJson() from error
-    event["body"], event["isBase64Encoded"] = body, False
+    body = read_json_body(event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
+    # Powertools parses this same text again, so it sees exactly the object checked here.
+    event["body"], event["isBase64Encoded"] = body.text, False
     event["headers"] = {**(event.get("headers") or {}), "content-type": "application/json"}
     return event
 
@@ -287,21 +265,10 @@ def _result(error: ApiError) -> dict[str, Any]:
     }
 
 
-def _contract_error(errors: Sequence[Any]) -> ApiError:  # noqa: PLR0911 - one return per contract case
-    """The contract's error for pydantic's first complaint, worded for a web developer."""
+def _contract_error(errors: Sequence[Any]) -> ApiError:
+    """The contract's error for pydantic's first complaint: a query parameter's, else the body's."""
     for error in errors:
-        kind, location = error.get("type"), tuple(error.get("loc", ()))
-        field = location[1] if len(location) > 1 else None
-        if kind == "json_invalid":
-            return InvalidJson()
-        if kind == "string_too_long" and field == "message":
-            return MessageTooLong(get_settings().max_message_chars)
-        if kind == "extra_forbidden":
-            return InvalidRequest(f"Unknown field `{field}`: the body takes only `message`.")
-        if field == "message":
-            if kind == "missing":
-                return InvalidRequest("`message` is required.")
-            if kind == "string_type":
-                return InvalidRequest("`message` must be a string.")
-            return InvalidRequest("`message` must not be empty.")
-    return InvalidRequest('The body must be a JSON object: {"message": "..."}.')
+        location = tuple(error.get("loc", ()))
+        if location[:1] == ("query",) and len(location) > 1:
+            return InvalidRequest(f"`{location[1]}` is not valid: {error.get('msg', 'bad value')}.")
+    return request_error(errors)
