@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import pytest
@@ -122,7 +123,7 @@ def test_a_page_is_read_across_dynamodb_s_own_1_mb_pages(store, aws, monkeypatch
 def test_cursors_round_trip(generation, turn) -> None:
     cursor = encode_cursor(generation, turn)
     assert decode_cursor(cursor) == (generation, turn)
-    assert cursor.isascii() and "=" not in cursor and "/" not in cursor and "+" not in cursor
+    assert re.fullmatch(r"[0-9-]+", cursor)  # safe in a URL as it is
 
 
 @pytest.mark.parametrize(
@@ -130,17 +131,18 @@ def test_cursors_round_trip(generation, turn) -> None:
     [
         "",
         "1",
-        "MC4x=",  # padded
-        "MC4x\n",
-        "MC4w",  # turn 0
-        "LTEuMQ",  # -1.1
-        "MDAuMQ",  # 00.1: not canonical
-        "MC4xMDAwMDAwMDAwMA",  # 11 digits: beyond the key format
-        "MC4xYQ",  # 0.1a
-        "MS4",  # "1."
-        "MC4y" + "A" * 40,
-        "MC4y.",
-        "MC4xK",  # not a whole base64 text
+        "0-0",
+        "-1",
+        "0--1",
+        "00-1",
+        "0-01",
+        "0-1\n",
+        " 0-1",
+        "0-1 ",
+        "0-10000000000",
+        "0-1a",
+        "0.1",
+        "\u0660-\u0661",  # Arabic-Indic digits
     ],
 )
 def test_anything_but_a_cursor_we_issued_is_invalid_request(cursor) -> None:
