@@ -444,3 +444,49 @@ def test_a_spent_daily_token_budget_says_so_and_counts_down_to_midnight(page: Pa
         expect(page.get_by_role("textbox", name="Message")).to_have_value("One more")
     finally:
         server.stop()
+
+
+def test_show_earlier_messages_loads_older_pages_in_order(chat_page: Page, chat_server: DevServer) -> None:
+    """A conversation longer than one page: the newest page on reload, older ones on demand."""
+    token = None
+    for n in range(1, 6):
+        headers = {"X-Session-Id": token} if token else {}
+        response = httpx.post(
+            f"{chat_server.base_url}/api/chat/history",
+            json={"message": f"turn {n}"},
+            headers=headers,
+            timeout=10,
+        )
+        token = response.json()["session"]
+    assert token
+    whole = [(m["role"], m["content"]) for m in server_history(chat_server, token)]
+    assert len(whole) == 10
+
+    def two_turns_a_page(route: Route) -> None:
+        url = route.request.url
+        if route.request.method == "GET":
+            url += ("&" if "?" in url else "?") + "limit=2"
+        route.continue_(url=url)
+
+    chat_page.route(re.compile(r".*/api/chat/history(\?.*)?$"), two_turns_a_page)
+    chat_page.evaluate("token => localStorage.setItem('claude-chat.session', token)", token)
+    chat_page.reload()
+    expect(chat_page.locator("body")).to_have_attribute("data-ready", "true")
+    assert messages(chat_page) == whole[6:]
+    earlier = chat_page.get_by_role("button", name="Show earlier messages")
+    expect(earlier).to_be_visible()
+
+    earlier.click()
+    expect(chat_page.locator(".message")).to_have_count(8)
+    assert messages(chat_page) == whole[2:]
+    expect(earlier).to_be_focused()  # still there: the next click is one keypress away
+
+    chat_page.keyboard.press("Enter")
+    expect(chat_page.locator(".message")).to_have_count(10)
+    assert messages(chat_page) == whole
+    expect(earlier).to_be_hidden()
+    expect(chat_page.get_by_role("log", name="Conversation")).to_be_focused()
+
+    chat_page.get_by_role("button", name="New chat").click()
+    expect(chat_page.locator(".message")).to_have_count(0)
+    expect(earlier).to_be_hidden()

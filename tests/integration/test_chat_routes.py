@@ -43,6 +43,7 @@ def test_a_session_conversation_end_to_end(client) -> None:
         ],
         "turns": 2,
         "session": token,
+        "before": None,
     }
 
     reset = client.delete("/api/chat/history", headers={"X-Session-Id": token})
@@ -58,7 +59,7 @@ def test_the_sid_cookie_carries_the_session_like_express_session(dev_server) -> 
     first = browser.post("/api/chat/history", json={"message": "cookie one"})
     cookie = first.headers["set-cookie"]
     assert cookie.startswith(f"sid={first.json()['session']};")
-    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Path=/", "Max-Age=3600"):
+    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=3600"):
         assert attribute in cookie
     token = first.json()["session"]
     second = browser.post(

@@ -44,6 +44,10 @@ def request(events, body: str | None, *, path: str = "/api/chat", ip: str = "203
         ('{"message": null}', 422, "invalid_request"),
         ('{"message": ["hi"]}', 422, "invalid_request"),
         ('["hi"]', 422, "invalid_request"),
+        ('[{"message": "hi"}]', 422, "invalid_request"),
+        ('{"message": "\\ud800"}', 422, "invalid_request"),
+        ('{"message": "hi", "message": "hi"}', 422, "invalid_request"),
+        ('{"message": NaN}', 400, "invalid_json"),
         ('"hi"', 422, "invalid_request"),
         ('{"message": "hi", "model": "claude-opus-4-1"}', 422, "invalid_request"),
         (json.dumps({"message": "x" * 16_001}), 413, "message_too_long"),
@@ -55,6 +59,31 @@ def test_bad_input_gets_a_clear_json_error(chat, events, body, status, code) -> 
     assert payload["error"] and "Traceback" not in payload["error"]
     assert headers["Content-Type"] == "application/json"
     assert "RateLimit" in headers  # a bad request still costs budget and says so
+
+
+def test_a_lone_surrogate_is_named_in_the_error(chat, events) -> None:
+    _, _, payload = chat(request(events, '{"message": "\\ud800"}'))
+    assert "lone surrogate" in payload["error"]
+
+
+@pytest.mark.parametrize("base64_encoded", [False, True])
+def test_a_byte_order_mark_is_ignored(chat, events, base64_encoded) -> None:
+    body = '\ufeff{"message": "after a BOM"}'
+    if base64_encoded:
+        body = base64.b64encode(body.encode()).decode()
+    status, _, payload = chat(request(events, body, isBase64Encoded=base64_encoded))
+    assert status == 200
+    assert "after a BOM" in payload["reply"]
+
+
+def test_the_session_cookie_is_same_site_lax(chat, events) -> None:
+    from claude_chat.http_api import session_cookie
+
+    cookie = str(session_cookie("token"))
+    assert cookie.startswith("sid=token;")
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")[1:]}
+    assert attributes["samesite"] == "SameSite=Lax"
+    assert {"httponly", "secure", "path"} <= attributes.keys() and attributes["path"] == "Path=/"
 
 
 def test_unknown_field_is_named_in_the_error(chat, events) -> None:

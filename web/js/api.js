@@ -43,10 +43,16 @@ export class ChatApi {
     return this.storage.getItem(SESSION_KEY);
   }
 
-  /** The conversation so far: [{role, content}...]. */
-  async history() {
-    const response = await this.#request(`${this.endpoints.history}/api/chat/history`, "GET");
-    return (await response.json()).messages;
+  /**
+   * A page of the conversation: {messages: [{role, content}...] oldest first, before}.
+   * Without `before`, the newest page; with the `before` of a page, the one older than it.
+   * `before` in the answer is null when nothing older is left.
+   */
+  async history(before = null) {
+    const suffix = before ? `?${new URLSearchParams({ before })}` : "";
+    const response = await this.#request(`${this.endpoints.history}/api/chat/history${suffix}`, "GET");
+    const { messages, before: older = null } = await response.json();
+    return { messages, before: older };
   }
 
   /** Forgets the conversation on the server. */

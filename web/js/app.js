@@ -1,4 +1,5 @@
-// The chat page: one conversation, streamed, restored on reload.
+// The chat page: one conversation, streamed, restored on reload (its newest page, and older
+// pages on demand with "Show earlier messages").
 //
 // The log on the page always matches the session's history on the server: a
 // turn that fails or is stopped before any reply is taken back off the page and
@@ -16,14 +17,24 @@ const input = document.getElementById("message");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const newChatButton = document.getElementById("new-chat");
+const earlierButton = document.getElementById("earlier");
 
 let api;
 let turn = null; // {controller} while a reply streams
 let resetting = false; // while New chat's DELETE is in flight, nothing is sent
 let cooldownUntil = 0;
 let cooldownTimer = null;
+let older = null; // the cursor of the conversation's older page, or null when all of it is shown
+let conversationVersion = 0;
 
 function addMessage(role, text) {
+  const message = createMessage(role, text);
+  log.append(message.element);
+  emptyHint.hidden = true;
+  return message;
+}
+
+function createMessage(role, text) {
   const element = document.createElement("article");
   element.className = `message ${role}`;
   element.setAttribute("aria-label", role === "user" ? "You" : "Claude");
@@ -31,8 +42,6 @@ function addMessage(role, text) {
   content.className = "content";
   element.append(content);
   setContent({ element, content, role }, text);
-  log.append(element);
-  emptyHint.hidden = true;
   return { element, content, role };
 }
 
@@ -55,7 +64,45 @@ function removeMessages(...messages) {
 
 function clearLog() {
   for (const message of log.querySelectorAll(".message")) message.remove();
+  setOlder(null);
   emptyHint.hidden = false;
+}
+
+/** The "Show earlier messages" button at the top of the log, there while older pages are left. */
+function setOlder(cursor) {
+  older = cursor;
+  conversationVersion += 1; // a page still loading belongs to the log as it was: it is dropped
+  earlierButton.hidden = cursor === null;
+  earlierButton.disabled = false;
+  earlierButton.removeAttribute("aria-busy");
+}
+
+async function loadEarlier() {
+  if (older === null || earlierButton.disabled) return;
+  const version = conversationVersion;
+  earlierButton.disabled = true;
+  earlierButton.setAttribute("aria-busy", "true");
+  clearNotice();
+  try {
+    const page = await api.history(older);
+    if (version !== conversationVersion) return;
+    // Older messages go above the ones shown, and what the reader was looking at stays put.
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const first = log.querySelector(".message");
+    for (const { role, content } of page.messages) {
+      log.insertBefore(createMessage(role, content).element, first);
+    }
+    log.scrollTop = log.scrollHeight - fromBottom;
+    setOlder(page.before);
+    // Focus stays on the button while there is more; at the start, it moves to the log itself.
+    if (page.before === null) log.focus();
+    else earlierButton.focus();
+  } catch (error) {
+    if (version !== conversationVersion) return;
+    earlierButton.disabled = false;
+    earlierButton.removeAttribute("aria-busy");
+    showNotice(`Could not load earlier messages. ${explain(error)}`, { retry: loadEarlier });
+  }
 }
 
 function scrollToEnd(force = false) {
@@ -222,9 +269,10 @@ async function newChat() {
 async function restoreConversation() {
   log.setAttribute("aria-busy", "true");
   try {
-    const messages = await api.history();
+    const page = await api.history();
     clearLog();
-    for (const { role, content } of messages) addMessage(role, content);
+    for (const { role, content } of page.messages) addMessage(role, content);
+    setOlder(page.before);
     scrollToEnd(true);
   } catch (error) {
     showNotice(`Could not load the conversation. ${explain(error)}`, { retry: restoreConversation });
@@ -259,6 +307,7 @@ document.addEventListener("keydown", (event) => {
 // Closing or leaving the page mid-reply stops it on the server too.
 window.addEventListener("pagehide", stopTurn);
 newChatButton.addEventListener("click", newChat);
+earlierButton.addEventListener("click", loadEarlier);
 
 api = new ChatApi(await loadEndpoints());
 updateControls();

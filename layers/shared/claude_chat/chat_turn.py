@@ -34,10 +34,10 @@ from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, InternalError, NotConfigured, RateLimited, UpstreamTimeout
-from claude_chat.http_api import read_chat_request
 from claude_chat.models import Usage
 from claude_chat.observability import record_turn, record_upstream_error
 from claude_chat.rate_limiter import RateLimitDecision
+from claude_chat.request_body import parse_chat_request
 from claude_chat.sessions import TurnSession
 from claude_chat.settings import get_settings
 from claude_chat.stop_requests import new_turn_id
@@ -190,7 +190,7 @@ def begin_turn(request: TurnRequest) -> Turn:
     caller = request.caller
     decision = services.pool().submit(services.rate_limiter().consume, caller.client_key)
     try:
-        chat = read_chat_request(request.body, is_base64=request.is_base64)
+        chat = parse_chat_request(request.body, is_base64=request.is_base64)
         claude = services.claude()
         session = (
             services.sessions().open_for_turn(caller.session_token, settings.history_max_turns)

@@ -31,6 +31,7 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -341,6 +342,37 @@ class ConversationStore:
                     break
                 time.sleep(0.05 * 2**attempt)
 
+    def history_page(
+        self, record: SessionRecord, limit: int, max_bytes: int, before: int | None = None
+    ) -> HistoryPage:
+        """The newest turns older than turn `before` (all, when None): at most `limit`, about `max_bytes`.
+
+        One descending Query of the current generation, read a turn past the
+        page so `older` is None exactly when nothing older exists. Turn numbers
+        may have gaps, so the page is whatever items exist below `before`. The
+        size is each turn's JSON text with every non-ASCII character escaped,
+        the longest any encoder writes; a turn bigger than `max_bytes` still
+        makes a page alone, so a reader can always get past it.
+        """
+        if not record.stored or limit <= 0:
+            return HistoryPage((), None)
+        request = self._generation_query(record)
+        if before is not None:
+            request["ExclusiveStartKey"] = _key(_pk(record.session_id), _turn_sk(record.generation, before))
+        newest_first: list[tuple[int, Turn]] = []
+        size = 0
+        while True:
+            items = self._db.query(**request, ScanIndexForward=False, Limit=limit + 1 - len(newest_first))
+            for item in items["Items"]:
+                turn, cost = _turn(item), _json_size(item)
+                if len(newest_first) == limit or (newest_first and size + cost > max_bytes):
+                    return HistoryPage(tuple(t for _, t in reversed(newest_first)), newest_first[-1][0])
+                newest_first.append((_turn_number(item), turn))
+                size += cost
+            if "LastEvaluatedKey" not in items:
+                return HistoryPage(tuple(t for _, t in reversed(newest_first)), None)
+            request["ExclusiveStartKey"] = items["LastEvaluatedKey"]
+
 
 def turns_to_send(completed: int, max_turns: int) -> int:
     """How many of the newest whole turns go to Claude with the next message.
@@ -391,3 +423,26 @@ def _key_of(item: dict[str, Any]) -> dict[str, Any]:
 
 def _turn(item: dict[str, Any]) -> Turn:
     return Turn(user=item["user"]["S"], assistant=item["assistant"]["S"])
+
+
+# `{"role":"assistant","content":}` and the user's twin, with commas and spaces: an upper bound.
+_MESSAGE_PAIR_OVERHEAD = 80
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a conversation, oldest first; `older` is the turn number to read before, or None."""
+
+    turns: tuple[Turn, ...]
+    older: int | None
+
+
+def _turn_number(item: dict[str, Any]) -> int:
+    return int(item["sk"]["S"].rpartition("#")[2])
+
+
+def _json_size(item: dict[str, Any]) -> int:
+    """Bytes of a turn as two history messages in JSON, at worst (ASCII-escaped), with their keys."""
+    return (
+        len(json.dumps(item["user"]["S"])) + len(json.dumps(item["assistant"]["S"])) + _MESSAGE_PAIR_OVERHEAD
+    )

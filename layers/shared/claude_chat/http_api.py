@@ -12,8 +12,6 @@ rejected by browsers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -25,20 +23,13 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from claude_chat.client_key import client_key
 from claude_chat.deadline import Deadline
-from claude_chat.errors import (
-    ApiError,
-    InternalError,
-    InvalidJson,
-    InvalidRequest,
-    MessageTooLong,
-    MethodNotAllowed,
-    NotFound,
-)
+from claude_chat.errors import ApiError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
 from claude_chat.models import ChatRequest, ErrorReply
+from claude_chat.request_body import request_error
 from claude_chat.settings import get_settings
 
 logger = Logger(child=True)
@@ -121,7 +112,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
                             "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
                         },
                     }
-                if "requestBody" not in operation:
+                if "requestBody" not in operation and "parameters" not in operation:
                     operation.get("responses", {}).pop("422", None)
         text = json.dumps(document["paths"])
         for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
@@ -215,24 +206,9 @@ def session_cookie(token: str) -> Cookie:
         path="/",
         secure=True,
         http_only=True,
-        same_site=SameSite.NONE_MODE,
+        same_site=SameSite.LAX_MODE,
         max_age=get_settings().session_ttl_seconds,
     )
-
-
-def read_chat_request(body: str | bytes | None, *, is_base64: bool = False) -> ChatRequest:
-    """The request body as a ChatRequest, or the contract's error."""
-    try:
-        if is_base64:
-            body = base64.b64decode(body or "", validate=True)
-        data = json.loads(body or "")
-    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise InvalidJson() from error
-    try:
-        return ChatRequest.model_validate(data)
-    except ValidationError as error:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
-        raise _contract_error(errors) from error
 
 
 def session_response(body: Any, token: str, headers: Mapping[str, str] | None = None) -> Response[Any]:
@@ -260,21 +236,10 @@ def _result(error: ApiError) -> dict[str, Any]:
     }
 
 
-def _contract_error(errors: Sequence[Any]) -> ApiError:  # noqa: PLR0911 - one return per contract case
-    """The contract's error for pydantic's first complaint, worded for a web developer."""
+def _contract_error(errors: Sequence[Any]) -> ApiError:
+    """The contract's error for pydantic's first complaint: a query parameter's, else the body's."""
     for error in errors:
-        kind, location = error.get("type"), tuple(error.get("loc", ()))
-        field = location[1] if len(location) > 1 else None
-        if kind == "json_invalid":
-            return InvalidJson()
-        if kind == "string_too_long" and field == "message":
-            return MessageTooLong(get_settings().max_message_chars)
-        if kind == "extra_forbidden":
-            return InvalidRequest(f"Unknown field `{field}`: the body takes only `message`.")
-        if field == "message":
-            if kind == "missing":
-                return InvalidRequest("`message` is required.")
-            if kind == "string_type":
-                return InvalidRequest("`message` must be a string.")
-            return InvalidRequest("`message` must not be empty.")
-    return InvalidRequest('The body must be a JSON object: {"message": "..."}.')
+        location = tuple(error.get("loc", ()))
+        if location[:1] == ("query",) and len(location) > 1:
+            return InvalidRequest(f"`{location[1]}` is not valid: {error.get('msg', 'bad value')}.")
+    return request_error(errors)

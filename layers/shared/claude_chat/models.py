@@ -6,17 +6,34 @@ description, so the three cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from claude_chat.settings import get_settings
+
+LONE_SURROGATE = "lone_surrogate"  # the pydantic error type of a message that is not Unicode text
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogate(value: Any) -> Any:
+    """JSON can escape half of a UTF-16 pair ("\\ud800"): that is not text, and Claude could not read it."""
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise PydanticCustomError(
+            LONE_SURROGATE,
+            "`message` holds a lone surrogate (a \\ud800-\\udfff escape without its pair): not valid text.",
+        )
+    return value
+
 
 # The Messages API refuses text blocks that are empty or only whitespace, so
 # such a message is the client's error (422), not Claude's (502).
 MessageText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=get_settings().max_message_chars, pattern=r"\S"),
+    BeforeValidator(_no_lone_surrogate),  # after the constraints, so they keep their str error types
 ]
 
 
@@ -53,9 +70,12 @@ class HistoryMessage(BaseModel):
 
 
 class HistoryReply(BaseModel):
-    messages: list[HistoryMessage]
-    turns: int
+    messages: list[HistoryMessage] = Field(description="A page of the conversation, oldest first.")
+    turns: int = Field(description="Completed exchanges in the whole conversation, not only this page.")
     session: str
+    before: str | None = Field(
+        description="Cursor of the older turns: send it as `?before=` for the page before; null at the start",
+    )
 
 
 class ResetReply(BaseModel):
