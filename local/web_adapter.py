@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -49,6 +50,11 @@ def request_from_event(
     return headers, raw
 
 
+def hides_disconnects() -> bool:
+    """DEV_HIDE_DISCONNECTS=1: behave as in AWS, where a client leaving is invisible to the function."""
+    return os.environ.get("DEV_HIDE_DISCONNECTS", "") == "1"
+
+
 async def call_app(  # noqa: PLR0917 - the ASGI triple plus what the adapter knows of the function
     app: AsgiApp,
     event: dict[str, Any],
@@ -57,9 +63,12 @@ async def call_app(  # noqa: PLR0917 - the ASGI triple plus what the adapter kno
     send: Send,
     timeout_seconds: float,
 ) -> None:
-    """Runs one request through the app as the adapter would, keeping the client's disconnect visible.
+    """Runs one request through the app as the adapter would.
 
     At the function's timeout the response is cut off, as Lambda cuts a streaming function's.
+    The client's disconnect reaches the app, as it does locally; with
+    DEV_HIDE_DISCONNECTS=1 it does not, as in AWS, where Lambda tells a streaming
+    function nothing when its client leaves (see `hides_disconnects`).
     """
     headers, body = request_from_event(event, function_name, timeout_seconds)
     scope: Scope = {
@@ -78,11 +87,15 @@ async def call_app(  # noqa: PLR0917 - the ASGI triple plus what the adapter kno
     }
     body_sent = False
 
+    hidden = hides_disconnects()
+
     async def replay_then_pass_through() -> Message:
         nonlocal body_sent
         if not body_sent:
             body_sent = True
             return {"type": "http.request", "body": body, "more_body": False}
+        if hidden:
+            await asyncio.Event().wait()  # never: the app learns nothing of its client
         return await receive()
 
     try:

@@ -490,3 +490,41 @@ def test_show_earlier_messages_loads_older_pages_in_order(chat_page: Page, chat_
     chat_page.get_by_role("button", name="New chat").click()
     expect(chat_page.locator(".message")).to_have_count(0)
     expect(earlier).to_be_hidden()
+
+
+@pytest.fixture(scope="module")
+def aws_like_server() -> Iterator[DevServer]:
+    """Disconnects hidden from the stream function, as in AWS: only the page's stop request can stop it."""
+    server = start_dev_server(DEV_HIDE_DISCONNECTS="1")
+    yield server
+    server.stop()
+
+
+def test_stop_reaches_claude_where_the_function_cannot_see_the_client_leave(
+    page: Page, aws_like_server: DevServer
+) -> None:
+    open_chat(page, aws_like_server.base_url)
+    httpx.delete(f"{aws_like_server.standin_url}/_standin/disconnects", timeout=5)
+    stops: list[str] = []
+    page.on(
+        "request",
+        lambda request: stops.append(request.url) if request.url.endswith("/api/chat/stop") else None,
+    )
+    send(page, "Go on [standin:delta_delay=0.2][standin:words=300]")
+    expect(page.locator(".message.assistant .content")).to_contain_text(" w3 ")
+    page.get_by_role("button", name="Stop").click()
+    stopped_at = time.monotonic()
+    disconnects: list = []
+    while time.monotonic() - stopped_at < 5 and not disconnects:
+        disconnects = httpx.get(f"{aws_like_server.standin_url}/_standin/disconnects", timeout=5).json()
+        time.sleep(0.1)
+    assert stops, "the page sent no stop request"
+    assert disconnects, "Claude's stream went on after Stop"
+    assert time.monotonic() - stopped_at < 2.5
+    shown = last_reply(page)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    restored = messages(page)
+    assert restored[1][0] == "assistant"
+    assert restored[1][1].startswith(shown.strip()[:10])
+    assert len(restored[1][1].split()) < 300

@@ -69,9 +69,6 @@ def test_a_body_that_is_not_utf8_is_invalid_json_on_every_route(dev_server) -> N
     assert replies[0][0] == 400 and replies[0][1]["code"] == "invalid_json"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="local server delivers non-UTF-8 text bodies base64-encoded: other branch"
-)
 def test_a_text_body_that_is_not_utf8_is_invalid_json_on_every_route(dev_server) -> None:
     replies = answers(dev_server, NOT_UTF8, TEXT)
     assert [status for status, _ in replies] == [400] * 4, replies

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from tests.dev_server import DevServer, start_dev_server
 
 pytestmark = pytest.mark.integration
 
 ONE_MB = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def dev_server() -> Iterator[DevServer]:
+    """A server of its own with no token budget: 20 turns of 16,000 emoji reserve millions of tokens."""
+    server = start_dev_server(DAILY_TOKEN_BUDGET="0")
+    yield server
+    server.stop()
 
 
 def turn(dev_server, message: str, token: str | None = None) -> str:

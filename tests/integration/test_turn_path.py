@@ -193,7 +193,8 @@ def test_a_reset_during_a_sessions_very_first_turn_wins(server: DevServer) -> No
         assert client.delete("/api/chat/history", headers={"X-Session-Id": token}).json() == {"ok": True}
         rest = list(sent)
     assert json.loads(rest[-2])["done"] is True
-    assert history(client, token) | {"session": None} == {"messages": [], "turns": 0, "session": None}
+    saved = history(client, token)
+    assert (saved["messages"], saved["turns"]) == ([], 0)
 
 
 def test_twenty_concurrent_turns_of_one_session_are_all_saved(server: DevServer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,7 +20,13 @@ BIG = 10**9
 
 @pytest.fixture
 def store(aws) -> ConversationStore:
-    return ConversationStore(aws, os.environ["TABLE_NAME"], ttl_seconds=3600, max_age_seconds=7 * 24 * 3600)
+    return ConversationStore(
+        aws,
+        os.environ["TABLE_NAME"],
+        ttl_seconds=3600,
+        max_age_seconds=7 * 24 * 3600,
+        pool=ThreadPoolExecutor(4),
+    )
 
 
 def seed(aws: Any, numbers: list[int], *, generation: int = 0, session: str = "s1", text: str = "") -> None:
