@@ -184,3 +184,16 @@ def test_a_reset_wins_over_a_first_turn_in_flight(ready: Any) -> None:
     assert saved(token_of(turn)) == []
     assert turn.outcome is not None
     assert turn.outcome.turns == 0
+
+
+def test_a_turn_refused_by_the_request_limit_keeps_no_reservation(ready: Any) -> None:
+    from claude_chat.errors import RateLimited
+
+    key = "192.0.2.77"
+    for _ in range(5):  # RATE_LIMIT_MAX in tests
+        run_turn(request("hi", history=False, key=key))
+    used = services.token_budgets().state(key).used
+    with pytest.raises(RateLimited):
+        begin_turn(request("hi", history=False, key=key))
+    time.sleep(0.3)  # a reservation left behind would have landed by now
+    assert services.token_budgets().state(key).used == used

@@ -105,7 +105,8 @@ def test_a_stateless_turn_reads_no_session(timeline, standin, lambda_handler, la
     result = lambda_handler("ChatFunction")(events["chat"], lambda_context)
     assert result["statusCode"] == 200, result
     claude_at = timeline.index("claude")
-    assert rounds(timeline[:claude_at]) == [["UpdateItem"], ["UpdateItem", "UpdateItem"]]
+    # The request budget and the reservation on both token budgets, side by side.
+    assert rounds(timeline[:claude_at]) == [["UpdateItem", "UpdateItem", "UpdateItem"]]
     assert rounds(timeline[claude_at + 1 :]) == [["UpdateItem", "UpdateItem"]]
 
 

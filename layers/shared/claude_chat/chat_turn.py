@@ -6,7 +6,8 @@ the caller's session (with the history to send), reserves what the turn can
 cost from the token budgets, and has Claude accept the request. Everything
 that can refuse the turn happens there, before any reply byte, so refusals
 are ordinary JSON errors. The rate limit and the session run side by side
-(one DynamoDB round trip), then the reservation (one more).
+(one DynamoDB round trip), then the reservation (one more; a stateless
+turn's goes beside the rate limit).
 
 `Turn.deltas()` then forwards Claude's reply. A plain turn reads it to the
 end (`run_turn`); a streamed one forwards each delta as it comes. However the
@@ -20,6 +21,7 @@ connection at once rather than at the next delta.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -197,10 +199,18 @@ def begin_turn(request: TurnRequest) -> Turn:
             if request.with_history
             else None
         )
-        headers = decision.result().check()
         history = session.slot.history if session is not None else ()
         claude_request = claude.build_request(history, chat.message, conversation=session is not None)
-        reservation = services.token_budgets().reserve(caller.client_key, claude.most_tokens(claude_request))
+        # The reservation goes beside the rate limit's answer when that is still on its way:
+        # a stateless turn knows its prompt at once, so all its checks take one round trip.
+        most = claude.most_tokens(claude_request)
+        reserving = services.pool().submit(services.token_budgets().reserve, caller.client_key, most)
+        try:
+            headers = decision.result().check()
+        except BaseException:
+            _release(reserving)
+            raise
+        reservation = reserving.result()
         try:
             upstream = claude.open_stream(claude_request, request.deadline)
         except BaseException as error:
@@ -237,6 +247,12 @@ def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:
     if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one
         raise InternalError()
     return turn, turn.outcome
+
+
+def _release(reserving: Future[Reservation]) -> None:
+    """Gives back a reservation the turn will not use (its request was refused)."""
+    with contextlib.suppress(ApiError):  # refused by the token budget too: nothing was reserved
+        reserving.result().settle(Usage())
 
 
 def _with_rate_limit(error: ApiError, decision: Future[RateLimitDecision]) -> ApiError:
