@@ -94,9 +94,11 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _invoke(logical_id: str, event: dict[str, Any], timeout_seconds: float) -> Any:
+def _invoke(logical_id: str, event: dict[str, Any], timeout_seconds: float) -> tuple[Any, float]:
+    """The handler's result and how long it ran: the clock starts when a worker takes the call."""
     context = LocalLambdaContext(function_name=logical_id, timeout_seconds=timeout_seconds)
-    return _handlers[logical_id](event, context)
+    result = _handlers[logical_id](event, context)
+    return result, time.monotonic() - context.started
 
 
 # What a function URL answers when its function ran out of time: not the function's JSON.
@@ -129,15 +131,20 @@ class FunctionWorkers:
         list(self._pool.map(_warm, range(self._workers * 2)))
 
     async def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """The function's result, or, past its timeout, what Lambda makes of a function it stopped."""
+        """The function's result, or, if it ran past its timeout, what Lambda makes of it.
+
+        In AWS every request gets an environment at once; here a call may wait for a free
+        worker, so the timeout counts from when a worker starts it, not from arrival.
+        Lambda would stop the function at its timeout; here it runs on, and its answer is
+        replaced by Lambda's, so an overrun is as visible to the client as in AWS.
+        """
         timeout = self._timeouts[logical_id]
-        call = asyncio.get_running_loop().run_in_executor(self._pool, _invoke, logical_id, event, timeout)
-        try:
-            return await asyncio.wait_for(call, timeout)
-        except TimeoutError:
-            # Lambda would end the environment; this worker finishes the call and is reused.
+        loop = asyncio.get_running_loop()
+        result, ran = await loop.run_in_executor(self._pool, _invoke, logical_id, event, timeout)
+        if ran > timeout:
             print(f"{logical_id}: Task timed out after {timeout:.2f} seconds", file=sys.stderr, flush=True)
             return TIMED_OUT_RESULT
+        return result
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

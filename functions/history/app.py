@@ -88,7 +88,8 @@ def read_history(
 )
 def reset_history() -> Response[ResetReply]:
     session = services.sessions().open(session_token(app.current_event.raw_event))
-    services.sessions().store.reset(session.record)
+    if not session.token.is_new:  # a session issued just now has nothing to forget, nor a turn in flight
+        services.sessions().store.reset(session.record)
     return _uncached(session_response(ResetReply().model_dump(), session.token_string))
 
 

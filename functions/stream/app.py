@@ -32,14 +32,13 @@ from claude_chat.deadline import Deadline
 from claude_chat.errors import (
     ApiError,
     InternalError,
-    InvalidJson,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
 )
 from claude_chat.http_api import client_ip_of, session_token_of
+from claude_chat.request_body import read_json_body
 from claude_chat.settings import get_settings
-from claude_chat.stop_requests import is_turn_id
 from claude_chat.streaming import events, stream_headers
 
 logger = Logger()
@@ -159,12 +158,12 @@ async def chat_history_stream(request: Request) -> Response:
 async def stop(request: Request) -> Response:
     """Asks a streaming turn to stop: it learns within about a second (claude_chat.stop_requests)."""
     try:
-        body = json.loads(await request.body())
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return _error(InvalidJson())
-    turn_id = body.get("turn") if isinstance(body, dict) else None
-    if not is_turn_id(turn_id):
-        return _error(InvalidRequest('The body must be {"turn": "<the X-Turn-Id of the reply to stop>"}.'))
+        body = read_json_body(await request.body())
+        turn_id = body.data.get("turn")
+        if set(body.data) != {"turn"} or not services.turn_ids().genuine(turn_id):
+            raise InvalidRequest('The body must be {"turn": "<the X-Turn-Id of the reply to stop>"}.')
+    except ApiError as error:
+        return _error(error)
     try:
         stops = services.stop_requests()
         await asyncio.get_running_loop().run_in_executor(_turn_threads, lambda: stops.request(turn_id))

@@ -168,10 +168,12 @@ def test_a_turn_sent_right_after_a_stop_is_saved_after_the_stopped_one(server: D
 
 def test_a_stop_request_for_a_malformed_turn_id_is_a_json_error(server: DevServer) -> None:
     client = server.client()
+    forged = json.dumps({"turn": "A" * 22 + "." + "B" * 22})  # well formed, but not issued here
     for body, code in (
         ("{", "invalid_json"),
         ('{"turn": "../x"}', "invalid_request"),
         ("[]", "invalid_request"),
+        (forged, "invalid_request"),
     ):
         response = client.post("/api/chat/stop", content=body)
         assert response.json()["code"] == code, body
@@ -297,3 +299,24 @@ def test_the_global_budget_refuses_every_caller_once_spent() -> None:
         assert server.client().get("/api/chat/history").status_code == 200  # reads stay free
     finally:
         server.stop()
+
+
+def test_stop_requests_for_turns_never_issued_write_nothing(server: DevServer) -> None:
+    """The stop route draws on no budget, so it must not be a way to fill the table."""
+    client, table = dynamodb(server)
+
+    def stop_items() -> int:
+        scan = client.scan(
+            TableName=table,
+            FilterExpression="begins_with(pk, :sp)",
+            ExpressionAttributeValues={":sp": {"S": "SP#"}},
+        )
+        return len(scan["Items"])
+
+    before = stop_items()
+    attacker = server.client()
+    for n in range(20):
+        forged = f"{n:022d}.{'x' * 22}"
+        assert attacker.post("/api/chat/stop", json={"turn": forged}).status_code == 422
+    assert attacker.delete("/api/chat/history").status_code == 200  # a fresh session: nothing to reset
+    assert stop_items() == before

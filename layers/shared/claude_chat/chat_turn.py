@@ -42,7 +42,6 @@ from claude_chat.rate_limiter import RateLimitDecision
 from claude_chat.request_body import parse_chat_request
 from claude_chat.sessions import TurnSession
 from claude_chat.settings import get_settings
-from claude_chat.stop_requests import new_turn_id
 from claude_chat.token_budget import Reservation
 
 logger = Logger(child=True)
@@ -101,11 +100,13 @@ class Turn:
         Raises an ApiError if Claude fails or the deadline comes first; then nothing is saved.
         """
         sent: list[str] = []
+        received = 0  # deltas read from Claude, the one a stop dropped included
         reply: ClaudeReply | None = None
         failure: ApiError | None = None
         self._watch()
         try:
             for delta in self._upstream.text():
+                received += 1
                 if self._stop.is_set():
                     break
                 if self._deadline.until_cutoff() <= 0:
@@ -126,34 +127,45 @@ class Turn:
         finally:
             self._ended.set()
             self._upstream.close()
-            failure = self._end(sent, reply, failure)
+            failure = self._end(sent, received, reply, failure)
         if failure is not None:
             raise failure
 
-    def _end(self, sent: list[str], reply: ClaudeReply | None, failure: ApiError | None) -> ApiError | None:
+    def _end(
+        self, sent: list[str], received: int, reply: ClaudeReply | None, failure: ApiError | None
+    ) -> ApiError | None:
         """The turn's one ending: metrics, settlement, and the save it deserves. Returns what to raise."""
         if reply is None and self._stop.is_set():
             failure = None  # a failure we caused by cutting the stream is no failure
         elif self._timed_out:
             failure = UpstreamTimeout()
-        usage = reply.usage if reply is not None else self._upstream.usage_so_far(len(sent))
+        usage = reply.usage if reply is not None else self._upstream.usage_so_far(received)
         record_turn(self._claude.model, usage, None if failure else time.perf_counter() - self._started)
         if failure is not None:
             record_upstream_error(failure.code)
         settled = services.pool().submit(self._reservation.settle, usage)
         try:
             if reply is not None:
-                self.outcome = self._save(reply)
+                # An empty reply (Claude does end a turn with no text at times) is not saved: every
+                # later request carrying it would be refused, and the session would be stuck.
+                self.outcome = self._save(reply) if reply.text.strip() else self._unsaved(reply)
             elif failure is None:
                 partial = "".join(sent)
                 # An empty reply would make the next request invalid (Claude refuses empty turns).
-                saved = self._save(ClaudeReply(partial, "stopped", usage)) if partial.strip() else None
-                unsaved = self.session.slot.turns_before if self.session is not None else None
-                self.outcome = saved or TurnOutcome(ClaudeReply(partial, "stopped", usage), unsaved)
+                stopped = ClaudeReply(partial, "stopped", usage)
+                saved = self._save(stopped) if partial.strip() else None
+                self.outcome = saved or self._unsaved(stopped)
                 logger.info("reply stopped by its client", extra={"kept_partial_reply": saved is not None})
         finally:
-            settled.result()  # must land before the invocation ends (and Lambda freezes)
+            try:
+                settled.result()  # must land before the invocation ends (and Lambda freezes)
+            except Exception:
+                # The reply stands; the caller stays charged its reservation, never less than it cost.
+                logger.exception("the turn's tokens could not be settled")
         return failure
+
+    def _unsaved(self, reply: ClaudeReply) -> TurnOutcome:
+        return TurnOutcome(reply, self.session.slot.turns_before if self.session is not None else None)
 
     def _save(self, reply: ClaudeReply) -> TurnOutcome:
         if self.session is None:
@@ -226,7 +238,7 @@ def begin_turn(request: TurnRequest) -> Turn:
             raise
         raise answer from error
     return Turn(
-        id=new_turn_id(),
+        id=services.turn_ids().issue(),
         headers=headers,
         session=session,
         message=chat.message,

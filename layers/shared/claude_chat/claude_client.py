@@ -13,6 +13,7 @@ between attempts, fits before the invocation's deadline (claude_chat.deadline).
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import socket
 import time
@@ -150,13 +151,20 @@ class ClaudeStream:
         return ClaudeReply(text, message.stop_reason, _usage(message.usage))
 
     def usage_so_far(self, deltas_received: int) -> Usage:
-        """What a reply cut short has cost: the input as Claude reported it, about a token per delta."""
+        """What a reply cut short has cost: the input as Claude reported it, and an output estimate.
+
+        Claude reports output tokens only at the end. The estimate is the larger of a token per
+        delta and a token per 3 characters received, which errs towards the operator: a client
+        that stops every reply just before its end pays about what it cost, not less.
+        """
         try:
-            reported = self._stream.current_message_snapshot.usage
+            snapshot = self._stream.current_message_snapshot
+            reported = _usage(snapshot.usage)
+            received_chars = sum(len(block.text) for block in snapshot.content if block.type == "text")
         except (AttributeError, AssertionError, RuntimeError):
-            return Usage(output_tokens=deltas_received)
-        usage = _usage(reported)
-        return usage.model_copy(update={"output_tokens": max(usage.output_tokens, deltas_received)})
+            reported, received_chars = Usage(), 0
+        estimate = max(reported.output_tokens, deltas_received, math.ceil(received_chars / 3))
+        return reported.model_copy(update={"output_tokens": estimate})
 
     def close(self) -> None:
         """Closes the HTTP stream to Claude: nothing more is generated, or billed, for this reply."""

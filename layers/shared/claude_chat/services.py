@@ -26,7 +26,7 @@ from claude_chat.rate_limiter import RateLimiter
 from claude_chat.session_tokens import SessionTokens
 from claude_chat.sessions import Sessions
 from claude_chat.settings import get_settings, session_signing_key
-from claude_chat.stop_requests import StopRequests
+from claude_chat.stop_requests import StopRequests, TurnIds
 from claude_chat.token_budget import TokenBudgets
 
 if TYPE_CHECKING:
@@ -82,6 +82,11 @@ def stop_requests() -> StopRequests:
 
 
 @cache
+def turn_ids() -> TurnIds:
+    return TurnIds(session_signing_key(get_settings()))
+
+
+@cache
 def sessions() -> Sessions:
     settings = get_settings()
     tokens = SessionTokens(session_signing_key(settings), settings.session_max_age_seconds)
@@ -132,7 +137,7 @@ def forget_claude() -> None:
 def reset() -> None:
     """Forgets every cached object (tests: a fresh container)."""
     global _claude  # noqa: PLW0603
-    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, sessions):
+    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, turn_ids, sessions):
         cached.cache_clear()
     with _claude_lock:
         _claude = None

@@ -2,16 +2,24 @@
 
 Lambda tells a streaming function nothing when its client leaves (the Web
 Adapter has no disconnect path), so a reply nobody reads would run, and bill,
-to its end. Each streamed turn has an unguessable id, sent to its client only
-(the `X-Turn-Id` header); `POST /api/chat/stop` with that id writes one small
-item, and the turn, which looks for it about once a second while it streams
-(one strongly consistent GetItem), stops Claude and keeps what was sent.
+to its end. Each turn has an id, sent to its client only (the `X-Turn-Id`
+header); `POST /api/chat/stop` with that id writes one small item, and the
+turn, which looks for it about once a second while it streams (one strongly
+consistent GetItem), stops Claude and keeps what was sent.
+
+A turn id is 128 random bits and an HMAC of them under the session-signing
+key, so a stop request for an id the server never issued is refused before it
+costs a write: the route is free of the rate limit, yet cannot be used to
+fill the table.
 
 Items: pk = SP#<turn id>, sk = STOP, expiring by TTL after a quarter of an hour.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -20,17 +28,29 @@ from typing import TYPE_CHECKING, TypeGuard
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-_TURN_ID_BYTES = 16  # 128 random bits
-_TURN_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+_NONCE_BYTES = 16  # 128 random bits
+_MAC_BYTES = 16
+_TURN_ID = re.compile(r"([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})")
 _KEEP_SECONDS = 900
 
 
-def new_turn_id() -> str:
-    return secrets.token_urlsafe(_TURN_ID_BYTES)
+class TurnIds:
+    def __init__(self, signing_key: str) -> None:
+        self._key = hashlib.sha256(b"claude-chat.turn-id:" + signing_key.encode()).digest()
 
+    def issue(self) -> str:
+        nonce = secrets.token_urlsafe(_NONCE_BYTES)
+        return f"{nonce}.{self._mac(nonce)}"
 
-def is_turn_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and _TURN_ID.fullmatch(value) is not None
+    def genuine(self, value: object) -> TypeGuard[str]:
+        """True for an id this deployment issued (whatever its age)."""
+        if not isinstance(value, str) or (match := _TURN_ID.fullmatch(value)) is None:
+            return False
+        return hmac.compare_digest(match[2], self._mac(match[1]))
+
+    def _mac(self, nonce: str) -> str:
+        digest = hmac.new(self._key, nonce.encode(), hashlib.sha256).digest()[:_MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class StopRequests:

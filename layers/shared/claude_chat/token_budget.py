@@ -73,8 +73,8 @@ class Reservation:
         """Replaces the reservation by the real usage (a second call does nothing)."""
         if self._settled or self.budgets is None:
             return
-        self._settled = True
         self.budgets.adjust(self.counters, billed_tokens(usage) - self.tokens)
+        self._settled = True
 
 
 class TokenBudgets:
@@ -111,14 +111,19 @@ class TokenBudgets:
             (key, refusal, self._pool.submit(self._take, key, tokens, budget, now))
             for key, budget, refusal in wanted
         ]
-        refused: ApiError | None = None
+        refused: Exception | None = None
         for key, refusal, future in futures:
-            if future.result():
-                reservation.counters.append(key)
-            elif refused is None or refusal is BudgetExhausted:
-                refused = _refusal(refusal, now)
+            try:
+                if future.result():
+                    reservation.counters.append(key)
+                    continue
+                failure: Exception = _refusal(refusal, now)
+            except Exception as error:  # a throttle or a timeout: the turn cannot run either
+                failure = error
+            if refused is None or isinstance(refused, RateLimited):
+                refused = failure
         if refused is not None:
-            self.adjust(reservation.counters, -tokens)
+            self.adjust(reservation.counters, -tokens)  # give back what the other counter took
             raise refused
         return reservation
 

@@ -1,0 +1,78 @@
+"""Edge cases an adversarial review found in the turn (moto + stand-in).
+
+- An empty reply from Claude (it does answer `end_turn` with no text at times) is not saved:
+  Claude would refuse every later request that carried it, and the session would be stuck.
+- A reservation taken on one budget counter is given back when the other counter's update
+  fails with anything but a refusal (a throttle, a timeout): nobody pays for a turn that never ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from claude_chat import services
+from claude_chat.caller import Caller
+from claude_chat.chat_turn import TurnRequest, begin_turn, run_turn
+from claude_chat.claude_client import ClaudeReply, ClaudeStream
+from claude_chat.deadline import Deadline
+from claude_chat.token_budget import GLOBAL_KEY, TokenBudgets
+
+KEY = "203.0.113.77"
+
+
+@pytest.fixture
+def ready(aws: Any, standin: Any) -> Any:
+    httpx.delete(f"{standin.url}/_standin/disconnects")
+    return standin
+
+
+def request(message: str, token: str | None = None) -> TurnRequest:
+    return TurnRequest(
+        caller=Caller(KEY, token),
+        body=f'{{"message": "{message}"}}',
+        with_history=True,
+        deadline=Deadline.after(10),
+    )
+
+
+def test_an_empty_reply_does_not_break_the_session(ready: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_final = ClaudeStream.final
+
+    def empty_final(self: ClaudeStream) -> ClaudeReply:
+        reply = real_final(self)
+        return ClaudeReply("", reply.stop_reason, reply.usage)  # what Claude sends when it says nothing
+
+    monkeypatch.setattr(ClaudeStream, "final", empty_final)
+    turn, _ = run_turn(request("say nothing at all"))
+    assert turn.session is not None
+    token = turn.session.token_string
+    monkeypatch.setattr(ClaudeStream, "final", real_final)
+
+    # The next turn of the same session must still reach Claude and be answered.
+    _, outcome = run_turn(request("hello again", token))
+    assert outcome.reply.text.startswith("Stand-in reply to: hello again")
+
+
+def test_a_failed_counter_update_gives_back_the_other_counters_reservation(
+    ready: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_take = TokenBudgets._take
+
+    def throttled_global(
+        self: TokenBudgets, key: dict[str, Any], tokens: int, budget: int, now: float
+    ) -> bool:
+        if key["pk"]["S"] == GLOBAL_KEY:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}},
+                "UpdateItem",
+            )
+        return real_take(self, key, tokens, budget, now)
+
+    monkeypatch.setattr(TokenBudgets, "_take", throttled_global)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the turn answers, it did not run
+        begin_turn(request("hello"))
+    assert services.token_budgets().state(KEY).used == 0, "a reservation stayed on the caller's counter"
