@@ -44,13 +44,16 @@ def secrets_manager(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 class AwsCalls:
-    """Every AWS API call made through botocore while active: (service, operation)."""
+    """Every AWS API call made through botocore while active: (service, operation, SecretId if any)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, str | None]] = []
 
     def count(self, operation: str) -> int:
-        return sum(1 for _, name in self.calls if name == operation)
+        return sum(1 for _, name, _ in self.calls if name == operation)
+
+    def secret_reads(self, secret_id: str) -> int:
+        return sum(1 for _, name, read in self.calls if name == "GetSecretValue" and read == secret_id)
 
 
 @pytest.fixture
@@ -61,7 +64,9 @@ def aws_calls() -> Iterator[AwsCalls]:
     original = BaseClient._make_api_call
 
     def record(self: Any, operation_name: str, api_params: Any) -> Any:
-        recorded.calls.append((self.meta.service_model.service_name, operation_name))
+        recorded.calls.append(
+            (self.meta.service_model.service_name, operation_name, api_params.get("SecretId"))
+        )
         return original(self, operation_name, api_params)
 
     with mock.patch.object(BaseClient, "_make_api_call", record):
@@ -227,9 +232,9 @@ def test_a_key_claude_rejects_is_the_operators_problem_and_is_read_again_before_
     rejected = dict(events["chat"], body=json.dumps({"message": "hi [standin:status=401]"}))
     result = handler(rejected, lambda_context)
     assert (result["statusCode"], json.loads(result["body"])["code"]) == (503, "not_configured")
-    reads = aws_calls.count("GetSecretValue")
+    reads = aws_calls.secret_reads(secret["ARN"])
     secrets_manager.put_secret_value(SecretId=secret["ARN"], SecretString="sk-ant-rotated")
     # No cache expiry here: the rejection alone makes the next turn read the secret again.
     assert handler(events["chat"], lambda_context)["statusCode"] == 200
-    assert aws_calls.count("GetSecretValue") == reads + 1
+    assert aws_calls.secret_reads(secret["ARN"]) == reads + 1
     assert services.claude().api_key == "sk-ant-rotated"
