@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,6 +55,32 @@ class DevServer:
         client = httpx.Client(base_url=self.base_url, transport=transport, timeout=30, **kwargs)
         self._clients.append(client)
         return client
+
+    def dynamodb(self) -> tuple[Any, str]:
+        """A client of the server's embedded DynamoDB and its table name, to read what was stored."""
+        import boto3
+
+        found = re.search(r"DynamoDB: embedded \(moto\) at (\S+), table '([^']+)'", self.log())
+        if found is None:
+            raise RuntimeError(f"the server did not say where its DynamoDB is:\n{self.log()}")
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=found[1],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        return client, found[2]
+
+    def tokens_used_today(self, key: str) -> int:
+        """The day's token counter of a client key (`GB#all`: all callers) as stored."""
+        client, table = self.dynamodb()
+        pk = key if key.startswith("GB#") else f"TB#{key}"
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        item = client.get_item(
+            TableName=table, Key={"pk": {"S": pk}, "sk": {"S": f"D#{day}"}}, ConsistentRead=True
+        ).get("Item")
+        return int(item["used"]["N"]) if item else 0
 
     def standin_requests(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.standin_url}/_standin/requests", timeout=5).json())

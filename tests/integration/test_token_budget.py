@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -44,24 +42,6 @@ def billed(usage: dict[str, int]) -> int:
     )
 
 
-def day_total(server: DevServer, ip: str) -> int:
-    """The counter as stored, read straight from the dev server's embedded DynamoDB."""
-    endpoint = re.search(r"DynamoDB: embedded \(moto\) at (\S+), table '([^']+)'", server.log())
-    assert endpoint, server.log()
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint[1],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    day = time.strftime("%Y-%m-%d", time.gmtime())
-    item = dynamodb.get_item(
-        TableName=endpoint[2], Key={"pk": {"S": f"TB#{ip}"}, "sk": {"S": f"D#{day}"}}, ConsistentRead=True
-    ).get("Item")
-    return int(item["used"]["N"]) if item else 0
-
-
 def one_turn(client: httpx.Client, n: int) -> tuple[int, dict[str, Any]]:
     """A plain or a streamed turn (alternately); returns its status and the usage it reported."""
     message = f"turn {n} [standin:words=40]"
@@ -88,7 +68,7 @@ def test_concurrent_turns_are_charged_exactly_and_then_refused(budget_server: De
     assert served and refused, "the budget should run out part-way through"
     # Exact: the stored total is the sum of what every served turn reported, nothing lost or doubled.
     charged = sum(billed(body["usage"]) for body in served)
-    assert day_total(budget_server, ip) == charged
+    assert budget_server.tokens_used_today(ip) == charged
     # Each turn reserved its worst case before Claude was called, so parallel turns never overspent.
     assert charged <= BUDGET
     # One at a time, turns go on until less than one turn's worst case is left.
@@ -98,7 +78,7 @@ def test_concurrent_turns_are_charged_exactly_and_then_refused(budget_server: De
             break
         charged += billed(body["usage"])
     assert (status, body["limit"]) == (429, "tokens")
-    assert day_total(budget_server, ip) == charged <= BUDGET
+    assert budget_server.tokens_used_today(ip) == charged <= BUDGET
     assert BUDGET - charged < WORST_TURN
     for body in refused:
         assert (body["code"], body["limit"]) == ("rate_limited", "tokens")
@@ -110,7 +90,7 @@ def test_concurrent_turns_are_charged_exactly_and_then_refused(budget_server: De
     assert abs(int(after.headers["retry-after"]) - until_midnight) <= 2
     assert after.json()["retryAfter"] == int(after.headers["retry-after"])
     assert client.get("/api/chat/history").status_code == 200
-    assert day_total(budget_server, ip) == charged  # refusals cost nothing
+    assert budget_server.tokens_used_today(ip) == charged  # refusals cost nothing
 
     # Another caller's budget is untouched.
     other = budget_server.client()

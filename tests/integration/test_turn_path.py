@@ -5,13 +5,11 @@ that parallel turns cannot overspend."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -36,28 +34,6 @@ def server() -> Iterator[DevServer]:
     )
     yield server
     server.stop()
-
-
-def dynamodb(server: DevServer) -> tuple[Any, str]:
-    found = re.search(r"DynamoDB: embedded \(moto\) at (\S+), table '([^']+)'", server.log())
-    assert found, server.log()
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=found[1],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    return client, found[2]
-
-
-def day_total(server: DevServer, key: str) -> int:
-    client, table = dynamodb(server)
-    day = time.strftime("%Y-%m-%d", time.gmtime())
-    item = client.get_item(
-        TableName=table, Key={"pk": {"S": f"TB#{key}"}, "sk": {"S": f"D#{day}"}}, ConsistentRead=True
-    ).get("Item")
-    return int(item["used"]["N"]) if item else 0
 
 
 def events_of(response: httpx.Response) -> Iterator[str]:
@@ -227,7 +203,7 @@ def test_parallel_turns_cannot_overspend_the_token_budget(server: DevServer) -> 
     token = client.post("/api/chat/history", json={"message": "x" * 600}).json()["session"]
     for _ in range(3):
         client.post("/api/chat/history", json={"message": "y" * 600}, headers={"X-Session-Id": token})
-    before = day_total(server, key)
+    before = server.tokens_used_today(key)
     assert before < BUDGET // 2
 
     def turn(n: int) -> tuple[int, dict[str, Any]]:
@@ -243,7 +219,7 @@ def test_parallel_turns_cannot_overspend_the_token_budget(server: DevServer) -> 
     for status, body in results:
         if status == 429:
             assert (body["code"], body["limit"]) == ("rate_limited", "tokens")
-    total = day_total(server, key)
+    total = server.tokens_used_today(key)
     assert total <= BUDGET, f"{total} tokens against a budget of {BUDGET}"
     # Settled to the real usage: the counter is what Claude billed for the served turns, nothing reserved.
     served = [body for status, body in results if status == 200]
@@ -290,10 +266,7 @@ def test_the_global_budget_refuses_every_caller_once_spent() -> None:
         assert body["code"] == "budget_exhausted"
         until_midnight = 86_400 - int(time.time()) % 86_400
         assert abs(int(response.headers["retry-after"]) - until_midnight) <= 2
-        client, table = dynamodb(server)
-        day = time.strftime("%Y-%m-%d", time.gmtime())
-        item = client.get_item(TableName=table, Key={"pk": {"S": "GB#all"}, "sk": {"S": f"D#{day}"}})["Item"]
-        assert int(item["used"]["N"]) <= 700
+        assert 0 < server.tokens_used_today("GB#all") <= 700
         stream = server.client().post("/api/chat/history/stream", json={"message": "hi"})
         assert (stream.status_code, stream.json()["code"]) == (503, "budget_exhausted")
         assert server.client().get("/api/chat/history").status_code == 200  # reads stay free
@@ -303,7 +276,7 @@ def test_the_global_budget_refuses_every_caller_once_spent() -> None:
 
 def test_stop_requests_for_turns_never_issued_write_nothing(server: DevServer) -> None:
     """The stop route draws on no budget, so it must not be a way to fill the table."""
-    client, table = dynamodb(server)
+    client, table = server.dynamodb()
 
     def stop_items() -> int:
         scan = client.scan(
