@@ -137,8 +137,8 @@ class Turn:
         """The turn's one ending: metrics, settlement, and the save it deserves. Returns what to raise."""
         if reply is None and self._stop.is_set():
             failure = None  # a failure we caused by cutting the stream is no failure
-        elif self._timed_out:
-            failure = UpstreamTimeout()
+        elif reply is None and self._timed_out:
+            failure = UpstreamTimeout()  # however the cut showed itself (a broken read, say)
         usage = reply.usage if reply is not None else self._upstream.usage_so_far(received)
         record_turn(self._claude.model, usage, None if failure else time.perf_counter() - self._started)
         if failure is not None:
