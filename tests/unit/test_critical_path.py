@@ -66,15 +66,18 @@ def timeline(aws: Any) -> Iterator[list[Any]]:
         yield events
 
 
-def rounds(calls: list[Any]) -> list[list[str]]:
-    """The calls as round trips: each round's calls overlap, and each round starts after the last ended."""
-    grouped: list[list[Call]] = []
-    for call in sorted(calls, key=lambda call: call.started):
-        if grouped and call.started < max(c.ended for c in grouped[-1]):
-            grouped[-1].append(call)
-        else:
-            grouped.append([call])
-    return [sorted(call.operation for call in group) for group in grouped]
+def round_trips(calls: list[Any]) -> int:
+    """The longest chain of calls each starting after the one before it ended: what the turn waited for."""
+    ordered = sorted(calls, key=lambda call: call.started)
+    depth: list[int] = []
+    for i, call in enumerate(ordered):
+        before = [depth[j] for j in range(i) if ordered[j].ended <= call.started]
+        depth.append(1 + max(before, default=0))
+    return max(depth, default=0)
+
+
+def operations(calls: list[Any]) -> list[str]:
+    return sorted(call.operation for call in calls)
 
 
 def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
@@ -97,8 +100,12 @@ def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
 
     claude_at = timeline.index("claude")
     before, after = timeline[:claude_at], timeline[claude_at + 1 :]
-    assert rounds(before) == [["Query", "UpdateItem", "UpdateItem"], ["UpdateItem", "UpdateItem"]]
-    assert rounds(after) == [["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]]
+    # The request budget, the slot and the newest turns; then the reservation on both token budgets.
+    assert operations(before) == ["Query", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    assert round_trips(before) == 2
+    # The turn item and META's count; both settlements.
+    assert operations(after) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    assert round_trips(after) == 1
 
 
 def test_a_stateless_turn_reads_no_session(timeline, standin, lambda_handler, lambda_context, events) -> None:
@@ -106,8 +113,10 @@ def test_a_stateless_turn_reads_no_session(timeline, standin, lambda_handler, la
     assert result["statusCode"] == 200, result
     claude_at = timeline.index("claude")
     # The request budget and the reservation on both token budgets, side by side.
-    assert rounds(timeline[:claude_at]) == [["UpdateItem", "UpdateItem", "UpdateItem"]]
-    assert rounds(timeline[claude_at + 1 :]) == [["UpdateItem", "UpdateItem"]]
+    assert operations(timeline[:claude_at]) == ["UpdateItem", "UpdateItem", "UpdateItem"]
+    assert round_trips(timeline[:claude_at]) == 1
+    assert operations(timeline[claude_at + 1 :]) == ["UpdateItem", "UpdateItem"]
+    assert round_trips(timeline[claude_at + 1 :]) == 1
 
 
 def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, aws) -> None:
@@ -133,5 +142,9 @@ def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, a
     assert turn(token)["turns"] == 2
     claude_at = timeline.index("claude")
     before, after = timeline[:claude_at], timeline[claude_at + 1 :]
-    assert rounds(before) == [["Query", "UpdateItem", "UpdateItem"], ["UpdateItem", "UpdateItem"]]
-    assert rounds(after) == [["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]]
+    # The request budget, the slot and the newest turns; then the reservation on both token budgets.
+    assert operations(before) == ["Query", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    assert round_trips(before) == 2
+    # The turn item and META's count; both settlements.
+    assert operations(after) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    assert round_trips(after) == 1
