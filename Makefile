@@ -19,6 +19,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 help:
 	@echo "make dev        the chat page and every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
+	@echo "                DEV_SIGN_IN=1 make dev: the same, with sign-in required, against a local OpenID provider"
 	@echo "make test       lint, type-check, validate the template, unit, integration and browser tests"
 	@echo "make bench      benchmarks side by side with the seed server; rewrites BENCHMARKS.md (minutes)"
 	@echo "make bench-smoke every benchmark at token sizes, into a temporary directory (seconds)"
@@ -51,7 +52,8 @@ browser:
 		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }; \
 	fi
 
-dev: $(VENV)/.installed
+# DEV_SIGN_IN=1 also starts the local OpenID provider (node oidc-provider, from node_modules/).
+dev: $(VENV)/.installed $(if $(DEV_SIGN_IN),node_modules/.installed)
 	$(PY) -m local.server
 
 lint: $(VENV)/.installed lint-infra

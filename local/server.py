@@ -5,6 +5,9 @@ stand-in when no ANTHROPIC_API_KEY is set, and worker processes that run each
 function's handler on the payload-2.0 event its function URL would send. The
 chat page in web/ is served at `/`, with a config.json that points it at this
 same origin (web/config.json, written for a deployed stack, is not used here).
+
+With DEV_SIGN_IN=1 it also starts a local OpenID provider (local/dev_sign_in.py), makes every
+route require its tokens, and tells the page where to sign in through that config.json.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from local.dev_sign_in import DevProvider, ProviderError, redirect_uris, start_provider
 from local.function_url import CorsPolicy, http_result, lambda_event
 from local.lambda_runtime import LAYER_PATH, FunctionWorkers, function_timeout, load_handler_module
 from local.template import FunctionSpec, url_functions
@@ -187,8 +191,41 @@ def _apply_template_environment(specs: list[FunctionSpec]) -> None:
                 os.environ.setdefault(name, str(value))
 
 
-def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
+def _dev_sign_in_enabled() -> bool:
+    return os.environ.get("DEV_SIGN_IN", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _start_sign_in(port: int) -> DevProvider:
+    """The local provider, and the backend's sign-in settings pointed at it (before any worker starts)."""
+    origins = os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",")
+    ttl = os.environ.get("OIDC_ACCESS_TOKEN_TTL")
+    provider = start_provider(
+        redirect_uris(port, origins),
+        port=int(os.environ.get("OIDC_PORT", "0")),
+        access_token_ttl=int(ttl) if ttl else None,
+    )
+    os.environ.update(provider.environment())
+    return provider
+
+
+def _page_config(provider: DevProvider | None) -> dict[str, str]:
+    """The page's config.json: same origin for every route, and where to sign in when it is on.
+
+    Without DEV_SIGN_IN, an issuer of your own (OIDC_ISSUER with OIDC_CLIENT_ID, the page's client)
+    is passed on too; with neither it is `{}`, as it always was.
+    """
+    if provider is not None:
+        return provider.page_config()
+    issuer, client_id = os.environ.get("OIDC_ISSUER"), os.environ.get("OIDC_CLIENT_ID")
+    return {"issuer": issuer, "clientId": client_id} if issuer and client_id else {}
+
+
+def build_app(port: int = DEFAULT_PORT) -> tuple[Starlette, FunctionWorkers, list[str], DevProvider | None]:
+    """The app, its workers, notes to print, and the local provider when DEV_SIGN_IN is on."""
     notes = _prepare_environment()
+    provider = _start_sign_in(port) if _dev_sign_in_enabled() else None
+    if provider is not None:
+        notes.extend(provider.notes())
     specs = url_functions()
     _apply_template_environment(specs)
     buffered = [spec for spec in specs if spec.invoke_mode != "RESPONSE_STREAM"]
@@ -200,8 +237,10 @@ def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(urls.openapi)
 
+    config = _page_config(provider)
+
     async def same_origin_config(_: Request) -> JSONResponse:
-        return JSONResponse({}, headers={"cache-control": "no-store"})
+        return JSONResponse(config, headers={"cache-control": "no-store"})
 
     page = StaticFiles(directory=WEB_ROOT, html=True)
 
@@ -215,7 +254,7 @@ def build_app() -> tuple[Starlette, FunctionWorkers, list[str]]:
     ]
     app = Starlette(routes=routes)
     app.router.default = api_or_page
-    return app, workers, notes
+    return app, workers, notes, provider
 
 
 def listening_socket(host: str) -> socket.socket | None:
@@ -255,7 +294,10 @@ def main() -> None:
     sock = listening_socket(host)
     if sock is not None:
         sock.bind((host, port))  # before the slow start-up, so a taken port fails at once
-    app, workers, notes = build_app()
+    try:
+        app, workers, notes, provider = build_app(port)
+    except ProviderError as error:
+        sys.exit(f"make dev: {error}")
     for note in notes:
         print(note, flush=True)
     print(
@@ -268,6 +310,8 @@ def main() -> None:
         server.run(sockets=[sock] if sock is not None else None)
     finally:
         workers.close()
+        if provider is not None:
+            provider.stop()
 
 
 if __name__ == "__main__":

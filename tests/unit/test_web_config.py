@@ -36,6 +36,43 @@ def test_the_config_names_each_function_url_without_its_trailing_slash() -> None
     }
 
 
+SIGN_IN = [
+    {"OutputKey": "OidcIssuer", "OutputValue": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc"},
+    {"OutputKey": "OidcClientId", "OutputValue": "4pq0example"},
+]
+
+
+def test_without_sign_in_outputs_the_config_has_no_issuer() -> None:
+    assert "issuer" not in page_config(OUTPUTS)
+    assert "clientId" not in page_config(OUTPUTS)
+
+
+def test_a_stack_with_sign_in_gives_the_page_its_issuer_and_client_id_as_output() -> None:
+    auth0 = [{"OutputKey": "OidcIssuer", "OutputValue": "https://tenant.eu.auth0.com/"}, SIGN_IN[1]]
+    assert page_config(OUTPUTS + SIGN_IN)["issuer"] == SIGN_IN[0]["OutputValue"]
+    assert page_config(OUTPUTS + SIGN_IN)["clientId"] == "4pq0example"
+    # The issuer is kept exactly: a token's `iss` must equal it, trailing slash and all.
+    assert page_config(OUTPUTS + auth0)["issuer"] == "https://tenant.eu.auth0.com/"
+
+
+def test_empty_sign_in_outputs_mean_anonymous() -> None:
+    empty = [{"OutputKey": "OidcIssuer", "OutputValue": ""}, {"OutputKey": "OidcClientId", "OutputValue": ""}]
+    assert "issuer" not in page_config(OUTPUTS + empty)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "complaint"),
+    [
+        ([SIGN_IN[0]], "both"),
+        ([SIGN_IN[1]], "both"),
+        ([{"OutputKey": "OidcIssuer", "OutputValue": "http://idp.example.com"}, SIGN_IN[1]], "https"),
+    ],
+)
+def test_half_or_plain_http_sign_in_outputs_are_errors(outputs: list[dict[str, str]], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        page_config(OUTPUTS + outputs)
+
+
 def test_the_template_has_the_outputs_the_config_reads() -> None:
     from local.template import load_template
 
