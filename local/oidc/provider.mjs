@@ -102,11 +102,11 @@ function loginPage(uid, { login = "", error = "" } = {}) {
     `<h1>Sign in to Claude chat</h1>
 <p class="hint">Local development provider. Test users: ${users}.</p>
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ""}
-<form method="post" action="/interaction/${escapeHtml(uid)}/login" autocomplete="off">
+<form method="post" action="/interaction/${escapeHtml(uid)}/login">
   <label for="login">Username</label>
-  <input id="login" name="login" required autocapitalize="none" value="${escapeHtml(login)}"${login ? "" : " autofocus"}>
+  <input id="login" name="login" required autocapitalize="none" autocomplete="username" value="${escapeHtml(login)}"${login ? "" : " autofocus"}>
   <label for="password">Password</label>
-  <input id="password" name="password" type="password" required${login ? " autofocus" : ""}>
+  <input id="password" name="password" type="password" autocomplete="current-password" required${login ? " autofocus" : ""}>
   <div class="row">
     <button type="submit">Sign in</button>
     <a href="/interaction/${escapeHtml(uid)}/abort">Cancel</a>
@@ -120,7 +120,9 @@ function send(res, { status, html }) {
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
     "cache-control": "no-store",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    // No form-action: Chromium applies it to the redirects after the form too, and the last one
+    // goes to the page (another origin).
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
   });
   res.end(html);
 }

@@ -1,4 +1,5 @@
-// The chat API as the page uses it: three function URLs, one session token, typed errors.
+// The chat API as the page uses it: three function URLs, one session token, typed errors, and the
+// access token on every call when the deployment requires sign-in.
 
 import { serverSentEvents } from "./sse.js";
 
@@ -17,11 +18,13 @@ export class ChatError extends Error {
 }
 
 /**
- * Where each function answers. `config.json` (written by `make web-config` from
- * the stack's outputs) names the three function URLs; a field that is missing or
- * empty means the page's own origin, which is how `make dev` serves everything.
+ * Where each function answers, and where to sign in. `config.json` (written by
+ * `make web-config` from the stack's outputs) names the three function URLs; a
+ * field that is missing or empty means the page's own origin, which is how
+ * `make dev` serves everything. With `issuer` and `clientId` the deployment
+ * requires sign-in (`signIn` is then {issuer, clientId, scope}; else null).
  */
-export async function loadEndpoints(configUrl = "config.json") {
+export async function loadConfig(configUrl = "config.json") {
   let config = {};
   try {
     const response = await fetch(configUrl, { cache: "no-store" });
@@ -30,17 +33,33 @@ export async function loadEndpoints(configUrl = "config.json") {
     // No config file: every route is on this page's origin.
   }
   const base = (url) => (typeof url === "string" ? url.trim().replace(/\/+$/, "") : "");
-  return { chat: base(config.chatUrl), history: base(config.historyUrl), stream: base(config.streamUrl) };
+  const text = (value) => (typeof value === "string" ? value.trim() : "");
+  const endpoints = { chat: base(config.chatUrl), history: base(config.historyUrl), stream: base(config.streamUrl) };
+  const issuer = text(config.issuer); // kept as written: a token's `iss` must equal it, slash and all
+  const clientId = text(config.clientId);
+  const signIn = issuer && clientId ? { issuer, clientId, scope: text(config.scope) } : null;
+  return { endpoints, signIn };
 }
 
 export class ChatApi {
-  constructor(endpoints, storage = window.localStorage) {
+  /**
+   * @param endpoints the three function URLs (see loadConfig)
+   * @param storage where the session token lives
+   * @param account when sign-in is on: {accessToken(), renew(), expired()} (auth.js's Account)
+   */
+  constructor(endpoints, storage = window.localStorage, account = null) {
     this.endpoints = endpoints;
     this.storage = storage;
+    this.account = account;
   }
 
   get session() {
     return this.storage.getItem(SESSION_KEY);
+  }
+
+  /** Drops the session token (on sign-out: it named the signed-in person's conversation). */
+  forgetSession() {
+    this.storage.removeItem(SESSION_KEY);
   }
 
   /**
@@ -53,6 +72,16 @@ export class ChatApi {
     const response = await this.#request(`${this.endpoints.history}/api/chat/history${suffix}`, "GET");
     const { messages, before: older = null } = await response.json();
     return { messages, before: older };
+  }
+
+  /**
+   * The caller's budgets, free of charge: {requests: {limit, remaining, reset},
+   * tokens: {limit, used, remaining, reset}}, `reset` in seconds, `tokens.limit`
+   * null when there is no daily budget.
+   */
+  async usage() {
+    const response = await this.#request(`${this.endpoints.history}/api/usage`, "GET");
+    return response.json();
   }
 
   /** Forgets the conversation on the server. */
@@ -95,20 +124,41 @@ export class ChatApi {
   stop(turnId) {
     const url = `${this.endpoints.stream}/api/chat/stop`;
     const body = JSON.stringify({ turn: turnId });
+    const token = this.account?.user?.access_token;
+    if (token) {
+      // A beacon cannot carry the Authorization header that a signed-in deployment requires.
+      const headers = { "Content-Type": "text/plain", Authorization: `Bearer ${token}` };
+      fetch(url, { method: "POST", body, headers, keepalive: true }).catch(() => {});
+      return;
+    }
     if (navigator.sendBeacon?.(url, body)) return;
     fetch(url, { method: "POST", body, keepalive: true }).catch(() => {});
   }
 
-  async #request(url, method, { body, signal } = {}) {
+  /**
+   * One call, with the access token when signed in. A 401 gets one renewal of the token and one
+   * more try (the server changed nothing); a second 401 ends the sign-in on this page.
+   */
+  async #request(url, method, { body, signal } = {}, renewed = false) {
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.session) headers["X-Session-Id"] = this.session;
+    const accessToken = await this.account?.accessToken();
+    if (accessToken) headers.Authorization = `Bearer ${accessToken}`;
     let response;
     try {
       response = await fetch(url, { method, headers, body, signal });
     } catch (error) {
       if (error.name === "AbortError") throw error;
       throw new ChatError("Could not reach the chat service. Check your connection.");
+    }
+    if (response.status === 401 && this.account) {
+      if (!renewed && accessToken && (await this.account.renew())) {
+        return this.#request(url, method, { body, signal }, true);
+      }
+      const error = await errorOf(response);
+      await this.account.expired();
+      throw error;
     }
     const token = response.headers.get("X-Session-Id");
     if (token) this.#remember(token);

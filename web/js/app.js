@@ -5,8 +5,12 @@
 // turn that fails or is stopped before any reply is taken back off the page and
 // its text put back in the box (the server kept nothing either); a turn stopped
 // mid-reply keeps the partial reply, as the server does.
+//
+// When config.json names an issuer, the deployment requires sign-in: the page shows
+// "Sign in" (auth.js) until someone is signed in, then who it is and "Sign out". A
+// meter under the header shows the caller's tokens left today (GET /api/usage).
 
-import { ChatApi, ChatError, loadEndpoints } from "./api.js";
+import { ChatApi, ChatError, loadConfig } from "./api.js";
 import { renderMarkdown } from "./markdown.js";
 
 const log = document.getElementById("log");
@@ -18,6 +22,16 @@ const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const newChatButton = document.getElementById("new-chat");
 const earlierButton = document.getElementById("earlier");
+const signInButton = document.getElementById("sign-in");
+const signOutButton = document.getElementById("sign-out");
+const who = document.getElementById("who");
+const usage = document.getElementById("usage");
+const usageMeter = document.getElementById("usage-meter");
+const usageText = document.getElementById("usage-text");
+
+// What was in the box when the person went to sign in, put back when they return (this tab only).
+const DRAFT_KEY = "claude-chat.draft";
+const EMPTY_HINT = emptyHint.textContent;
 
 let api;
 let turn = null; // {controller} while a reply streams
@@ -26,6 +40,13 @@ let cooldownUntil = 0;
 let cooldownTimer = null;
 let older = null; // the cursor of the conversation's older page, or null when all of it is shown
 let conversationVersion = 0;
+let account = null; // auth.js's Account when the deployment requires sign-in
+let usageTimer = null;
+
+/** Sign-in is required and nobody is signed in: nothing can be sent. */
+function needsSignIn() {
+  return account !== null && !account.signedIn;
+}
 
 function addMessage(role, text) {
   const message = createMessage(role, text);
@@ -65,6 +86,7 @@ function removeMessages(...messages) {
 function clearLog() {
   for (const message of log.querySelectorAll(".message")) message.remove();
   setOlder(null);
+  emptyHint.textContent = needsSignIn() ? "Sign in to chat with Claude." : EMPTY_HINT;
   emptyHint.hidden = false;
 }
 
@@ -110,21 +132,22 @@ function scrollToEnd(force = false) {
   if (force || nearEnd) log.scrollTop = log.scrollHeight;
 }
 
-function showNotice(text, { retry = null, kind = "error" } = {}) {
+function showNotice(text, { retry = null, kind = "error", action = null } = {}) {
   notice.replaceChildren();
   notice.className = `notice ${kind}`;
   const message = document.createElement("span");
   message.textContent = text;
   notice.append(message);
-  if (retry) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = "Retry";
-    button.addEventListener("click", () => {
+  const button = action ?? (retry ? { label: "Retry", run: retry } : null);
+  if (button) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.textContent = button.label;
+    element.addEventListener("click", () => {
       clearNotice();
-      retry();
+      button.run();
     });
-    notice.append(button);
+    notice.append(element);
   }
   notice.hidden = false;
   return message;
@@ -145,8 +168,10 @@ function formatWait(seconds) {
 
 function updateControls() {
   const coolingDown = Date.now() < cooldownUntil;
-  sendButton.disabled = turn !== null || coolingDown || resetting;
-  newChatButton.disabled = resetting;
+  const signedOut = needsSignIn();
+  sendButton.disabled = turn !== null || coolingDown || resetting || signedOut;
+  newChatButton.disabled = resetting || signedOut;
+  input.disabled = signedOut;
   sendButton.hidden = turn !== null;
   stopButton.hidden = turn === null;
   form.setAttribute("aria-busy", String(turn !== null));
@@ -176,6 +201,7 @@ function startCooldown(seconds, limit) {
 }
 
 function explain(error) {
+  if (error.code === "unauthorized") return "Your sign-in has expired. Sign in again to go on.";
   if (error.code === "network") return "Could not reach the chat service. Check your connection and try again.";
   if (error.code === "upstream_unavailable") return "Claude is busy right now. Please try again in a moment.";
   if (error.code === "upstream_timeout") return "Claude took too long to answer. Please try again.";
@@ -229,6 +255,8 @@ async function send(text) {
         // Stopped before any reply: nothing was kept, the message is back in the box.
       } else if (error instanceof ChatError && error.code === "rate_limited") {
         startCooldown(error.retryAfter ?? 60, error.limit);
+      } else if (error instanceof ChatError && error.code === "unauthorized" && account) {
+        showNotice(explain(error), { action: { label: "Sign in", run: signIn } });
       } else {
         showNotice(explain(error), { retry: () => send(text) });
       }
@@ -239,6 +267,7 @@ async function send(text) {
     turn = null;
     updateControls();
     if (document.activeElement === stopButton || document.activeElement === document.body) input.focus();
+    refreshUsage();
   }
 }
 
@@ -264,6 +293,103 @@ async function newChat() {
     updateControls();
     input.focus();
   }
+}
+
+/** "resets in 5 h 12 min": whole minutes, rounded up, so it never says 0 before the reset. */
+function formatReset(seconds) {
+  const minutes = Math.max(1, Math.ceil(seconds / 60));
+  const h = Math.floor(minutes / 60);
+  return h ? `${h} h ${minutes % 60} min` : `${minutes} min`;
+}
+
+/**
+ * The usage meter: the caller's tokens left today and when the day's budget resets, from
+ * GET /api/usage (free of charge). Hidden when there is nothing to show: signed out, or a
+ * server without the route.
+ */
+async function refreshUsage() {
+  if (needsSignIn()) {
+    showUsage(null);
+    return;
+  }
+  try {
+    showUsage(await api.usage());
+  } catch {
+    showUsage(null);
+  }
+}
+
+function showUsage(figures) {
+  clearInterval(usageTimer);
+  usageTimer = null;
+  const tokens = figures?.tokens;
+  if (!tokens || typeof tokens !== "object") {
+    usage.hidden = true;
+    return;
+  }
+  if (tokens.limit === null || !Number.isFinite(tokens.limit)) {
+    usageMeter.hidden = true;
+    usageText.textContent = "No daily token limit";
+    usage.hidden = false;
+    return;
+  }
+  const remaining = Math.max(0, Number(tokens.remaining) || 0);
+  const resetsAt = Date.now() + Math.max(0, Number(tokens.reset) || 0) * 1000;
+  usageMeter.hidden = false;
+  usageMeter.max = Math.max(1, tokens.limit);
+  usageMeter.value = Math.min(remaining, usageMeter.max);
+  const render = () => {
+    const left = Math.ceil((resetsAt - Date.now()) / 1000);
+    if (left <= 0) {
+      refreshUsage(); // a new day: a new budget
+      return;
+    }
+    const count = new Intl.NumberFormat().format(remaining);
+    usageText.textContent = `${count} ${remaining === 1 ? "token" : "tokens"} left today, resets in ${formatReset(left)}`;
+  };
+  render();
+  usageTimer = setInterval(render, 30_000);
+  usage.hidden = false;
+}
+
+/** The header's account corner: who is signed in and "Sign out", or "Sign in". */
+function showAccount() {
+  signInButton.hidden = account === null || account.signedIn;
+  signOutButton.hidden = account === null || !account.signedIn;
+  who.hidden = account === null || !account.signedIn;
+  who.textContent = account?.signedIn ? `Signed in as ${account.displayName}` : "";
+}
+
+async function signIn() {
+  if (input.value.trim()) sessionStorage.setItem(DRAFT_KEY, input.value);
+  signInButton.disabled = true;
+  try {
+    await account.signIn(); // the page goes to the provider's sign-in page from here
+  } catch {
+    signInButton.disabled = false;
+    showNotice("Could not reach the sign-in service. Check your connection and try again.", {
+      retry: signIn,
+    });
+  }
+}
+
+async function signOut() {
+  stopTurn();
+  api.forgetSession();
+  signOutButton.disabled = true;
+  await account.signOut(); // to the provider's sign-out, which sends the person back here
+  signOutButton.disabled = false;
+}
+
+/** Someone signed out, or their sign-in ended (a refused token, a failed renewal). */
+function accountChanged() {
+  showAccount();
+  if (needsSignIn()) {
+    stopTurn();
+    clearLog();
+    showUsage(null);
+  }
+  updateControls();
 }
 
 async function restoreConversation() {
@@ -308,8 +434,32 @@ document.addEventListener("keydown", (event) => {
 window.addEventListener("pagehide", stopTurn);
 newChatButton.addEventListener("click", newChat);
 earlierButton.addEventListener("click", loadEarlier);
+signInButton.addEventListener("click", signIn);
+signOutButton.addEventListener("click", signOut);
 
-api = new ChatApi(await loadEndpoints());
+const { endpoints, signIn: signInConfig } = await loadConfig();
+if (signInConfig) {
+  // Only a deployment that requires sign-in loads the OpenID client.
+  const { Account } = await import("./auth.js");
+  account = new Account(signInConfig);
+  let problem;
+  try {
+    problem = await account.start();
+  } catch {
+    problem = "Could not reach the sign-in service. Reload the page to try again.";
+  }
+  account.onChange(accountChanged);
+  if (problem) showNotice(problem);
+  const draft = sessionStorage.getItem(DRAFT_KEY);
+  sessionStorage.removeItem(DRAFT_KEY);
+  if (draft && account.signedIn) restoreInput(draft);
+}
+// Signed in, the session token lives and dies with the tab, like the access token.
+api = new ChatApi(endpoints, account ? window.sessionStorage : window.localStorage, account);
+showAccount();
+clearLog();
 updateControls();
-await restoreConversation();
+if (!needsSignIn()) await restoreConversation();
+if (account?.signedIn) input.focus();
+refreshUsage();
 document.body.dataset.ready = "true";
