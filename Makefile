@@ -15,7 +15,7 @@ WEB_PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: help install browser dev test unit integration e2e lint format bench bench-smoke build validate deploy delete \
-	web-config web clean
+	web-config web vendor clean
 
 help:
 	@echo "make dev        the chat page and every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
@@ -28,6 +28,7 @@ help:
 	@echo "make delete     sam delete (tear the stack down)"
 	@echo "make web-config write web/config.json from the deployed stack's URLs (STACK=$(STACK))"
 	@echo "make web        serve web/ on http://localhost:$(WEB_PORT) (the page, pointed by web/config.json)"
+	@echo "make vendor     rebuild web/vendor/oidc-client-ts.js from the npm package pinned in package.json"
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-no-deps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +104,11 @@ web-config: $(VENV)/.installed $(SAM_VENV)/.installed
 web: $(VENV)/.installed
 	@echo "Chat page on http://localhost:$(WEB_PORT) (calls the URLs in web/config.json)"
 	$(PY) -m http.server --bind 127.0.0.1 --directory web $(WEB_PORT)
+
+# The page's OpenID client as one committed ES module (no build step when the page loads);
+# tests/unit/test_web_vendor.py checks that the committed file is what this makes.
+vendor: node_modules/.installed
+	node local/vendor_web.mjs
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .benchmarks
