@@ -13,6 +13,7 @@ route require its tokens, and tells the page where to sign in through that confi
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import socket
@@ -37,6 +38,7 @@ from local.web_adapter import call_app
 DEFAULT_PORT = 3000
 LOCAL_TABLE = "claude-chat-local"
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+DEV_PRO_TOKEN_BUDGET = 1_000_000  # DEV_SIGN_IN's daily tokens for group "pro" (grace)
 
 
 class LocalFunctionUrls:
@@ -205,6 +207,8 @@ def _start_sign_in(port: int) -> DevProvider:
         access_token_ttl=int(ttl) if ttl else None,
     )
     os.environ.update(provider.environment())
+    # The test user in group "pro" gets more, as an operator's paying users would (unless set).
+    os.environ.setdefault("GROUP_TOKEN_BUDGETS", json.dumps({"pro": DEV_PRO_TOKEN_BUDGET}))
     return provider
 
 
@@ -226,6 +230,7 @@ def build_app(port: int = DEFAULT_PORT) -> tuple[Starlette, FunctionWorkers, lis
     provider = _start_sign_in(port) if _dev_sign_in_enabled() else None
     if provider is not None:
         notes.extend(provider.notes())
+        notes.append(f"Sign-in: daily token budgets by group: {os.environ['GROUP_TOKEN_BUDGETS']}")
     specs = url_functions()
     _apply_template_environment(specs)
     buffered = [spec for spec in specs if spec.invoke_mode != "RESPONSE_STREAM"]

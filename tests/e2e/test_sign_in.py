@@ -12,10 +12,21 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
-from tests.dev_server import DevServer, start_dev_server
+from tests.dev_server import ROOT, DevServer, start_dev_server
 from tests.e2e.conftest import open_chat
+
+# Token verification (claude_chat.sign_in) and GET /api/usage are the backend's side of sign-in.
+# Until both are on this branch, the server neither refuses a bad token nor reports usage, so the
+# tests that need them skip; the login, the bearer on each call, renewal and Sign out run anyway.
+BACKEND_SIGN_IN = (ROOT / "layers" / "shared" / "claude_chat" / "sign_in.py").exists() and "/api/usage" in (
+    ROOT / "functions" / "history" / "app.py"
+).read_text()
+needs_backend = pytest.mark.skipif(
+    not BACKEND_SIGN_IN,
+    reason="needs the backend token verification (claude_chat/sign_in.py) and GET /api/usage, not merged",
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +143,148 @@ def test_cancelling_sign_in_comes_back_signed_out_and_says_so(page: Page, sign_i
     expect(page.get_by_role("alert")).to_have_text("Sign-in was cancelled.")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert page.url == f"{sign_in_server.base_url}/"
+
+
+def usage_shown(page: Page) -> tuple[int, int]:
+    """(tokens left, daily limit) as the meter shows them."""
+    text = page.locator("#usage-text").text_content() or ""
+    match = re.fullmatch(r"([\d,]+) tokens? left today, resets in (\d+ h )?\d+ min", text)
+    assert match, text
+    limit = page.locator("#usage-meter").evaluate("m => m.max")
+    return int(match[1].replace(",", "")), int(limit)
+
+
+def server_usage(server: DevServer, authorization: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": authorization}, timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+@needs_backend
+def test_the_usage_meter_moves_after_a_signed_in_turn(page: Page, sign_in_server: DevServer) -> None:
+    authorizations: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            "/api/usage" in request.url and authorizations.append(request.headers["authorization"])
+        ),
+    )
+    open_chat(page, sign_in_server.base_url)
+    sign_in(page, sign_in_server, "ada", "lovelace")
+    expect(page.locator("#usage")).to_be_visible()
+    before, limit = usage_shown(page)
+    assert limit == 50_000  # DAILY_TOKEN_BUDGET: ada is in no group
+    send(page, "Count my tokens [standin:words=30]")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.locator("#usage-text")).not_to_have_text(re.compile(rf"^{before:,} "))
+    after, _ = usage_shown(page)
+    assert after < before
+    # The meter shows what the server charged ada for the turn, as the server itself reports it.
+    figures = server_usage(sign_in_server, authorizations[-1])["tokens"]
+    assert figures["remaining"] == after
+    assert figures["used"] == limit - after
+
+
+@needs_backend
+def test_a_user_in_the_pro_group_sees_the_group_budget(page: Page, sign_in_server: DevServer) -> None:
+    open_chat(page, sign_in_server.base_url)
+    sign_in(page, sign_in_server, "grace", "hopper")
+    expect(page.get_by_text("Signed in as Grace Hopper")).to_be_visible()
+    expect(page.locator("#usage")).to_be_visible()
+    assert usage_shown(page)[1] == 1_000_000  # make dev's GROUP_TOKEN_BUDGETS for "pro"
+
+
+@needs_backend
+def test_a_refused_token_is_renewed_once_and_the_turn_goes_through(
+    page: Page, sign_in_server: DevServer
+) -> None:
+    open_chat(page, sign_in_server.base_url)
+    sign_in(page, sign_in_server)
+    expect(page.get_by_role("textbox", name="Message")).to_be_enabled()
+    sent: list[str] = []
+
+    def refuse_the_first(route: Route) -> None:
+        headers = dict(route.request.headers)
+        sent.append(headers.get("authorization", ""))
+        if len(sent) == 1:
+            headers["authorization"] = sent[0][:-8] + "AAAAAAAA"  # a tampered signature: the server says 401
+        route.continue_(headers=headers)
+
+    page.route("**/api/chat/history/stream", refuse_the_first)
+    send(page, "Still me?")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    # (ada's conversation follows her from test to test, so the stand-in may number the turn.)
+    expect(page.locator(".message.assistant .content").last).to_have_text(
+        re.compile(r"^Stand-in reply to: Still me\?")
+    )
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert len(sent) == 2
+    assert sent[1] != sent[0], "the retry did not carry a renewed access token"
+    assert _claims(sent[1].removeprefix("Bearer "))["sub"] == "ada"
+
+
+@needs_backend
+def test_a_token_refused_for_good_asks_to_sign_in_again_and_keeps_the_message(
+    page: Page, sign_in_server: DevServer
+) -> None:
+    open_chat(page, sign_in_server.base_url)
+    sign_in(page, sign_in_server)
+    expect(page.get_by_role("textbox", name="Message")).to_be_enabled()
+    page.route(
+        "**/api/**",
+        lambda route: route.continue_(
+            headers={**route.request.headers, "authorization": "Bearer not.a.token"}
+        ),
+    )
+    send(page, "Are you there?")
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("Your sign-in has expired. Sign in again to go on.")
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(page.locator(".message")).to_have_count(0)
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("Are you there?")
+    page.unroute("**/api/**")
+    # The provider still knows the person: no password this time, straight back, the text still there.
+    notice.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{sign_in_server.base_url}/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_text("Signed in as Ada Lovelace")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("Are you there?")
+
+
+def test_the_access_token_is_renewed_before_it_expires(page: Page) -> None:
+    # Tokens of 65 s: the page renews them a minute before they expire, so after about 5 s.
+    server = start_dev_server(
+        DEV_SIGN_IN="1", RATE_LIMIT_MAX="1000", OIDC_ACCESS_TOKEN_TTL="65", DEV_WORKERS="1"
+    )
+    try:
+        open_chat(page, server.base_url)
+        sign_in(page, server)
+        first = page.evaluate(TOKEN_IN_SESSION_STORAGE)
+        assert first
+        page.wait_for_function(
+            f"() => ({TOKEN_IN_SESSION_STORAGE})() !== {json.dumps(first)}", timeout=20_000
+        )
+        renewed = page.evaluate(TOKEN_IN_SESSION_STORAGE)
+        assert _claims(renewed)["exp"] > _claims(first)["exp"]
+        sent: list[str] = []
+        page.on(
+            "request",
+            lambda r: "/api/chat/history/stream" in r.url and sent.append(r.headers["authorization"]),
+        )
+        send(page, "After the renewal")
+        expect(page.locator(".message.assistant .content").last).to_have_text(
+            "Stand-in reply to: After the renewal"
+        )
+        assert sent == [f"Bearer {renewed}"]
+        expect(page.get_by_text("Signed in as Ada Lovelace")).to_be_visible()
+    finally:
+        server.stop()
+
+
+TOKEN_IN_SESSION_STORAGE = """() => {
+    const key = Object.keys(sessionStorage).find(k => k.startsWith('claude-chat.oidc.user:'));
+    return key ? JSON.parse(sessionStorage.getItem(key)).access_token : null;
+}"""
 
 
 def test_anonymous_make_dev_has_no_sign_in(chat_page: Page) -> None:
