@@ -28,6 +28,9 @@ const banner = `/*!
 
 const result = await build({
   entryPoints: [join(ROOT, "node_modules", "oidc-client-ts", "dist", "esm", "oidc-client-ts.js")],
+  absWorkingDir: ROOT,
+  // The path comments in the bundle stay `node_modules/...` where node_modules is a symlink too.
+  preserveSymlinks: true,
   bundle: true,
   format: "esm",
   platform: "browser",
