@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
     from claude_chat.claude_client import ClaudeClient
+    from claude_chat.sign_in import TokenVerifier
 
 # Fail fast inside a Lambda timeout; standard mode retries throttles with backoff.
 _DYNAMODB_CONFIG = Config(
@@ -79,6 +80,19 @@ def rate_limiter() -> RateLimiter:
 @cache
 def stop_requests() -> StopRequests:
     return StopRequests(dynamodb(), get_settings().table_name)
+
+
+@cache
+def verifier() -> TokenVerifier:
+    """The sign-in check, built on first use (with sign-in off, never: jwt is not even imported)."""
+    from claude_chat.sign_in import TokenVerifier
+
+    settings = get_settings()
+    if not settings.oidc_issuer or not settings.oidc_audience:
+        raise RuntimeError("set OIDC_ISSUER and OIDC_AUDIENCE to turn sign-in on")
+    return TokenVerifier(
+        settings.oidc_issuer, settings.oidc_audience, groups_claim=settings.oidc_groups_claim
+    )
 
 
 @cache
@@ -137,7 +151,7 @@ def forget_claude() -> None:
 def reset() -> None:
     """Forgets every cached object (tests: a fresh container)."""
     global _claude  # noqa: PLW0603
-    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, turn_ids, sessions):
+    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, turn_ids, sessions, verifier):
         cached.cache_clear()
     with _claude_lock:
         _claude = None
