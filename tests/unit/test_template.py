@@ -18,6 +18,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -625,6 +626,48 @@ def test_samconfig_prod_stays_anonymous_with_a_sign_in_example_that_parses(templ
     # The rest of prod's settings are the same as on the live line.
     live = dict(re.findall(r'(\w+)="([^"]*)"', prod["parameter_overrides"]))
     assert {k: values[k] for k in live} == live
+
+
+def test_readme_sign_in_deploy_commands_give_valid_parameters(template: dict[str, Any]) -> None:
+    """Each `sam deploy --parameter-overrides` of README's Sign-in, as the shell and SAM CLI read it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Sign-in") :]
+    commands = re.findall(
+        r"^\.venv-sam/bin/sam deploy --parameter-overrides (.+?)(?<!\\)\n", section, re.M | re.S
+    )
+    assert len(commands) == 2, commands
+    if not (SAM_VENV_BIN / "python").exists():
+        pytest.skip("SAM CLI not installed in .venv-sam: its parser reads the commands")
+    modes = set()
+    for command in commands:
+        arguments = shlex.split(command.replace("\\\n", " "))
+        parsed = subprocess.run(
+            [
+                str(SAM_VENV_BIN / "python"),
+                "-c",
+                "import json, sys; from samcli.cli.types import CfnParameterOverridesType as T; "
+                "print(json.dumps(T().convert(tuple(sys.argv[1:]), None, None)))",
+                *arguments,
+            ],
+            capture_output=True,
+            text=True,
+            env=offline_env(),
+            timeout=60,
+            check=True,
+        )
+        values = json.loads(parsed.stdout)
+        assert len(values) == len(arguments), (arguments, values)
+        for name, value in values.items():
+            declared = template["Parameters"][name]
+            if "AllowedPattern" in declared:
+                assert re.fullmatch(declared["AllowedPattern"], value), (name, value)
+            if "AllowedValues" in declared:
+                assert value in declared["AllowedValues"], (name, value)
+        assert json.loads(values["GroupTokenBudgets"]) == {"pro": 2000000}
+        modes.add(values["SignIn"])
+        if values["SignIn"] == "issuer":
+            assert values["OidcIssuer"] and values["OidcAudience"]  # what the template's Rules demand
+    assert modes == {"cognito", "issuer"}
 
 
 def test_snapstart_on_published_versions_of_the_runtime_functions(functions: dict[str, Any]) -> None:
