@@ -33,9 +33,10 @@ from pydantic import ValidationError
 from claude_chat import sign_in
 from claude_chat.errors import Unauthorized
 from claude_chat.settings import Settings
-from claude_chat.sign_in import KEYS_MAX_AGE_SECONDS, TokenVerifier, User, bearer_token, group_budget
+from claude_chat.sign_in import TokenVerifier, User, bearer_token, group_budget
 
 AUDIENCE = "chat-client"
+KEYS_MAX_AGE_SECONDS = 300  # the key set is fetched again once five minutes old
 
 
 class Clock:
@@ -339,19 +340,25 @@ def test_hs256_signed_with_the_public_key_is_refused(verifier: TokenVerifier, pr
             refused(verifier, forge({"alg": "HS256", "typ": "JWT", "kid": kid}, claims, sign))
 
 
-def test_a_published_symmetric_key_is_never_used(verifier: TokenVerifier, provider: Provider) -> None:
+def test_a_published_symmetric_key_is_never_used(
+    verifier: TokenVerifier, provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = b"a-shared-secret-that-was-published-by-mistake"
     provider.extra_keys.append({"kty": "oct", "kid": "oct-1", "k": b64(secret)})
     claims = provider.claims()
-    for alg in ("HS256", "RS256"):
 
-        def sign(data: bytes) -> bytes:
-            return hmac.new(secret, data, hashlib.sha256).digest()
+    def sign(data: bytes) -> bytes:
+        return hmac.new(secret, data, hashlib.sha256).digest()
 
-        refused(verifier, forge({"alg": alg, "kid": "oct-1"}, claims, sign))
+    refused(verifier, forge({"alg": "HS256", "kid": "oct-1"}, claims, sign))
+    with caplog.at_level(logging.INFO, logger="claude_chat.sign_in"):
+        refused(verifier, forge({"alg": "RS256", "kid": "oct-1"}, claims, sign))
+    assert "unknown key id" in caplog.text  # the symmetric key was never taken into the key set
 
 
-def test_the_algorithm_must_match_the_keys_type(verifier: TokenVerifier, provider: Provider) -> None:
+def test_the_algorithm_must_match_the_keys_type(
+    verifier: TokenVerifier, provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
     # An EC-signed token that names the RSA key's id, and the other way round.
     ec_signed = jwt.encode(
         provider.claims(), provider.private["ec-1"], algorithm="ES256", headers={"kid": "rsa-1"}
@@ -359,11 +366,44 @@ def test_the_algorithm_must_match_the_keys_type(verifier: TokenVerifier, provide
     rsa_signed = jwt.encode(
         provider.claims(), provider.private["rsa-1"], algorithm="RS256", headers={"kid": "ec-1"}
     )
-    refused(verifier, ec_signed)
-    refused(verifier, rsa_signed)
+    with caplog.at_level(logging.INFO, logger="claude_chat.sign_in"):
+        refused(verifier, ec_signed)
+        refused(verifier, rsa_signed)
+    # Refused by the verifier's own check, before PyJWT's (which would refuse it too).
+    assert caplog.text.count("but its key is for") == 2
     # Other RSA algorithms are refused even with the right key.
     refused(verifier, provider.token("rsa-1", algorithm="RS512"))
     refused(verifier, provider.token("rsa-1", algorithm="PS256"))
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # PyJWT's, when minting
+def test_a_refused_algorithm_costs_no_key_fetch(
+    verifier: TokenVerifier, provider: Provider, clock: Clock
+) -> None:
+    verifier.verify(provider.token("rsa-1"))
+    clock.advance(31)
+    claims = provider.claims()
+    refused(verifier, forge({"alg": "none", "kid": "forged-1"}, claims))
+    refused(
+        verifier, forge({"alg": "HS256", "kid": "forged-2"}, claims, lambda d: hmac.digest(b"k", d, "sha256"))
+    )
+    refused(verifier, provider.token("rsa-1", algorithm="RS384"))
+    assert provider.fetches["jwks"] == 1
+
+
+def test_an_oversized_token_is_refused_even_when_genuine(verifier: TokenVerifier, provider: Provider) -> None:
+    assert verifier.verify(provider.token(padding="x" * 10_000))
+    refused(verifier, provider.token(padding="x" * 13_000))  # over 16 KB once base64-encoded
+
+
+def test_an_unexpected_error_is_a_401_not_a_500(
+    verifier: TokenVerifier, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(jwt, "decode", broken)
+    refused(verifier, provider.token("rsa-1"))
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # PyJWT's, when minting
@@ -656,12 +696,32 @@ def test_a_discovery_document_for_another_issuer_is_refused(
     assert provider.fetches["jwks"] == 0
 
 
-@pytest.mark.parametrize("jwks_uri", ["http://keys.example/jwks", "file:///etc/passwd", None, 7])
+@pytest.mark.parametrize(
+    ("jwks_uri", "reason"),
+    [
+        ("http://keys.example/jwks", "jwks_uri must use https"),
+        ("http://10.0.0.1/jwks", "jwks_uri must use https"),
+        ("file://{key_set_file}", "jwks_uri must"),  # a file holding the genuine key set
+        (None, "no jwks_uri"),
+        (7, "no jwks_uri"),
+    ],
+)
 def test_a_jwks_uri_that_is_not_https_or_loopback_is_refused(
-    verifier: TokenVerifier, provider: Provider, jwks_uri: Any
+    verifier: TokenVerifier,
+    provider: Provider,
+    jwks_uri: Any,
+    reason: str,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    key_set_file = tmp_path / "jwks.json"
+    key_set_file.write_bytes(provider.key_set())
+    if isinstance(jwks_uri, str):
+        jwks_uri = jwks_uri.format(key_set_file=key_set_file)
     provider.discovery_overrides["jwks_uri"] = jwks_uri
-    refused(verifier, provider.token("rsa-1"))
+    with caplog.at_level(logging.INFO, logger="claude_chat.sign_in"):
+        refused(verifier, provider.token("rsa-1"))
+    assert reason in caplog.text
     assert provider.fetches["jwks"] == 0
 
 
