@@ -610,6 +610,17 @@ def test_a_removed_key_is_refused_once_the_key_set_is_five_minutes_old(
     assert verifier.verify(provider.token("ec-1"))
 
 
+def test_a_clock_that_went_back_refetches_rather_than_trusting_old_keys_forever(
+    verifier: TokenVerifier, provider: Provider, clock: Clock
+) -> None:
+    old = provider.token("rsa-1")
+    verifier.verify(old)
+    provider.published.remove("rsa-1")
+    clock.advance(-3600)  # e.g. a copy restored from a snapshot on another host
+    refused(verifier, old)
+    assert provider.fetches["jwks"] == 2
+
+
 def test_the_keys_held_keep_working_while_the_provider_is_down(
     verifier: TokenVerifier, provider: Provider, clock: Clock
 ) -> None:

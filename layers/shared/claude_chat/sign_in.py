@@ -208,7 +208,11 @@ class TokenVerifier:
         raise Unauthorized(token_presented=True)
 
     def warm(self) -> bool:
-        """Fetch the discovery document and keys now (e.g. at init); False if the provider failed."""
+        """Fetch the discovery document and keys now; False if the provider failed.
+
+        Not for a SnapStart init phase, where the project makes no request before the snapshot:
+        there, the first signed-in request fetches them.
+        """
         with self._lock:
             if self._keys and not self._keys_stale():
                 return True
@@ -276,12 +280,15 @@ class TokenVerifier:
             raise _Refused("unknown key id")
 
     def _keys_stale(self) -> bool:
-        return self._keys_fetched_at is None or self._clock() - self._keys_fetched_at >= KEYS_MAX_AGE_SECONDS
+        # A negative age (a clock that went back, as after a snapshot restore) counts as stale too.
+        if self._keys_fetched_at is None:
+            return True
+        return not 0 <= self._clock() - self._keys_fetched_at < KEYS_MAX_AGE_SECONDS
 
     def _refresh_if_allowed(self) -> bool:
         """One fetch attempt, at most one per `refetch_seconds` (failed attempts count too)."""
         now = self._clock()
-        if self._last_attempt is not None and now - self._last_attempt < self.refetch_seconds:
+        if self._last_attempt is not None and 0 <= now - self._last_attempt < self.refetch_seconds:
             return False
         self._last_attempt = now
         try:
