@@ -304,8 +304,12 @@ class TokenVerifier:
 
         if self._jwks_uri is None:
             document = self._fetch_json(self._discovery_url, "discovery document")
-            if document.get("issuer") != self.issuer:
-                raise _ProviderError("the discovery document names another issuer; set OIDC_ISSUER to it")
+            named = document.get("issuer")
+            if named != self.issuer:
+                # Public information, and the usual cause is a trailing slash: say what it is.
+                raise _ProviderError(
+                    f"the discovery document names the issuer {str(named)[:200]!r}, not OIDC_ISSUER"
+                )
             jwks_uri = document.get("jwks_uri")
             if not isinstance(jwks_uri, str):
                 raise _ProviderError("the discovery document has no jwks_uri")
