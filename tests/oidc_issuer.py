@@ -23,7 +23,7 @@ AUDIENCE = "claude-chat-test-api"
 
 
 @dataclass
-class TestIssuer:
+class FakeIssuer:
     server: ThreadingHTTPServer
     keys: dict[str, Any] = field(default_factory=dict)  # kid -> private key, published while present
     fetches: int = 0
@@ -70,8 +70,8 @@ class TestIssuer:
         self.server.server_close()
 
 
-def start_test_issuer() -> TestIssuer:
-    issuer: TestIssuer
+def start_test_issuer() -> FakeIssuer:
+    issuer: FakeIssuer
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -94,7 +94,7 @@ def start_test_issuer() -> TestIssuer:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    issuer = TestIssuer(server)
+    issuer = FakeIssuer(server)
     issuer.add_key("key-1")
     threading.Thread(target=server.serve_forever, name="test-issuer", daemon=True).start()
     return issuer

@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from tests.dev_server import DevServer, start_dev_server
-from tests.oidc_issuer import AUDIENCE, TestIssuer, start_test_issuer
+from tests.oidc_issuer import AUDIENCE, FakeIssuer, start_test_issuer
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +23,14 @@ PRO_BUDGET = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
+def issuer() -> Iterator[FakeIssuer]:
     issuer = start_test_issuer()
     yield issuer
     issuer.stop()
 
 
 @pytest.fixture(scope="module")
-def server(issuer: TestIssuer) -> Iterator[DevServer]:
+def server(issuer: FakeIssuer) -> Iterator[DevServer]:
     server = start_dev_server(
         OIDC_ISSUER=issuer.url,
         OIDC_AUDIENCE=AUDIENCE,
@@ -65,7 +65,7 @@ ROUTES = [
 
 
 def test_every_route_wants_a_token_and_a_refusal_stores_nothing(
-    server: DevServer, issuer: TestIssuer
+    server: DevServer, issuer: FakeIssuer
 ) -> None:
     before = table_items(server)
     now = int(time.time())
@@ -98,7 +98,7 @@ def test_every_route_wants_a_token_and_a_refusal_stores_nothing(
 
 
 def test_a_user_is_one_caller_on_every_address_and_two_users_are_two(
-    server: DevServer, issuer: TestIssuer
+    server: DevServer, issuer: FakeIssuer
 ) -> None:
     ada, grace = issuer.token("ada-budget"), issuer.token("grace-budget")
     limit = server.rate_limit_max
@@ -111,7 +111,7 @@ def test_a_user_is_one_caller_on_every_address_and_two_users_are_two(
 
 
 def test_a_users_conversation_follows_them_and_opens_for_nobody_else(
-    server: DevServer, issuer: TestIssuer
+    server: DevServer, issuer: FakeIssuer
 ) -> None:
     ada, grace = issuer.token("ada-history"), issuer.token("grace-history")
     first = signed_in(server, ada, "127.0.10.1").post("/api/chat/history", json={"message": "I am Ada"})
@@ -134,7 +134,7 @@ def test_a_users_conversation_follows_them_and_opens_for_nobody_else(
 
 
 def test_usage_says_what_the_turns_charged_and_a_group_quota_applies(
-    server: DevServer, issuer: TestIssuer
+    server: DevServer, issuer: FakeIssuer
 ) -> None:
     plain, pro = issuer.token("ada-usage"), issuer.token("grace-usage", groups=["pro"])
     client = signed_in(server, plain)

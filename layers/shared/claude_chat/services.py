@@ -82,17 +82,15 @@ def stop_requests() -> StopRequests:
     return StopRequests(dynamodb(), get_settings().table_name)
 
 
-@cache
 def verifier() -> TokenVerifier:
-    """The sign-in check, built on first use (with sign-in off, never: jwt is not even imported)."""
-    from claude_chat.sign_in import TokenVerifier
+    """The sign-in check, one per process (its key cache lives as long as the process), built on
+    first use: with sign-in off, never, and not even jwt is imported."""
+    from claude_chat.sign_in import verifier_for
 
-    settings = get_settings()
-    if not settings.oidc_issuer or not settings.oidc_audience:
-        raise RuntimeError("set OIDC_ISSUER and OIDC_AUDIENCE to turn sign-in on")
-    return TokenVerifier(
-        settings.oidc_issuer, settings.oidc_audience, groups_claim=settings.oidc_groups_claim
-    )
+    checker = verifier_for(get_settings())
+    if checker is None:
+        raise RuntimeError("sign-in is off: set OIDC_ISSUER and OIDC_AUDIENCE to turn it on")
+    return checker
 
 
 @cache
@@ -151,7 +149,7 @@ def forget_claude() -> None:
 def reset() -> None:
     """Forgets every cached object (tests: a fresh container)."""
     global _claude  # noqa: PLW0603
-    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, turn_ids, sessions, verifier):
+    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, turn_ids, sessions):
         cached.cache_clear()
     with _claude_lock:
         _claude = None
