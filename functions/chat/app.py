@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 # init phase, which SnapStart snapshots, not on the first request.
 import claude_chat.claude_client  # noqa: F401
 from claude_chat import snapstart
-from claude_chat.caller import caller_of
 from claude_chat.chat_turn import TurnRequest, run_turn
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
 from claude_chat.models import ChatReply, SessionChatReply
@@ -27,7 +26,7 @@ _ERRORS = (400, 413, 422, 429, 502, 503, 504)
 def _turn_request(with_history: bool) -> TurnRequest:
     event = app.current_event
     return TurnRequest(
-        caller=caller_of(event.raw_event),
+        caller=app.caller,
         body=event.get("body"),
         is_base64=bool(event.is_base64_encoded),
         with_history=with_history,

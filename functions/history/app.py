@@ -19,8 +19,16 @@ from claude_chat.history_pages import (
     decode_cursor,
     encode_cursor,
 )
-from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response, session_token
-from claude_chat.models import ErrorReply, HistoryMessage, HistoryReply, ResetReply
+from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
+from claude_chat.models import (
+    ErrorReply,
+    HistoryMessage,
+    HistoryReply,
+    RequestUsage,
+    ResetReply,
+    TokenUsage,
+    UsageReply,
+)
 from claude_chat.tracing import tracer
 
 logger = Logger()
@@ -57,7 +65,8 @@ def read_history(
     ] = None,
 ) -> Response[HistoryReply]:
     older_than = decode_cursor(before) if before is not None else None
-    session = services.sessions().open(session_token(app.current_event.raw_event))
+    caller = app.caller
+    session = services.sessions().open(caller.session_token, user=caller.user)
     store = services.sessions().store
     page = HistoryPage((), None)
     if older_than is None or older_than[0] == session.record.generation:
@@ -71,7 +80,7 @@ def read_history(
     for turn in page.turns:
         messages.append(HistoryMessage(role="user", content=turn.user))
         messages.append(HistoryMessage(role="assistant", content=turn.assistant))
-    store.touch(session.record)
+    store.touch(session.record, lasting=caller.user is not None)
     reply = HistoryReply(
         messages=messages,
         turns=session.record.turns,
@@ -87,10 +96,35 @@ def read_history(
     responses=_no_store(openapi_responses(ResetReply, session=True)),
 )
 def reset_history() -> Response[ResetReply]:
-    session = services.sessions().open(session_token(app.current_event.raw_event))
+    caller = app.caller
+    session = services.sessions().open(caller.session_token, user=caller.user)
     if not session.token.is_new:  # a session issued just now has nothing to forget, nor a turn in flight
-        services.sessions().store.reset(session.record)
+        services.sessions().store.reset(session.record, lasting=caller.user is not None)
     return _uncached(session_response(ResetReply().model_dump(), session.token_string))
+
+
+@app.get(
+    "/api/usage",
+    summary="The caller's budgets: requests in this window, tokens today (free)",
+    responses=_no_store(openapi_responses(UsageReply)),
+)
+def usage() -> Response[UsageReply]:
+    caller = app.caller
+    tokens_read = services.pool().submit(
+        services.token_budgets().state, caller.client_key, per_key=caller.daily_tokens
+    )
+    window = services.rate_limiter().peek(caller.client_key)
+    tokens = tokens_read.result()
+    reply = UsageReply(
+        requests=RequestUsage(limit=window.limit, remaining=window.remaining, reset=window.reset_after),
+        tokens=TokenUsage(
+            limit=tokens.budget or None,
+            used=tokens.used,
+            remaining=tokens.remaining if tokens.budget else None,
+            reset=tokens.reset_after,
+        ),
+    )
+    return _uncached(Response(status_code=200, content_type="application/json", body=reply.model_dump()))
 
 
 def _uncached(response: Response[Any]) -> Response[Any]:

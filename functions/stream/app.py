@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from claude_chat import services
-from claude_chat.caller import Caller
+from claude_chat.caller import Caller, resolve_caller
 from claude_chat.chat_turn import Turn, TurnRequest, begin_turn
 from claude_chat.deadline import Deadline
 from claude_chat.errors import (
@@ -36,7 +36,6 @@ from claude_chat.errors import (
     MethodNotAllowed,
     NotFound,
 )
-from claude_chat.http_api import client_ip_of, session_token_of
 from claude_chat.request_body import read_json_body
 from claude_chat.settings import get_settings
 from claude_chat.streaming import events, stream_headers
@@ -105,7 +104,7 @@ def _caller(request: Request, headers: dict[str, str]) -> Caller:
         logger.warning("no request context from the web adapter")
         source_ip = request.client.host if request.client else "unknown"
     cookies = [f"{name}={value}" for name, value in request.cookies.items()]
-    return Caller(client_ip_of(source_ip, headers), session_token_of(headers, cookies))
+    return resolve_caller(source_ip, headers, cookies)
 
 
 def _lambda_context(headers: dict[str, str]) -> dict[str, object]:
@@ -130,15 +129,16 @@ async def _stream_turn(request: Request, with_history: bool) -> Response:
     # One request at a time per execution environment: each starts with a clean log state.
     logger.clear_state()
     logger.append_keys(function_request_id=context.get("request_id"))
-    turn_request = TurnRequest(
-        caller=_caller(request, headers),
-        body=await request.body(),
-        with_history=with_history,
-        deadline=_deadline(context),
-        stoppable=True,
-    )
+    body = await request.body()
+    deadline = _deadline(context)
+
+    def start() -> Turn:  # on a thread: a sign-in check may fetch the issuer's keys, the turn calls AWS
+        caller = _caller(request, headers)
+        turn_request = TurnRequest(caller, body, with_history=with_history, deadline=deadline, stoppable=True)
+        return begin_turn(turn_request)
+
     try:
-        turn = await asyncio.get_running_loop().run_in_executor(_turn_threads, begin_turn, turn_request)
+        turn = await asyncio.get_running_loop().run_in_executor(_turn_threads, start)
     except ApiError as error:
         return _error(error)
     except Exception:
@@ -157,7 +157,10 @@ async def chat_history_stream(request: Request) -> Response:
 
 async def stop(request: Request) -> Response:
     """Asks a streaming turn to stop: it learns within about a second (claude_chat.stop_requests)."""
+    headers = _headers(request)
+    loop = asyncio.get_running_loop()
     try:
+        await loop.run_in_executor(_turn_threads, _caller, request, headers)  # with sign-in on: 401 first
         body = read_json_body(await request.body())
         turn_id = body.data.get("turn")
         if set(body.data) != {"turn"} or not services.turn_ids().genuine(turn_id):

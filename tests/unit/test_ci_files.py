@@ -66,7 +66,20 @@ CREATE_ACTIONS = {
     "AWS::SNS::Subscription": "sns:Subscribe",
     "AWS::SNS::Topic": "sns:CreateTopic",
     "AWS::SecretsManager::Secret": "secretsmanager:CreateSecret",
+    "AWS::Cognito::UserPool": "cognito-idp:CreateUserPool",
+    "AWS::Cognito::UserPoolClient": "cognito-idp:CreateUserPoolClient",
+    "AWS::Cognito::UserPoolDomain": "cognito-idp:CreateUserPoolDomain",
+    "AWS::Cognito::UserPoolGroup": "cognito-idp:CreateGroup",
+    "AWS::Cognito::ManagedLoginBranding": "cognito-idp:CreateManagedLoginBranding",
 }
+# Resources whose ARN cannot carry the stack's name (a Cognito user pool's ends in a generated id):
+# the role reaches them only through the tag template.yaml gives them, with the stack's name as value.
+STACK_TAG = "claude-chat:stack"
+TAG_SCOPED_RESOURCES = {
+    r"arn:\$\{AWS::Partition\}:cognito-idp:\$\{AWS::Region\}:\$\{AWS::AccountId\}:userpool/\*",
+}
+# Creates with no resource-level permissions, allowed on "*" only for a request carrying that tag.
+TAG_SCOPED_CREATES = {"cognito-idp:CreateUserPool"}
 # The property that names each resource type, where the role's grants depend on that name.
 NAME_PROPERTIES = {
     "AWS::CloudWatch::Alarm": "AlarmName",
@@ -367,6 +380,13 @@ def test_no_wildcard_actions_and_no_negations(role: dict[str, Any]) -> None:
 def test_star_resources_only_where_a_comment_says_why(role: dict[str, Any]) -> None:
     text = DEPLOY_ROLE.read_text(encoding="utf-8")
     starred = [s for s in _statements(role) if "*" in _as_list(s["Resource"])]
+    tag_scoped = [s for s in starred if set(_as_list(s["Action"])) <= TAG_SCOPED_CREATES]
+    for statement in tag_scoped:
+        assert "Unscoped:" in _comment_above(text, statement["Sid"]), statement["Sid"]
+        assert statement["Condition"] == {
+            "StringEquals": {f"aws:RequestTag/{STACK_TAG}": {"Ref": "StackName"}}
+        }, statement["Sid"]
+    starred = [s for s in starred if s not in tag_scoped]
     for statement in starred:
         assert _as_list(statement["Resource"]) == ["*"], statement["Sid"]
         assert "Unscoped:" in _comment_above(text, statement["Sid"]), (
@@ -389,6 +409,10 @@ def test_every_other_resource_is_scoped_to_the_stack(role: dict[str, Any]) -> No
                 prefix, _, rest = arn.partition("${StackName}")
                 assert rest[:1] in {"-", "/"}, f"{statement['Sid']}: {arn} matches other stacks' names"
                 assert "*" not in prefix, f"{statement['Sid']}: {arn}"
+            elif any(re.fullmatch(allowed, arn) for allowed in TAG_SCOPED_RESOURCES):
+                assert statement.get("Condition") == {
+                    "StringEquals": {f"aws:ResourceTag/{STACK_TAG}": {"Ref": "StackName"}}
+                }, f"{statement['Sid']}: {arn} without the stack's tag as its only condition"
             else:
                 assert any(re.fullmatch(allowed, arn) for allowed in NON_STACK_RESOURCES), (
                     f"{statement['Sid']}: {arn} is neither scoped to ${{StackName}} nor a known exception"
@@ -479,6 +503,21 @@ def test_template_names_stay_inside_the_roles_grants(role: dict[str, Any]) -> No
         assert text.startswith(prefix) and text[len(prefix) : len(prefix) + 1] in {"-", "/"}, (
             f"{name}: {value}"
         )
+
+
+def test_role_reaches_only_the_user_pool_tagged_with_its_stack(role: dict[str, Any]) -> None:
+    """The tag the role trusts is the one template.yaml's pool carries, and CI can never delete it."""
+    pool = load_template(TEMPLATE)["Resources"]["UserPool"]
+    assert pool["Properties"]["UserPoolTags"][STACK_TAG] == {"Ref": "AWS::StackName"}
+    assert pool["DeletionPolicy"] == "Retain"
+    cognito = [s for s in _statements(role) if any(a.startswith("cognito-idp:") for a in _actions([s]))]
+    assert cognito, "the role cannot deploy SignIn=cognito"
+    for statement in cognito:
+        condition = json.dumps(statement.get("Condition", {}))
+        verbs = {str(a).partition(":")[2] for a in _as_list(statement["Action"])}
+        assert STACK_TAG in condition or verbs <= {"DescribeUserPoolDomain"}, statement["Sid"]
+    assert "cognito-idp:DeleteUserPool" not in _actions(_statements(role))
+    assert not any("AdminCreateUser" in a or "AdminAddUserToGroup" in a for a in _actions(_statements(role)))
 
 
 def test_role_can_create_every_resource_type_sam_deploys(role: dict[str, Any]) -> None:

@@ -136,9 +136,9 @@ def test_there_is_no_proxy_trust_setting_left() -> None:
 
 
 def test_client_ip_uses_the_source_ip_and_never_a_header(monkeypatch: pytest.MonkeyPatch, events) -> None:
-    from claude_chat import http_api
+    from claude_chat import caller, http_api
 
-    monkeypatch.setattr(http_api, "get_settings", lambda: Settings(rate_limit_ipv6_prefix=48))
+    monkeypatch.setattr(caller, "get_settings", lambda: Settings(rate_limit_ipv6_prefix=48))
     event = copy.deepcopy(events["chat"])
     event["requestContext"]["http"]["sourceIp"] = "2001:db8:aaaa:bbbb::7"
     event["headers"].update(

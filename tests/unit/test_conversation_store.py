@@ -92,8 +92,10 @@ def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStor
     assert not store.is_alive(loaded, NOW + 100 + TTL)
     store.touch(loaded, now=NOW + 2000)
     assert store.load("s1", NOW).expires_at == NOW + 2000 + TTL
+    generation = store.load("s1", NOW).generation
     turn_item = aws.get_item(
-        TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "S#s1"}, "sk": {"S": "T#0000000000#0000000001"}}
+        TableName=os.environ["TABLE_NAME"],
+        Key={"pk": {"S": "S#s1"}, "sk": {"S": f"T#{generation:010d}#0000000001"}},
     )["Item"]
     assert int(turn_item["expires_at"]["N"]) >= NOW + MAX_AGE
 
@@ -115,9 +117,10 @@ def test_a_session_without_turns_lives_ttl_after_issue(store: ConversationStore)
 def test_reset_forgets_everything_and_deletes_the_items(store: ConversationStore, aws: Any) -> None:
     for number in range(30):
         say(store, f"u{number}")
+    first = store.load("s1", NOW).generation
     store.reset(store.load("s1", NOW), now=NOW)
     record = store.load("s1", NOW)
-    assert (record.turns, record.generation) == (0, 1)
+    assert (record.turns, record.generation) == (0, first + 1)
     assert store.all_turns(record) == []
     remaining = aws.scan(TableName=os.environ["TABLE_NAME"])["Items"]
     assert [item["sk"]["S"] for item in remaining] == ["~META"]
@@ -176,3 +179,15 @@ def test_the_history_window_moves_in_steps_so_the_prompt_cache_keeps_hitting() -
     assert len(set(starts)) <= 7  # the start changes once every 5 turns, not every turn
     assert turns_to_send(50, 0) == 0
     assert turns_to_send(3, 1) == 1
+
+
+def test_a_conversation_created_again_after_ttl_never_reuses_old_turn_keys(
+    store: ConversationStore, aws: Any
+) -> None:
+    """A signed-in user's conversation keeps its id: if TTL removed META but not yet every turn item,
+    the new META's generation (from the clock) keeps the old items out of it."""
+    table = os.environ["TABLE_NAME"]
+    say(store, "long ago", now=NOW)
+    aws.delete_item(TableName=table, Key={"pk": {"S": "S#s1"}, "sk": {"S": "~META"}})  # what TTL does
+    assert say(store, "today", now=NOW + 10) == 1
+    assert users(store) == ["today"]

@@ -63,3 +63,21 @@ def test_resolve_starts_a_new_session_for_a_bad_token(tokens: SessionTokens) -> 
     fresh = tokens.resolve("garbage")
     assert fresh.is_new
     assert tokens.verify(fresh.token) is not None
+
+
+def test_a_token_naming_a_users_conversation_never_opens_it_for_an_anonymous_caller(aws) -> None:
+    from claude_chat import services
+    from claude_chat.sessions import user_session_id
+    from claude_chat.sign_in import User
+
+    sessions = services.sessions()
+    ada, grace = User("https://id.example", "ada"), User("https://id.example", "grace")
+    assert user_session_id(ada) != user_session_id(grace)
+    adas = sessions.open(None, user=ada)
+    assert adas.token.session_id == user_session_id(ada)
+    # Her token, presented without her sign-in, opens a fresh anonymous session instead.
+    stranger = sessions.open(adas.token_string)
+    assert stranger.token.session_id != adas.token.session_id
+    assert stranger.token.is_new
+    # Signed in as someone else, the token is not even read.
+    assert sessions.open(adas.token_string, user=grace).token.session_id == user_session_id(grace)

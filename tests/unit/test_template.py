@@ -18,6 +18,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -272,6 +273,13 @@ def test_each_role_writes_logs_only_to_its_own_group(transformed: dict[str, Any]
         ("GlobalDailyTokenBudget", 10000000),
         ("ReservedConcurrency", 0),
         ("AlarmEmail", ""),
+        ("SignIn", "none"),
+        ("OidcIssuer", ""),
+        ("OidcAudience", ""),
+        ("OidcGroupsClaim", "cognito:groups"),
+        ("GroupTokenBudgets", "{}"),
+        ("PageCallbackUrls", "http://localhost:8080/"),
+        ("HostedUiDomainPrefix", ""),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], parameter: str, default: Any) -> None:
@@ -364,7 +372,8 @@ def test_function_url_is_public_with_cors_from_the_parameter(
     cors = url["Cors"]
     assert cors["AllowOrigins"] == {"Ref": "CorsAllowOrigins"}
     assert cors["AllowMethods"] == URL_FUNCTIONS[function]
-    assert {"content-type", "x-session-id"} <= set(cors["AllowHeaders"])
+    # authorization: a signed-in caller's Bearer token (SignIn); a preflight without it fails.
+    assert {"content-type", "x-session-id", "authorization"} <= set(cors["AllowHeaders"])
     assert "x-session-id" in cors["ExposeHeaders"]
     assert {"ratelimit", "ratelimit-policy", "retry-after"} <= set(cors["ExposeHeaders"])
     # The stream names its turn in x-turn-id; the page needs it to ask for a stop.
@@ -458,27 +467,33 @@ _API_KEY_SECRET = {
 _TURN_ACTIONS = {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
+def _grants(actions: set[str], leading_keys: set[str]) -> set[tuple[str, str]]:
+    return {(action, key) for action in actions for key in leading_keys}
+
+
 # Key prefixes: S# sessions, RL# rate-limit windows, TB# per-client and GB# global token budgets,
 # SP# stop flags (written by the stream function's stop route, read while a reply streams).
+# Each role's DynamoDB grants as (action, leading key) pairs: an action reaches only the key
+# prefixes listed with it, however the template groups them into statements.
 @pytest.mark.parametrize(
-    ("function", "leading_keys", "dynamodb_actions", "readable_secrets"),
+    ("function", "dynamodb_grants", "readable_secrets"),
     [
         (
             "ChatFunction",
-            {"S#*", "RL#*", "TB#*", "GB#*"},
-            _TURN_ACTIONS,
+            _grants(_TURN_ACTIONS, {"S#*", "RL#*", "TB#*", "GB#*"}),
             [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}],
         ),
         (
             "StreamFunction",
-            {"S#*", "RL#*", "TB#*", "GB#*", "SP#*"},
-            _TURN_ACTIONS | {"dynamodb:GetItem"},
+            _grants(_TURN_ACTIONS | {"dynamodb:GetItem"}, {"S#*", "RL#*", "TB#*", "GB#*", "SP#*"}),
             [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}],
         ),
         (
+            # Sessions: read, extend, delete. GET /api/usage: read (never write) the caller's
+            # request window and token counters, and the global one.
             "HistoryFunction",
-            {"S#*"},
-            {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"},
+            _grants({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}, {"S#*"})
+            | _grants({"dynamodb:GetItem"}, {"RL#*", "TB#*", "GB#*"}),
             [{"Ref": "SessionSigningSecret"}],
         ),
     ],
@@ -486,28 +501,33 @@ _TURN_ACTIONS = {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "d
 def test_function_policies_are_least_privilege(
     template: dict[str, Any],
     function: str,
-    leading_keys: set[str],
-    dynamodb_actions: set[str],
+    dynamodb_grants: set[tuple[str, str]],
     readable_secrets: list[Any],
 ) -> None:
     role = template["Resources"][f"{function}Role"]["Properties"]
     statements = [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
     dynamodb = [s for s in statements if _actions_of(s, "dynamodb")]
     assert dynamodb, function
+    granted = set()
     for statement in dynamodb:
         actions = set(_as_list(statement["Action"]))
         assert not any("*" in action for action in actions), actions
         assert "dynamodb:Scan" not in actions
         assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["ChatTable", "Arn"]}]
+        # ForAllValues: every key the request touches must match; no other condition operator
+        # (ForAnyValue would let one matching key carry others along).
+        assert set(statement["Condition"]) == {"ForAllValues:StringLike"}
         condition = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-        assert set(condition) == leading_keys
-    # Exactly the actions the function's code uses: nothing it never calls (no Scan, no GetItem
-    # where the code only queries).
-    assert {a for s in dynamodb for a in _as_list(s["Action"])} == dynamodb_actions
+        granted |= _grants(actions, set(_as_list(condition)))
+    # Exactly what the function's code uses: nothing it never calls (no Scan, no GetItem where the
+    # code only queries), on no key prefix it never touches.
+    assert granted == dynamodb_grants, (
+        f"extra {sorted(granted - dynamodb_grants)}, missing {sorted(dynamodb_grants - granted)}"
+    )
     secrets = [s for s in statements if _actions_of(s, "secretsmanager")]
     assert {a for s in secrets for a in _as_list(s["Action"])} == {"secretsmanager:GetSecretValue"}
-    granted = [r for s in secrets for r in _as_list(s["Resource"])]
-    assert sorted(map(json.dumps, granted)) == sorted(map(json.dumps, readable_secrets))
+    granted_secrets = [r for s in secrets for r in _as_list(s["Resource"])]
+    assert sorted(map(json.dumps, granted_secrets)) == sorted(map(json.dumps, readable_secrets))
 
 
 def test_session_secret_is_generated(template: dict[str, Any]) -> None:
@@ -572,6 +592,84 @@ def test_samconfig_prod_deploys_unattended_with_cost_guards(template: dict[str, 
     assert all("Default" in declared for declared in template["Parameters"].values())
 
 
+def test_samconfig_prod_stays_anonymous_with_a_sign_in_example_that_parses(template: dict[str, Any]) -> None:
+    """prod deploys anonymous; its commented Cognito line, uncommented, is what SAM CLI would read."""
+    text = SAMCONFIG.read_text(encoding="utf-8")
+    prod = tomllib.loads(text)["prod"]["deploy"]["parameters"]
+    assert "SignIn" not in prod["parameter_overrides"]
+    (example,) = [line[2:] for line in text.splitlines() if line.startswith("# parameter_overrides = ")]
+    overrides = tomllib.loads(example)["parameter_overrides"]
+    if not (SAM_VENV_BIN / "python").exists():
+        pytest.skip("SAM CLI not installed in .venv-sam: its parser reads the example")
+    parsed = subprocess.run(
+        [
+            str(SAM_VENV_BIN / "python"),
+            "-c",
+            "import json, sys; from samcli.cli.types import CfnParameterOverridesType as T; "
+            "print(json.dumps(T().convert((sys.argv[1],), None, None)))",
+            overrides,
+        ],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        timeout=60,
+        check=True,
+    )
+    values = json.loads(parsed.stdout)
+    assert set(values) <= set(template["Parameters"])
+    assert values["SignIn"] == "cognito"
+    assert json.loads(values["GroupTokenBudgets"]) == {"pro": 2000000}
+    assert re.fullmatch(
+        template["Parameters"]["GroupTokenBudgets"]["AllowedPattern"], values["GroupTokenBudgets"]
+    )
+    assert values["PageCallbackUrls"].startswith("https://")
+    # The rest of prod's settings are the same as on the live line.
+    live = dict(re.findall(r'(\w+)="([^"]*)"', prod["parameter_overrides"]))
+    assert {k: values[k] for k in live} == live
+
+
+def test_readme_sign_in_deploy_commands_give_valid_parameters(template: dict[str, Any]) -> None:
+    """Each `sam deploy --parameter-overrides` of README's Sign-in, as the shell and SAM CLI read it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Sign-in") :]
+    commands = re.findall(
+        r"^\.venv-sam/bin/sam deploy --parameter-overrides (.+?)(?<!\\)\n", section, re.M | re.S
+    )
+    assert len(commands) == 2, commands
+    if not (SAM_VENV_BIN / "python").exists():
+        pytest.skip("SAM CLI not installed in .venv-sam: its parser reads the commands")
+    modes = set()
+    for command in commands:
+        arguments = shlex.split(command.replace("\\\n", " "))
+        parsed = subprocess.run(
+            [
+                str(SAM_VENV_BIN / "python"),
+                "-c",
+                "import json, sys; from samcli.cli.types import CfnParameterOverridesType as T; "
+                "print(json.dumps(T().convert(tuple(sys.argv[1:]), None, None)))",
+                *arguments,
+            ],
+            capture_output=True,
+            text=True,
+            env=offline_env(),
+            timeout=60,
+            check=True,
+        )
+        values = json.loads(parsed.stdout)
+        assert len(values) == len(arguments), (arguments, values)
+        for name, value in values.items():
+            declared = template["Parameters"][name]
+            if "AllowedPattern" in declared:
+                assert re.fullmatch(declared["AllowedPattern"], value), (name, value)
+            if "AllowedValues" in declared:
+                assert value in declared["AllowedValues"], (name, value)
+        assert json.loads(values["GroupTokenBudgets"]) == {"pro": 2000000}
+        modes.add(values["SignIn"])
+        if values["SignIn"] == "issuer":
+            assert values["OidcIssuer"] and values["OidcAudience"]  # what the template's Rules demand
+    assert modes == {"cognito", "issuer"}
+
+
 def test_snapstart_on_published_versions_of_the_runtime_functions(functions: dict[str, Any]) -> None:
     for name in BUFFERED_FUNCTIONS:
         assert functions[name]["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
@@ -596,6 +694,11 @@ REACHES_NO_FUNCTION = {
     "LogRetentionDays": "the log groups",
     "AlarmEmail": "the alarm topic's subscription",
     "DailyTokenAlarmThreshold": "the token-spend alarm",
+    # With the default SignIn=none (sign-in modes: see the test after the next one).
+    "OidcIssuer": "read only with SignIn=issuer",
+    "OidcAudience": "read only with SignIn=issuer",
+    "PageCallbackUrls": "the Cognito app client, which exists only with SignIn=cognito",
+    "HostedUiDomainPrefix": "the hosted UI's domain, which exists only with SignIn=cognito",
 }
 # Parameters that reach some functions only. Every other parameter reaches all of them.
 REACHES_ONLY = {
@@ -610,6 +713,9 @@ CHANGED_VALUES = {
     ),
     "AlarmEmail": "ops@example.com",
     "CorsAllowOrigins": "https://chat.example.com",
+    "OidcIssuer": "https://sso.example.com/realms/chat",
+    "GroupTokenBudgets": '{"pro": 2000000}',
+    "PageCallbackUrls": "https://chat.example.com/",
 }
 
 
@@ -706,6 +812,290 @@ def test_every_parameter_change_publishes_the_functions_it_reaches(template: dic
             if changed != (function in published):
                 failures.append(f"{name}: {function} changed={changed} but published={function in published}")
     assert not failures, "\n".join(failures)
+
+
+# Each sign-in mode as a deploy sets it, and what a change of each sign-in parameter then reaches.
+SIGN_IN_MODES: dict[str, dict[str, str]] = {
+    "none": {},
+    "issuer": {
+        "SignIn": "issuer",
+        "OidcIssuer": "https://sso.example.com/realms/chat",
+        "OidcAudience": "claude-chat",
+    },
+    "cognito": {"SignIn": "cognito"},
+}
+SIGN_IN_CHANGES = {
+    "OidcIssuer": "https://login.example.org/",
+    "OidcAudience": "another-client",
+    "OidcGroupsClaim": "groups",
+    "GroupTokenBudgets": '{"pro": 5000000}',
+    "PageCallbackUrls": "https://chat.example.org/",
+    "HostedUiDomainPrefix": "chat-example",
+    "SignIn": "",  # replaced below by every other mode
+}
+# The parameters, in each mode, whose change must publish every function; any other publishes none.
+SIGN_IN_REACHES_ALL = {
+    "none": {"OidcGroupsClaim", "GroupTokenBudgets", "SignIn"},
+    "issuer": {"OidcIssuer", "OidcAudience", "OidcGroupsClaim", "GroupTokenBudgets", "SignIn"},
+    "cognito": {"OidcGroupsClaim", "GroupTokenBudgets", "SignIn"},
+}
+
+
+def test_sign_in_parameter_changes_publish_what_they_reach_in_every_mode() -> None:
+    """From each SignIn mode, each sign-in parameter changed alone: all three functions, or none.
+
+    The issuer and audience reach the functions only with SignIn=issuer (Cognito's come from the
+    stack's own pool and client); the callback URLs and the domain prefix reach only Cognito.
+    A change that publishes nothing must change no function either (Lambda would refuse).
+    """
+    cases: list[tuple[str, str, dict[str, str]]] = []
+    for mode, baseline in SIGN_IN_MODES.items():
+        for name, value in SIGN_IN_CHANGES.items():
+            if name == "SignIn":
+                for other, settings in SIGN_IN_MODES.items():
+                    if other != mode:
+                        cases.append((mode, f"SignIn={other}", {**baseline, **settings, "SignIn": other}))
+            else:
+                cases.append((mode, name, {**baseline, name: value}))
+    documents = transformed_with_parameters(list(SIGN_IN_MODES.values()) + [c[2] for c in cases])
+    baselines = dict(zip(SIGN_IN_MODES, documents[: len(SIGN_IN_MODES)], strict=True))
+    failures = []
+    for (mode, change, _), document in zip(cases, documents[len(SIGN_IN_MODES) :], strict=True):
+        before, after = _versions(baselines[mode]), _versions(document)
+        published = {f for f in URL_FUNCTIONS if after[f] != before[f]}
+        changed = {f for f in URL_FUNCTIONS if document["Resources"][f] != baselines[mode]["Resources"][f]}
+        expected = set(URL_FUNCTIONS) if change.split("=")[0] in SIGN_IN_REACHES_ALL[mode] else set()
+        if published != expected or changed != expected:
+            failures.append(
+                f"SignIn={mode}, {change}: publishes {sorted(published)}, changes {sorted(changed)}"
+            )
+    assert not failures, "\n".join(failures)
+
+
+def _sign_in_variables(document: dict[str, Any]) -> dict[str, Any]:
+    variables = [
+        {
+            k: v
+            for k, v in document["Resources"][f]["Properties"]["Environment"]["Variables"].items()
+            if "OIDC" in k
+        }
+        for f in URL_FUNCTIONS
+    ]
+    assert all(v == variables[0] for v in variables), "the functions disagree on sign-in"
+    return variables[0]
+
+
+def test_each_sign_in_mode_gives_every_function_its_issuer_and_audience() -> None:
+    none, issuer, cognito = transformed_with_parameters(list(SIGN_IN_MODES.values()))
+    # Anonymous: empty strings, which the code reads as "no sign-in".
+    assert _sign_in_variables(none) == {
+        "OIDC_ISSUER": "",
+        "OIDC_AUDIENCE": "",
+        "OIDC_GROUPS_CLAIM": "cognito:groups",
+    }
+    assert _sign_in_variables(issuer) == {
+        "OIDC_ISSUER": "https://sso.example.com/realms/chat",
+        "OIDC_AUDIENCE": "claude-chat",
+        "OIDC_GROUPS_CLAIM": "cognito:groups",
+    }
+    # Cognito's issuer is the pool's URL; its access tokens name the app client in client_id.
+    assert _sign_in_variables(cognito) == {
+        "OIDC_ISSUER": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
+        "OIDC_AUDIENCE": {"Ref": "UserPoolClient"},
+        "OIDC_GROUPS_CLAIM": "cognito:groups",
+    }
+    for document in (none, issuer, cognito):
+        for function in URL_FUNCTIONS:
+            variables = document["Resources"][function]["Properties"]["Environment"]["Variables"]
+            assert variables["GROUP_TOKEN_BUDGETS"] == "{}", function
+
+
+COGNITO_RESOURCES = {
+    "UserPool": "AWS::Cognito::UserPool",
+    "UserPoolClient": "AWS::Cognito::UserPoolClient",
+    "UserPoolDomain": "AWS::Cognito::UserPoolDomain",
+    "ManagedLoginBranding": "AWS::Cognito::ManagedLoginBranding",
+    "ProGroup": "AWS::Cognito::UserPoolGroup",
+}
+
+
+def test_cognito_resources_exist_only_with_sign_in_by_cognito(template: dict[str, Any]) -> None:
+    conditions = template["Conditions"]
+    assert conditions["SignInWithCognito"] == {"Fn::Equals": [{"Ref": "SignIn"}, "cognito"]}
+    assert conditions["SignInWithIssuer"] == {"Fn::Equals": [{"Ref": "SignIn"}, "issuer"]}
+    assert conditions["SignInRequired"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SignIn"}, "none"]}]}
+    assert template["Parameters"]["SignIn"]["AllowedValues"] == ["none", "cognito", "issuer"]
+    cognito = {n: r for n, r in template["Resources"].items() if r["Type"].startswith("AWS::Cognito::")}
+    assert {n: r["Type"] for n, r in cognito.items()} == COGNITO_RESOURCES
+    for name, resource in cognito.items():
+        assert resource["Condition"] == "SignInWithCognito", name
+    outputs = template["Outputs"]
+    assert outputs["OidcIssuer"]["Condition"] == outputs["OidcClientId"]["Condition"] == "SignInRequired"
+    assert outputs["HostedUiUrl"]["Condition"] == outputs["UserPoolId"]["Condition"] == "SignInWithCognito"
+    issuer_variable = template["Resources"]["ChatFunction"]["Properties"]["Environment"]["Variables"][
+        "OIDC_ISSUER"
+    ]
+    # The page signs in where the functions verify: the same issuer, in both modes.
+    assert outputs["OidcIssuer"]["Value"] == {
+        "Fn::If": ["SignInWithCognito", issuer_variable["Fn::If"][1], {"Ref": "OidcIssuer"}]
+    }
+    assert outputs["OidcClientId"]["Value"] == {
+        "Fn::If": ["SignInWithCognito", {"Ref": "UserPoolClient"}, {"Ref": "OidcAudience"}]
+    }
+    # SignIn=issuer without an issuer and an audience is refused before anything changes.
+    rule = template["Rules"]["IssuerSignInNamesTheIssuer"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "SignIn"}, "issuer"]}
+    asserted = [a["Assert"] for a in rule["Assertions"]]
+    for parameter in ("OidcIssuer", "OidcAudience"):
+        assert {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]} in asserted, parameter
+
+
+def _condition_holds(expression: Any, conditions: dict[str, Any], values: dict[str, str]) -> bool:
+    """A template condition's truth for literal parameter values (Equals, Not, And, Or, Condition)."""
+    ((function, arguments),) = expression.items()
+    if function == "Condition":
+        return _condition_holds(conditions[arguments], conditions, values)
+    if function == "Fn::Equals":
+        left, right = (values[a["Ref"]] if isinstance(a, dict) else str(a) for a in arguments)
+        return left == right
+    results = [_condition_holds(argument, conditions, values) for argument in arguments]
+    return {
+        "Fn::Not": lambda: not results[0],
+        "Fn::And": lambda: all(results),
+        "Fn::Or": lambda: any(results),
+    }[function]()
+
+
+@pytest.mark.parametrize("mode", sorted(SIGN_IN_MODES))
+def test_only_sign_in_by_cognito_creates_cognito_resources(template: dict[str, Any], mode: str) -> None:
+    """What CloudFormation creates in each mode, its conditions decided as it decides them."""
+    values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    values.update(SIGN_IN_MODES[mode])
+    conditions = template["Conditions"]
+    created = {
+        name
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource
+        or _condition_holds({"Condition": resource["Condition"]}, conditions, values)
+    }
+    cognito = {name for name in created if template["Resources"][name]["Type"].startswith("AWS::Cognito::")}
+    assert cognito == (set(COGNITO_RESOURCES) if mode == "cognito" else set())
+    outputs = {
+        name
+        for name, output in template["Outputs"].items()
+        if "Condition" in output and _condition_holds({"Condition": output["Condition"]}, conditions, values)
+    }
+    sign_in_outputs = outputs & {"OidcIssuer", "OidcClientId", "HostedUiUrl", "UserPoolId"}
+    assert (
+        sign_in_outputs
+        == {
+            "none": set(),
+            "issuer": {"OidcIssuer", "OidcClientId"},
+            "cognito": {"OidcIssuer", "OidcClientId", "HostedUiUrl", "UserPoolId"},
+        }[mode]
+    )
+
+
+def test_user_pool_signs_in_by_email_with_strong_passwords_and_keeps_its_accounts(
+    template: dict[str, Any],
+) -> None:
+    pool = template["Resources"]["UserPool"]
+    # The pool holds people's accounts: neither a stack deletion nor a switch of SignIn deletes it.
+    assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
+    properties = pool["Properties"]
+    assert properties["DeletionProtection"] == "ACTIVE"
+    assert properties["UsernameAttributes"] == ["email"]
+    assert properties["AutoVerifiedAttributes"] == ["email"]
+    assert properties["UsernameConfiguration"] == {"CaseSensitive": False}
+    assert properties["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    policy = properties["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12
+    assert all(policy[f"Require{kind}"] for kind in ("Lowercase", "Uppercase", "Numbers", "Symbols"))
+    assert properties["MfaConfiguration"] == "OPTIONAL"
+    assert properties["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
+    assert properties["UserPoolTier"] == "ESSENTIALS"  # managed login and refresh-token rotation
+    # The deploy role reaches only pools with this tag (tests/unit/test_ci_files.py).
+    assert properties["UserPoolTags"] == {"claude-chat:stack": {"Ref": "AWS::StackName"}}
+
+
+def test_page_client_is_public_code_with_pkce_and_short_lived_tokens(template: dict[str, Any]) -> None:
+    client = template["Resources"]["UserPoolClient"]["Properties"]
+    assert client["UserPoolId"] == {"Ref": "UserPool"}
+    assert client["GenerateSecret"] is False  # a browser keeps no secret
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]  # no implicit flow: tokens never ride in a URL
+    assert client["AllowedOAuthScopes"] == ["openid", "email", "profile"]
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["CallbackURLs"] == client["LogoutURLs"] == {"Ref": "PageCallbackUrls"}
+    assert template["Parameters"]["PageCallbackUrls"]["Type"] == "CommaDelimitedList"
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
+    assert client["EnableTokenRevocation"] is True
+    assert client["RefreshTokenRotation"]["Feature"] == "ENABLED"
+    # Rotation refuses REFRESH_TOKEN_AUTH; plain-password API sign-in is never allowed.
+    flows = set(client["ExplicitAuthFlows"])
+    assert not flows & {
+        "ALLOW_REFRESH_TOKEN_AUTH",
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    }
+    minutes = {"minutes": 1, "hours": 60, "days": 1440}
+    units = client["TokenValidityUnits"]
+    assert client["AccessTokenValidity"] * minutes[units["AccessToken"]] <= 60
+    assert client["IdTokenValidity"] * minutes[units["IdToken"]] <= 60
+    assert client["RefreshTokenValidity"] * minutes[units["RefreshToken"]] <= 1440
+    branding = template["Resources"]["ManagedLoginBranding"]["Properties"]
+    assert branding == {
+        "UserPoolId": {"Ref": "UserPool"},
+        "ClientId": {"Ref": "UserPoolClient"},
+        "UseCognitoProvidedValues": True,
+    }
+    group = template["Resources"]["ProGroup"]["Properties"]
+    assert group["UserPoolId"] == {"Ref": "UserPool"} and group["GroupName"] == "pro"
+
+
+def test_hosted_ui_domain_prefix_is_given_or_unique_and_valid(template: dict[str, Any]) -> None:
+    domain = template["Resources"]["UserPoolDomain"]["Properties"]
+    assert domain["UserPoolId"] == {"Ref": "UserPool"}
+    assert domain["ManagedLoginVersion"] == 2
+    condition, given, derived = domain["Domain"]["Fn::If"]
+    assert template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "HostedUiDomainPrefix"}, ""]}]
+    }
+    assert given == {"Ref": "HostedUiDomainPrefix"}
+    # The default: "chat-" and the stack id's UUID, which is lowercase hex, unique, and short enough.
+    assert derived == {
+        "Fn::Join": ["-", ["chat", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]]
+    }
+    stack_id = (
+        "arn:aws:cloudformation:us-east-1:123456789012:stack/My-AWS-Chat/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+    )
+    prefix = "-".join(["chat", stack_id.split("/")[2]])
+    pattern = template["Parameters"]["HostedUiDomainPrefix"]["AllowedPattern"]
+    assert re.fullmatch(pattern, prefix) and len(prefix) <= 63
+    assert not re.search("aws|amazon|cognito", prefix)
+    assert not re.fullmatch(pattern, "My-Chat") and not re.fullmatch(pattern, "-chat")
+    # The output shows the same address the domain gets.
+    url = template["Outputs"]["HostedUiUrl"]["Value"]["Fn::Sub"]
+    assert url == ["https://${Domain}.auth.${AWS::Region}.amazoncognito.com", {"Domain": domain["Domain"]}]
+
+
+def test_sign_in_parameters_accept_real_values_and_refuse_bad_ones(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    issuer = re.compile(parameters["OidcIssuer"]["AllowedPattern"])
+    for good in (
+        "",
+        "https://example.eu.auth0.com/",
+        "https://sso.example.com/realms/chat",
+        "https://login.microsoftonline.com/0b1c2d3e-0000-4000-8000-123456789abc/v2.0",
+        "https://accounts.google.com",
+    ):
+        assert issuer.fullmatch(good), good
+    for bad in ("http://sso.example.com", "https://sso.example.com/?x=1", "sso.example.com", "https://a b"):
+        assert not issuer.fullmatch(bad), bad
+    budgets = re.compile(parameters["GroupTokenBudgets"]["AllowedPattern"])
+    assert budgets.fullmatch("{}") and budgets.fullmatch('{"pro": 2000000, "staff": 0}')
+    assert not budgets.fullmatch("pro=2000000") and not budgets.fullmatch("[]")
+    assert parameters["OidcGroupsClaim"]["MinLength"] == 1
 
 
 def test_parameters_reach_functions_outside_globals(template: dict[str, Any]) -> None:

@@ -207,7 +207,7 @@ def begin_turn(request: TurnRequest) -> Turn:
         chat = parse_chat_request(request.body, is_base64=request.is_base64)
         claude = services.claude()
         session = (
-            services.sessions().open_for_turn(caller.session_token, settings.history_max_turns)
+            services.sessions().open_for_turn(caller.session_token, settings.history_max_turns, caller.user)
             if request.with_history
             else None
         )
@@ -216,7 +216,9 @@ def begin_turn(request: TurnRequest) -> Turn:
         # The reservation goes beside the rate limit's answer when that is still on its way:
         # a stateless turn knows its prompt at once, so all its checks take one round trip.
         most = claude.most_tokens(claude_request)
-        reserving = services.pool().submit(services.token_budgets().reserve, caller.client_key, most)
+        reserving = services.pool().submit(
+            services.token_budgets().reserve, caller.client_key, most, per_key=caller.daily_tokens
+        )
         try:
             headers = decision.result().check()
         except BaseException:

@@ -80,6 +80,7 @@ class Slot:
     number: int
     turns_before: int
     history: tuple[Turn, ...] = ()
+    lasting: bool = False  # a signed-in user's conversation: no idle expiry (see take_slot)
 
 
 class ConversationStore:
@@ -126,33 +127,45 @@ class ConversationStore:
         return now < record.issued_at + self._ttl
 
     def take_slot(
-        self, session_id: str, issued_at: int, max_history_turns: int, now: float | None = None
+        self,
+        session_id: str,
+        issued_at: int,
+        max_history_turns: int,
+        now: float | None = None,
+        *,
+        lasting: bool = False,
     ) -> Slot | None:
         """The next slot of a live session, with the history to send: one round trip.
 
         The slot (an atomic ADD on META, which also slides the idle expiry) and the
         Query of the newest turns run side by side. None when the session has expired.
+        A `lasting` session (a signed-in user's, named by the user, not a token) never
+        expires while used: its idle expiry slides by the maximum age instead.
         """
         now = time.time() if now is None else now
         newest = self._pool.submit(self._newest_items, session_id, max_history_turns)
-        condition = "expires_at > :now"
-        if now < issued_at + self._ttl:
-            condition = "attribute_not_exists(pk) OR " + condition  # a fresh session's first turn
+        values = {
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":fresh": {"N": str(_fresh_generation(now))},
+            ":exp": {"N": str(self._sliding_deadline(issued_at, now, lasting=lasting))},
+        }
+        request: dict[str, Any] = {}
+        if not lasting:
+            request["ConditionExpression"] = "expires_at > :now"
+            if now < issued_at + self._ttl:  # a fresh session's first turn
+                request["ConditionExpression"] = "attribute_not_exists(pk) OR expires_at > :now"
+            values[":now"] = {"N": str(int(now))}
         try:
             meta = self._db.update_item(
                 TableName=self._table,
                 Key=_key(_pk(session_id), _META),
-                UpdateExpression="ADD #next :one "
-                "SET gen = if_not_exists(gen, :zero), turns = if_not_exists(turns, :zero), expires_at = :exp",
-                ConditionExpression=condition,
+                UpdateExpression="ADD #next :one SET gen = if_not_exists(gen, :fresh), "
+                "turns = if_not_exists(turns, :zero), expires_at = :exp",
                 ExpressionAttributeNames={"#next": "next"},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":now": {"N": str(int(now))},
-                    ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
-                },
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                **request,
             )["Attributes"]
         except ClientError as error:
             _wait_quietly(newest)
@@ -170,7 +183,7 @@ class ConversationStore:
         ]
         keep = turns_to_send(turns, max_history_turns)
         history = tuple(_turn(item) for item in reversed(earlier[:keep]))
-        return Slot(session_id, issued_at, generation, number, turns, history)
+        return Slot(session_id, issued_at, generation, number, turns, history, lasting)
 
     def save_turn(self, slot: Slot, turn: Turn, now: float | None = None) -> int:
         """Saves a finished turn in its slot; returns the session's count of saved turns.
@@ -188,7 +201,7 @@ class ConversationStore:
             "user": {"S": turn.user},
             "assistant": {"S": turn.assistant},
             "created_at": {"N": str(int(now))},
-            "expires_at": {"N": str(self._absolute_deadline(slot.issued_at))},
+            "expires_at": {"N": str(self._absolute_deadline(int(now) if slot.lasting else slot.issued_at))},
         }
         put = self._pool.submit(
             self._db.put_item,
@@ -205,7 +218,7 @@ class ConversationStore:
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
                     ":gen": {"N": str(slot.generation)},
-                    ":exp": {"N": str(self._sliding_deadline(slot.issued_at, now))},
+                    ":exp": {"N": str(self._sliding_deadline(slot.issued_at, now, lasting=slot.lasting))},
                 },
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -235,7 +248,7 @@ class ConversationStore:
             return []
         return [_turn(item) for item in self._query_generation(record, projection=None)]
 
-    def touch(self, record: SessionRecord, now: float | None = None) -> None:
+    def touch(self, record: SessionRecord, now: float | None = None, *, lasting: bool = False) -> None:
         """Slides the idle expiry of a session that is read but not written."""
         if not record.stored:
             return
@@ -246,13 +259,15 @@ class ConversationStore:
                 Key=_key(_pk(record.session_id), _META),
                 UpdateExpression="SET expires_at = :exp",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":exp": {"N": str(self._sliding_deadline(record.issued_at, now))}},
+                ExpressionAttributeValues={
+                    ":exp": {"N": str(self._sliding_deadline(record.issued_at, now, lasting=lasting))}
+                },
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def reset(self, record: SessionRecord, now: float | None = None) -> None:
+    def reset(self, record: SessionRecord, now: float | None = None, *, lasting: bool = False) -> None:
         """Forgets the history: one write hides it and dooms every turn in flight, then its items go.
 
         It bumps the generation even for a session with no META yet (its first turn
@@ -267,8 +282,8 @@ class ConversationStore:
             ExpressionAttributeValues={
                 ":one": {"N": "1"},
                 ":zero": {"N": "0"},
-                ":before_first": {"N": "-1"},
-                ":exp": {"N": str(self._sliding_deadline(record.issued_at, now))},
+                ":before_first": {"N": str(_fresh_generation(now) - 1)},
+                ":exp": {"N": str(self._sliding_deadline(record.issued_at, now, lasting=lasting))},
             },
             ReturnValues="UPDATED_OLD",
         ).get("Attributes", {})
@@ -303,7 +318,9 @@ class ConversationStore:
         )["Attributes"]
         return int(attributes["next"]["N"])
 
-    def _sliding_deadline(self, issued_at: int, now: float) -> int:
+    def _sliding_deadline(self, issued_at: int, now: float, *, lasting: bool = False) -> int:
+        if lasting:
+            return math.ceil(now) + self._max_age
         return min(math.ceil(now) + self._ttl, issued_at + self._max_age)
 
     def _absolute_deadline(self, issued_at: int) -> int:
@@ -390,6 +407,13 @@ def turns_to_send(completed: int, max_turns: int) -> int:
     step = (max_turns + 1) // 2
     start = math.ceil((completed - max_turns) / step) * step
     return completed - start
+
+
+def _fresh_generation(now: float) -> int:
+    """A new META's generation: the clock, so a META re-created after TTL removed it (a signed-in
+    user's conversation is named by the user, so its id comes back) never reuses the keys of turn
+    items that may outlive it by a day."""
+    return int(now)
 
 
 def _wait_quietly(future: Future[Any]) -> None:

@@ -121,3 +121,24 @@ class BudgetExhausted(ApiError):
     def __init__(self, retry_after_seconds: int) -> None:
         self.retry_after = retry_after_seconds
         super().__init__(headers={"Retry-After": str(retry_after_seconds)})
+
+
+class Unauthorized(ApiError):
+    """401 when sign-in is on and the request has no valid bearer token (RFC 6750's challenge).
+
+    `token_presented`: a token came and was refused, so the challenge says `error="invalid_token"`
+    (the page then signs in again rather than retrying the same token); without one, RFC 6750
+    wants the bare challenge.
+    """
+
+    status, code, message = 401, "unauthorized", "Sign in to use this chat."
+
+    def __init__(self, *, token_presented: bool = False) -> None:
+        self.token_presented = token_presented
+        challenge = 'Bearer realm="claude-chat"'
+        if token_presented:
+            challenge += ', error="invalid_token"'
+        super().__init__(
+            "Your sign-in has expired or is not valid. Please sign in again." if token_presented else None,
+            headers={"WWW-Authenticate": challenge},
+        )

@@ -25,7 +25,16 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from claude_chat.client_key import client_key
+from claude_chat.caller import (  # noqa: F401 - re-exported: the transports read callers through here
+    SESSION_COOKIE,
+    SESSION_HEADER,
+    Caller,
+    caller_of,
+    client_ip,
+    client_ip_of,
+    session_token,
+    session_token_of,
+)
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
 from claude_chat.models import ChatRequest, ErrorReply
@@ -33,9 +42,6 @@ from claude_chat.request_body import request_error
 from claude_chat.settings import get_settings
 
 logger = Logger(child=True)
-
-SESSION_HEADER = "X-Session-Id"
-SESSION_COOKIE = "sid"
 
 
 _ERROR_DESCRIPTIONS = {
@@ -125,6 +131,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         started = time.perf_counter()
         self.context["deadline"] = Deadline.of_lambda(context)
         try:
+            self.context["caller"] = caller_of(event)  # with sign-in on, a 401 before any route runs
             result = self.resolve(dict(event), context)
         except ApiError as error:
             result = _result(error)
@@ -133,6 +140,7 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
             result = _result(InternalError())
         finally:
             self.context.pop("deadline", None)
+            self.context.pop("caller", None)
         logger.info(
             "request",
             extra={
@@ -148,6 +156,11 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
     def deadline(self) -> Deadline:
         deadline: Deadline = self.context["deadline"]
         return deadline
+
+    @property
+    def caller(self) -> Caller:
+        caller: Caller = self.context["caller"]
+        return caller
 
     def _api_error(self, error: ApiError) -> Response[Any]:
         return Response(
@@ -167,36 +180,6 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
     def _defect(self, error: Exception) -> Response[Any]:
         logger.exception("unhandled error", extra={"error_type": type(error).__name__})
         return self._api_error(InternalError())
-
-
-def client_ip(event: Mapping[str, Any]) -> str:
-    """The caller's client key (see client_key.py), from the sourceIp Lambda reports and nothing else."""
-    return client_ip_of(event["requestContext"]["http"]["sourceIp"])
-
-
-def client_ip_of(source_ip: str, headers: Mapping[str, str] | None = None) -> str:
-    """The client key of a request that came from `source_ip`.
-
-    `headers` is accepted for the callers' convenience and deliberately ignored: the function URLs are
-    public, so X-Forwarded-For and every other header are whatever the client chose to send.
-    """
-    return client_key(source_ip, get_settings().rate_limit_ipv6_prefix)
-
-
-def session_token(event: Mapping[str, Any]) -> str | None:
-    """The token the client presented: the X-Session-Id header, else the `sid` cookie."""
-    return session_token_of(event.get("headers") or {}, event.get("cookies") or [])
-
-
-def session_token_of(headers: Mapping[str, str], cookies: list[str]) -> str | None:
-    header = headers.get(SESSION_HEADER.lower())
-    if header:
-        return str(header).strip()
-    for cookie in cookies:
-        name, _, value = str(cookie).partition("=")
-        if name.strip() == SESSION_COOKIE:
-            return value.strip()
-    return None
 
 
 def session_cookie(token: str) -> Cookie:

@@ -92,3 +92,23 @@ class ErrorReply(BaseModel):
         default=None,
         description='429 only: the budget that is spent, "requests" per window or "tokens" per UTC day.',
     )
+
+
+class RequestUsage(BaseModel):
+    limit: int = Field(description="Requests allowed per window.")
+    remaining: int = Field(description="Requests left in this window.")
+    reset: int = Field(description="Seconds until the window resets.")
+
+
+class TokenUsage(BaseModel):
+    limit: int | None = Field(description="Tokens allowed per UTC day; null when the daily budget is off.")
+    used: int = Field(description="Tokens used today (input, cache and output).")
+    remaining: int | None = Field(description="Tokens left today; null when the daily budget is off.")
+    reset: int = Field(description="Seconds until the UTC day ends.")
+
+
+class UsageReply(BaseModel):
+    """The caller's budgets, read without drawing on them."""
+
+    requests: RequestUsage
+    tokens: TokenUsage

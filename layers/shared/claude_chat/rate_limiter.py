@@ -90,3 +90,18 @@ class RateLimiter:
             return RateLimitDecision(False, self._limit, 0, self._window, reset_after)
         hits = int(attributes["hits"]["N"])
         return RateLimitDecision(True, self._limit, max(0, self._limit - hits), self._window, reset_after)
+
+    def peek(self, client_key: str, now: float | None = None) -> RateLimitDecision:
+        """The caller's window as it stands, without drawing on it (GET /api/usage is free)."""
+        now = time.time() if now is None else now
+        window_start = int(now // self._window) * self._window
+        reset_after = max(1, math.ceil(window_start + self._window - now))
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"RL#{client_key}"}, "sk": {"S": f"W#{window_start}"}},
+            ProjectionExpression="hits",
+            ConsistentRead=True,
+        ).get("Item")
+        hits = int(item["hits"]["N"]) if item else 0
+        remaining = max(0, self._limit - hits)
+        return RateLimitDecision(remaining > 0, self._limit, remaining, self._window, reset_after)

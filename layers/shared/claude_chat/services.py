@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
     from claude_chat.claude_client import ClaudeClient
+    from claude_chat.sign_in import TokenVerifier
 
 # Fail fast inside a Lambda timeout; standard mode retries throttles with backoff.
 _DYNAMODB_CONFIG = Config(
@@ -79,6 +80,17 @@ def rate_limiter() -> RateLimiter:
 @cache
 def stop_requests() -> StopRequests:
     return StopRequests(dynamodb(), get_settings().table_name)
+
+
+def verifier() -> TokenVerifier:
+    """The sign-in check, one per process (its key cache lives as long as the process), built on
+    first use: with sign-in off, never, and not even jwt is imported."""
+    from claude_chat.sign_in import verifier_for
+
+    checker = verifier_for(get_settings())
+    if checker is None:
+        raise RuntimeError("sign-in is off: set OIDC_ISSUER and OIDC_AUDIENCE to turn it on")
+    return checker
 
 
 @cache

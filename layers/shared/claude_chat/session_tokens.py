@@ -36,6 +36,11 @@ class SessionTokens:
         token = self._signer.sign(session_id).decode()
         return SessionToken(session_id, int(time.time()), token, is_new=True)
 
+    def issue_for(self, session_id: str) -> SessionToken:
+        """A token naming a given session (a signed-in user's, whose id is derived from the user)."""
+        token = self._signer.sign(session_id).decode()
+        return SessionToken(session_id, int(time.time()), token, is_new=False)
+
     def verify(self, token: str | None) -> SessionToken | None:
         """The session a genuine, unexpired token names, or None for anything else."""
         if not token or len(token) > _MAX_TOKEN_LENGTH or not token.isascii():

@@ -3,16 +3,35 @@
 A missing, malformed, forged or expired token opens a fresh session (as
 express-session does with a bad cookie): never an error, and never a way into
 another session's history.
+
+A signed-in user's conversation is named by the user (issuer and subject), not
+by a token: it follows them to any device, and no token opens it. The token
+handed back names it all the same (the contract's `session` field), but
+tokens are only read from anonymous callers, and one naming a user's
+conversation is refused like a forged one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from claude_chat.conversation_store import ConversationStore, SessionRecord, Slot
 from claude_chat.observability import log_session
 from claude_chat.session_tokens import SessionToken, SessionTokens
+
+if TYPE_CHECKING:
+    from claude_chat.sign_in import User
+
+_USER_PREFIX = "u:"  # ":" is not in the alphabet of random session ids (token_urlsafe)
+
+
+def user_session_id(user: User) -> str:
+    """The conversation of a signed-in user: derived from issuer and subject, unguessable without them."""
+    digest = hashlib.sha256(f"{user.issuer}\n{user.subject}".encode()).hexdigest()
+    return f"{_USER_PREFIX}{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +61,14 @@ class Sessions:
         self.tokens = tokens
         self.store = store
 
-    def open(self, presented: str | None, now: float | None = None) -> OpenSession:
+    def open(self, presented: str | None, now: float | None = None, user: User | None = None) -> OpenSession:
         """The caller's session for reading or resetting it (a fresh one if the token is no good)."""
         now = time.time() if now is None else now
-        token = self.tokens.verify(presented)
+        if user is not None:
+            mine = self.tokens.issue_for(user_session_id(user))
+            log_session(mine.session_id)
+            return OpenSession(mine, self.store.load(mine.session_id, mine.issued_at))
+        token = self._anonymous(presented)
         if token is not None:
             record = self.store.load(token.session_id, token.issued_at)
             if self.store.is_alive(record, now):
@@ -55,9 +78,18 @@ class Sessions:
         log_session(fresh.session_id)
         return OpenSession(fresh, SessionRecord(fresh.session_id, fresh.issued_at))
 
-    def open_for_turn(self, presented: str | None, max_history_turns: int) -> TurnSession:
+    def open_for_turn(
+        self, presented: str | None, max_history_turns: int, user: User | None = None
+    ) -> TurnSession:
         """The caller's live session (or a fresh one) with a slot taken for a new turn: one round trip."""
-        token = self.tokens.verify(presented)
+        if user is not None:
+            mine = self.tokens.issue_for(user_session_id(user))
+            taken = self.store.take_slot(mine.session_id, mine.issued_at, max_history_turns, lasting=True)
+            if taken is None:  # a lasting session takes its slot unconditionally
+                raise RuntimeError("a signed-in user's conversation could not take a slot")
+            log_session(mine.session_id)
+            return TurnSession(mine, taken)
+        token = self._anonymous(presented)
         if token is not None:
             slot = self.store.take_slot(token.session_id, token.issued_at, max_history_turns)
             if slot is not None:
@@ -69,3 +101,10 @@ class Sessions:
         if slot is None:  # a session id of 256 fresh random bits has no META to expire
             raise RuntimeError("a fresh session could not take its first slot")
         return TurnSession(fresh, slot)
+
+    def _anonymous(self, presented: str | None) -> SessionToken | None:
+        """An anonymous caller's genuine token, unless it names a signed-in user's conversation."""
+        token = self.tokens.verify(presented)
+        if token is None or token.session_id.startswith(_USER_PREFIX):
+            return None
+        return token

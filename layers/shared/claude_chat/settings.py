@@ -8,11 +8,13 @@ variables are used instead.
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # DynamoDB refuses items over 400 KB; a turn item holds one user message and
 # one reply, so their worst-case UTF-8 size must stay well below that.
@@ -48,6 +50,39 @@ class Settings(BaseSettings):
     rate_limit_ipv6_prefix: int = Field(default=56, ge=1, le=128)
     daily_token_budget: int = Field(default=200_000, ge=0)  # per client key per UTC day; 0 turns it off
     global_daily_token_budget: int = Field(default=10_000_000, ge=0)  # all callers per UTC day; 0: off
+    # Sign-in (sign_in.py): unset or empty keeps the chat anonymous; set, it needs the audience too.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None  # `aud`, or Cognito's `client_id` for its access tokens
+    oidc_groups_claim: str = "cognito:groups"
+    # GROUP_TOKEN_BUDGETS, JSON such as {"pro": 2000000}: a signed-in user's daily token budget is
+    # the largest among their mapped groups (0: no daily budget), else DAILY_TOKEN_BUDGET.
+    group_token_budgets: Annotated[dict[str, Annotated[int, Field(ge=0, strict=True)]], NoDecode] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("oidc_issuer", "oidc_audience", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # A template parameter left empty arrives as "", which means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("group_token_budgets", mode="before")
+    @classmethod
+    def _budgets_from_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('GROUP_TOKEN_BUDGETS must be a JSON object such as {"pro": 2000000}') from None
+
+    @model_validator(mode="after")
+    def _issuer_needs_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("OIDC_ISSUER is set but OIDC_AUDIENCE is not: tokens for any client would pass")
+        return self
 
     @model_validator(mode="after")
     def _turn_fits_one_item(self) -> Settings:

@@ -14,9 +14,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from claude_chat.caller import SESSION_HEADER
 from claude_chat.chat_turn import Turn
 from claude_chat.errors import ApiError, InternalError
-from claude_chat.http_api import SESSION_HEADER, session_cookie
+from claude_chat.http_api import session_cookie
 
 logger = Logger(child=True)
 

@@ -92,15 +92,19 @@ class TokenBudgets:
         self.global_daily = global_daily  # 0: off
         self._pool = pool
 
-    def reserve(self, client_key: str, tokens: int, now: float | None = None) -> Reservation:
+    def reserve(
+        self, client_key: str, tokens: int, now: float | None = None, *, per_key: int | None = None
+    ) -> Reservation:
         """Sets `tokens` aside on the caller's and the global counter, or refuses the turn.
+
+        `per_key`: the caller's own daily budget when it is not the default (a group's quota).
 
         Raises RateLimited (429, limit "tokens") when the caller's budget cannot take
         them, BudgetExhausted (503) when the global one cannot; nothing stays reserved then.
         """
         now = time.time() if now is None else now
         wanted = [
-            (self._key(f"TB#{client_key}", now), self.per_key, RateLimited),
+            (self._key(f"TB#{client_key}", now), self.per_key if per_key is None else per_key, RateLimited),
             (self._key(GLOBAL_KEY, now), self.global_daily, BudgetExhausted),
         ]
         wanted = [entry for entry in wanted if entry[1] > 0]
@@ -134,8 +138,10 @@ class TokenBudgets:
         for future in [self._pool.submit(self._add, key, tokens) for key in counters]:
             future.result()
 
-    def state(self, client_key: str, now: float | None = None) -> TokenBudgetState:
-        """The caller's use today, read consistently."""
+    def state(
+        self, client_key: str, now: float | None = None, *, per_key: int | None = None
+    ) -> TokenBudgetState:
+        """The caller's use today, read consistently (`per_key`: their budget, when not the default)."""
         now = time.time() if now is None else now
         item = self._db.get_item(
             TableName=self._table,
@@ -144,7 +150,7 @@ class TokenBudgets:
             ConsistentRead=True,
         ).get("Item")
         used = int(item["used"]["N"]) if item else 0
-        return TokenBudgetState(used, self.per_key, until_day_ends(now))
+        return TokenBudgetState(used, self.per_key if per_key is None else per_key, until_day_ends(now))
 
     def _take(self, key: dict[str, Any], tokens: int, budget: int, now: float) -> bool:
         room = budget - tokens
