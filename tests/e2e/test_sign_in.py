@@ -14,19 +14,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
-from tests.dev_server import ROOT, DevServer, start_dev_server
+from tests.dev_server import DevServer, start_dev_server
 from tests.e2e.conftest import open_chat
-
-# Token verification (claude_chat.sign_in) and GET /api/usage are the backend's side of sign-in.
-# Until both are on this branch, the server neither refuses a bad token nor reports usage, so the
-# tests that need them skip; the login, the bearer on each call, renewal and Sign out run anyway.
-BACKEND_SIGN_IN = (ROOT / "layers" / "shared" / "claude_chat" / "sign_in.py").exists() and "/api/usage" in (
-    ROOT / "functions" / "history" / "app.py"
-).read_text()
-needs_backend = pytest.mark.skipif(
-    not BACKEND_SIGN_IN,
-    reason="needs the backend token verification (claude_chat/sign_in.py) and GET /api/usage, not merged",
-)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +149,6 @@ def server_usage(server: DevServer, authorization: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-@needs_backend
 def test_the_usage_meter_moves_after_a_signed_in_turn(page: Page, sign_in_server: DevServer) -> None:
     authorizations: list[str] = []
     page.on(
@@ -185,7 +173,6 @@ def test_the_usage_meter_moves_after_a_signed_in_turn(page: Page, sign_in_server
     assert figures["used"] == limit - after
 
 
-@needs_backend
 def test_a_user_in_the_pro_group_sees_the_group_budget(page: Page, sign_in_server: DevServer) -> None:
     open_chat(page, sign_in_server.base_url)
     sign_in(page, sign_in_server, "grace", "hopper")
@@ -194,7 +181,6 @@ def test_a_user_in_the_pro_group_sees_the_group_budget(page: Page, sign_in_serve
     assert usage_shown(page)[1] == 1_000_000  # make dev's GROUP_TOKEN_BUDGETS for "pro"
 
 
-@needs_backend
 def test_a_refused_token_is_renewed_once_and_the_turn_goes_through(
     page: Page, sign_in_server: DevServer
 ) -> None:
@@ -223,7 +209,6 @@ def test_a_refused_token_is_renewed_once_and_the_turn_goes_through(
     assert _claims(sent[1].removeprefix("Bearer "))["sub"] == "ada"
 
 
-@needs_backend
 def test_a_token_refused_for_good_asks_to_sign_in_again_and_keeps_the_message(
     page: Page, sign_in_server: DevServer
 ) -> None:

@@ -78,6 +78,9 @@ def test_the_template_has_the_outputs_the_config_reads() -> None:
 
     outputs = load_template()["Outputs"]
     assert {"ChatUrl", "HistoryUrl", "StreamUrl"} <= outputs.keys()
+    # With sign-in on (and only then), the issuer and the page's client id.
+    for key in ("OidcIssuer", "OidcClientId"):
+        assert outputs[key]["Condition"] == "SignInRequired"
 
 
 def test_a_stack_without_the_url_outputs_is_an_error_not_a_guess() -> None:
