@@ -18,7 +18,13 @@ from tests.dev_server import DevServer, start_dev_server
 
 pytestmark = pytest.mark.integration
 
-OPERATIONS = ["POST /api/chat", "POST /api/chat/history", "GET /api/chat/history", "DELETE /api/chat/history"]
+OPERATIONS = [
+    "POST /api/chat",
+    "POST /api/chat/history",
+    "GET /api/chat/history",
+    "DELETE /api/chat/history",
+    "GET /api/usage",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,9 @@ CASES = [
     (label, mode)
     for label in OPERATIONS
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    # DELETE takes no input, so there is no bad input to generate for it (GET takes `limit` and `before`).
-    if mode is GenerationMode.POSITIVE or not label.startswith("DELETE")
+    # DELETE and the usage read take no input, so there is no bad input to generate for them
+    # (GET /api/chat/history takes `limit` and `before`).
+    if mode is GenerationMode.POSITIVE or label not in ("DELETE /api/chat/history", "GET /api/usage")
 ]
 
 
