@@ -39,6 +39,10 @@ def page_config(stack_outputs: list[dict[str, Any]]) -> dict[str, str]:
         if not issuer.startswith("https://"):
             raise ValueError(f"the stack's OidcIssuer {issuer!r} is not an https URL")
         config.update(issuer=issuer, clientId=client_id)
+        # Cognito's discovery document names no end-session endpoint; its hosted UI has /logout.
+        hosted_ui = values.get("HostedUiUrl", "").strip().rstrip("/")
+        if hosted_ui.startswith("https://"):
+            config["logoutUrl"] = f"{hosted_ui}/logout"
     return config
 
 

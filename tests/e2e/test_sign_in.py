@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -270,6 +271,52 @@ TOKEN_IN_SESSION_STORAGE = """() => {
     const key = Object.keys(sessionStorage).find(k => k.startsWith('claude-chat.oidc.user:'));
     return key ? JSON.parse(sessionStorage.getItem(key)).access_token : null;
 }"""
+
+
+def test_sign_out_with_a_logout_url_sends_cognito_s_parameters(page: Page, sign_in_server: DevServer) -> None:
+    """config.json's logoutUrl (make web-config's, for Cognito) is where Sign out goes."""
+    base = sign_in_server.base_url
+    config = {
+        "issuer": issuer_of(sign_in_server),
+        "clientId": "claude-chat-local",
+        "logoutUrl": f"{base}/logout",
+    }
+    page.route("**/config.json", lambda route: route.fulfill(json=config))
+    logouts: list[str] = []
+
+    def logout(route: Route) -> None:
+        logouts.append(route.request.url)
+        route.fulfill(status=302, headers={"Location": f"{base}/"})
+
+    page.route(f"{base}/logout?*", logout)
+    open_chat(page, base)
+    sign_in(page, sign_in_server)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert len(logouts) == 1
+    query = parse_qs(urlsplit(logouts[0]).query)
+    assert query["client_id"] == ["claude-chat-local"]
+    assert query["logout_uri"] == [f"{base}/"]
+    assert not any("access_token" in value for value in stored(page, "sessionStorage").values())
+
+
+def test_a_provider_without_end_session_signs_out_on_the_page(page: Page, sign_in_server: DevServer) -> None:
+    def without_end_session(route: Route) -> None:
+        response = route.fetch()
+        document = response.json()
+        document.pop("end_session_endpoint", None)
+        route.fulfill(response=response, json=document)
+
+    page.route("**/.well-known/openid-configuration", without_end_session)
+    open_chat(page, sign_in_server.base_url)
+    sign_in(page, sign_in_server)
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Message")).to_be_disabled()
+    assert navigations == [], "the page left for a sign-out page the provider does not have"
+    assert not any("access_token" in value for value in stored(page, "sessionStorage").values())
 
 
 def test_anonymous_make_dev_has_no_sign_in(chat_page: Page) -> None:

@@ -55,6 +55,14 @@ def test_a_stack_with_sign_in_gives_the_page_its_issuer_and_client_id_as_output(
     assert page_config(OUTPUTS + auth0)["issuer"] == "https://tenant.eu.auth0.com/"
 
 
+def test_the_stack_s_own_cognito_pool_gives_the_page_its_logout_url() -> None:
+    hosted = {"OutputKey": "HostedUiUrl", "OutputValue": "https://chat-abc.auth.us-east-1.amazoncognito.com"}
+    config = page_config([*OUTPUTS, *SIGN_IN, hosted])
+    assert config["logoutUrl"] == "https://chat-abc.auth.us-east-1.amazoncognito.com/logout"
+    assert "logoutUrl" not in page_config(OUTPUTS + SIGN_IN)  # another issuer: its discovery document says
+    assert "logoutUrl" not in page_config([*OUTPUTS, hosted])  # no sign-in, no logout
+
+
 def test_empty_sign_in_outputs_mean_anonymous() -> None:
     empty = [{"OutputKey": "OidcIssuer", "OutputValue": ""}, {"OutputKey": "OidcClientId", "OutputValue": ""}]
     assert "issuer" not in page_config(OUTPUTS + empty)

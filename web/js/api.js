@@ -22,7 +22,9 @@ export class ChatError extends Error {
  * `make web-config` from the stack's outputs) names the three function URLs; a
  * field that is missing or empty means the page's own origin, which is how
  * `make dev` serves everything. With `issuer` and `clientId` the deployment
- * requires sign-in (`signIn` is then {issuer, clientId, scope}; else null).
+ * requires sign-in (`signIn` is then {issuer, clientId, scope, logoutUrl}; else
+ * null). `logoutUrl` is for a provider whose discovery document names no
+ * end-session endpoint: Cognito's hosted UI `/logout`.
  */
 export async function loadConfig(configUrl = "config.json") {
   let config = {};
@@ -37,7 +39,8 @@ export async function loadConfig(configUrl = "config.json") {
   const endpoints = { chat: base(config.chatUrl), history: base(config.historyUrl), stream: base(config.streamUrl) };
   const issuer = text(config.issuer); // kept as written: a token's `iss` must equal it, slash and all
   const clientId = text(config.clientId);
-  const signIn = issuer && clientId ? { issuer, clientId, scope: text(config.scope) } : null;
+  const signIn =
+    issuer && clientId ? { issuer, clientId, scope: text(config.scope), logoutUrl: text(config.logoutUrl) } : null;
   return { endpoints, signIn };
 }
 

@@ -18,9 +18,11 @@ function pageUrl() {
 
 export class Account {
   /**
-   * @param {{issuer: string, clientId: string, scope?: string}} config
+   * @param {{issuer: string, clientId: string, scope?: string, logoutUrl?: string}} config
    */
-  constructor({ issuer, clientId, scope }) {
+  constructor({ issuer, clientId, scope, logoutUrl }) {
+    this.clientId = clientId;
+    this.logoutUrl = logoutUrl || null;
     const store = new WebStorageStateStore({ prefix: "claude-chat.oidc.", store: window.sessionStorage });
     this.manager = new UserManager({
       authority: issuer,
@@ -34,6 +36,7 @@ export class Account {
       automaticSilentRenew: false, // renewed here instead, one renewal at a time (see renew)
       monitorSession: false, // its check-session iframe would need frame-src in the CSP
       loadUserInfo: false, // the ID token's claims are enough to say who is signed in
+      ...(this.logoutUrl ? { metadataSeed: { end_session_endpoint: this.logoutUrl } } : {}),
     });
     this.user = null;
     this.renewing = null;
@@ -118,7 +121,8 @@ export class Account {
   /**
    * Signs out here and at the provider (its end-session endpoint, which then sends the person back).
    * The refresh token is revoked first where the provider can; a provider without an end-session
-   * endpoint still gets the tokens forgotten on this page.
+   * endpoint still gets the tokens forgotten on this page. Cognito's `/logout` (config's logoutUrl)
+   * wants `client_id` and `logout_uri` rather than the standard parameters.
    */
   async signOut() {
     try {
@@ -127,8 +131,11 @@ export class Account {
       // No revocation endpoint, or it refused: the tokens are forgotten below all the same.
     }
     try {
-      await this.manager.signoutRedirect();
+      const cognito = this.logoutUrl ? { client_id: this.clientId, extraQueryParams: { logout_uri: pageUrl() } } : {};
+      await this.manager.signoutRedirect(cognito);
     } catch {
+      // No end-session endpoint (or no metadata): the library has already forgotten the user by
+      // then; this makes sure of it whatever failed.
       await this.expired();
     }
   }
