@@ -160,10 +160,10 @@ async def stop(request: Request) -> Response:
     headers = _headers(request)
     loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(_turn_threads, _caller, request, headers)  # with sign-in on: 401 first
+        caller = await loop.run_in_executor(_turn_threads, _caller, request, headers)  # sign-in on: 401 first
         body = read_json_body(await request.body())
         turn_id = body.data.get("turn")
-        if set(body.data) != {"turn"} or not services.turn_ids().genuine(turn_id):
+        if set(body.data) != {"turn"} or not services.turn_ids().genuine(turn_id, caller.owner):
             raise InvalidRequest('The body must be {"turn": "<the X-Turn-Id of the reply to stop>"}.')
     except ApiError as error:
         return _error(error)

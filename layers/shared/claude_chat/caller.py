@@ -33,6 +33,11 @@ class Caller:
     user: User | None = None
     daily_tokens: int | None = None  # the caller's daily token budget, when their groups set one
 
+    @property
+    def owner(self) -> str:
+        """What binds the caller's turn ids to them: the user; nothing for an anonymous caller."""
+        return self.client_key if self.user is not None else ""
+
 
 def resolve_caller(source_ip: str, headers: Mapping[str, str], cookies: list[str]) -> Caller:
     """The caller of a request; raises Unauthorized (401) when sign-in is on and the token is no good."""

@@ -240,7 +240,7 @@ def begin_turn(request: TurnRequest) -> Turn:
             raise
         raise answer from error
     return Turn(
-        id=services.turn_ids().issue(),
+        id=services.turn_ids().issue(caller.owner),
         headers=headers,
         session=session,
         message=chat.message,

@@ -192,6 +192,7 @@ class TokenVerifier:
         self._keys: dict[str, tuple[str, Any]] = {}  # kid -> (algorithm, public key)
         self._keys_fetched_at: float | None = None
         self._last_attempt: float | None = None
+        self._fetching: threading.Event | None = None  # set when the fetch in flight ends
 
     def verify(self, token: str | None) -> User:
         """The token's user; `Unauthorized` for a missing token and for any failure at all."""
@@ -216,7 +217,11 @@ class TokenVerifier:
         with self._lock:
             if self._keys and not self._keys_stale():
                 return True
-            return self._refresh_if_allowed()
+            fetch = self._start_fetch()
+        if fetch is not None:
+            fetch.wait(self.http_timeout)
+        with self._lock:
+            return bool(self._keys) and not self._keys_stale()
 
     def _verify(self, token: str) -> User:
         import jwt
@@ -266,12 +271,20 @@ class TokenVerifier:
         return isinstance(audience, list) and self.audience in audience
 
     def _key_for(self, kid: str) -> tuple[str, Any]:
+        """The key a token names. The lock guards only the key set, never a fetch: a request whose
+        key is held and fresh never waits on the network, and one whose key is unknown or stale
+        waits for the fetch at most `http_timeout`, however slowly the provider answers."""
         with self._lock:
             entry = self._keys.get(kid)
             if entry is not None and not self._keys_stale():
                 return entry
-            # An unknown key id or a stale key set: fetch, unless a fetch was tried too recently.
-            self._refresh_if_allowed()
+            # A stale key set or an unknown key id: fetch, unless a fetch was tried too recently.
+            fetch = self._start_fetch()
+            if entry is not None and fetch is None:
+                return entry  # a fetch was tried just now: held keys stay in use until one succeeds
+        if fetch is not None:
+            fetch.wait(self.http_timeout)
+        with self._lock:
             entry = self._keys.get(kid)
             if entry is not None:
                 return entry
@@ -285,19 +298,29 @@ class TokenVerifier:
             return True
         return not 0 <= self._clock() - self._keys_fetched_at < KEYS_MAX_AGE_SECONDS
 
-    def _refresh_if_allowed(self) -> bool:
-        """One fetch attempt, at most one per `refetch_seconds` (failed attempts count too)."""
+    def _start_fetch(self) -> threading.Event | None:
+        """The fetch in flight, or a new one on its own thread if none was tried within
+        `refetch_seconds` (failed attempts count too); None when neither. Call with the lock held."""
+        if self._fetching is not None and not self._fetching.is_set():
+            return self._fetching
         now = self._clock()
         if self._last_attempt is not None and 0 <= now - self._last_attempt < self.refetch_seconds:
-            return False
+            return None
         self._last_attempt = now
+        done = self._fetching = threading.Event()
+        threading.Thread(target=self._fetch_keys, args=(done,), name="oidc-keys", daemon=True).start()
+        return done
+
+    def _fetch_keys(self, done: threading.Event) -> None:
         try:
             self._refresh()
         except _ProviderError as error:
             # The keys already held (if any) stay in use until a fetch succeeds.
             _logger.warning("sign-in: could not refresh the issuer's keys (%s)", error)
-            return False
-        return True
+        except Exception as error:  # a thread's failure must not go unseen, nor leave waiters waiting
+            _logger.warning("sign-in: the key fetch failed (%s)", type(error).__name__)
+        finally:
+            done.set()
 
     def _refresh(self) -> None:
         import jwt
@@ -329,8 +352,9 @@ class TokenVerifier:
                 keys.setdefault(parsed[0], (parsed[1], parsed[2]))
         if not keys:
             raise _ProviderError("the key set has no RS256 or ES256 signing key")
-        self._keys = keys
-        self._keys_fetched_at = self._clock()
+        with self._lock:
+            self._keys = keys
+            self._keys_fetched_at = self._clock()
 
     def _fetch_json(self, url: str, what: str) -> dict[str, Any]:
         """A JSON object from `url`, within `http_timeout` overall, or `_ProviderError`."""

@@ -10,7 +10,9 @@ consistent GetItem), stops Claude and keeps what was sent.
 A turn id is 128 random bits and an HMAC of them under the session-signing
 key, so a stop request for an id the server never issued is refused before it
 costs a write: the route is free of the rate limit, yet cannot be used to
-fill the table.
+fill the table. A signed-in user's turn ids are signed for that user, so no
+other user can stop their replies even with a leaked id (an anonymous
+caller's are not bound: its address may change mid-reply).
 
 Items: pk = SP#<turn id>, sk = STOP, expiring by TTL after a quarter of an hour.
 """
@@ -38,18 +40,20 @@ class TurnIds:
     def __init__(self, signing_key: str) -> None:
         self._key = hashlib.sha256(b"claude-chat.turn-id:" + signing_key.encode()).digest()
 
-    def issue(self) -> str:
+    def issue(self, owner: str = "") -> str:
+        """A new turn id; `owner` (a signed-in user's client key) binds it to them."""
         nonce = secrets.token_urlsafe(_NONCE_BYTES)
-        return f"{nonce}.{self._mac(nonce)}"
+        return f"{nonce}.{self._mac(nonce, owner)}"
 
-    def genuine(self, value: object) -> TypeGuard[str]:
-        """True for an id this deployment issued (whatever its age)."""
+    def genuine(self, value: object, owner: str = "") -> TypeGuard[str]:
+        """True for an id this deployment issued to `owner` (whatever its age)."""
         if not isinstance(value, str) or (match := _TURN_ID.fullmatch(value)) is None:
             return False
-        return hmac.compare_digest(match[2], self._mac(match[1]))
+        return hmac.compare_digest(match[2], self._mac(match[1], owner))
 
-    def _mac(self, nonce: str) -> str:
-        digest = hmac.new(self._key, nonce.encode(), hashlib.sha256).digest()[:_MAC_BYTES]
+    def _mac(self, nonce: str, owner: str) -> str:
+        message = f"{nonce}\n{owner}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()[:_MAC_BYTES]
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
