@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -94,7 +95,10 @@ def test_stream_event_through_the_web_adapter_to_the_app(name, events, aws, stan
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(call_app(app, events[name], "StreamFunction", receive, send, 60))
+    # On a thread of its own: Playwright's sync API (the browser tests) leaves an event loop running
+    # on the main thread of a process that ran them, and asyncio.run() refuses to start beside it.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, call_app(app, events[name], "StreamFunction", receive, send, 60)).result()
     start = sent[0]
     headers = {k.decode(): v.decode() for k, v in start["headers"]}
     assert start["status"] == 200
