@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -176,3 +177,32 @@ def test_a_preflight_needs_no_token(server: DevServer) -> None:
     )
     assert response.status_code == 200
     assert "authorization" in response.headers["access-control-allow-headers"]
+
+
+def test_a_signed_in_user_cannot_stop_another_users_reply(server: DevServer, issuer: FakeIssuer) -> None:
+    """A turn id is handed only to the caller who started the turn, and a signed-in caller's ids are
+    signed for them: another user holding a leaked id still cannot stop the reply."""
+    alice = server.client(headers={"Authorization": f"Bearer {issuer.token('alice')}"})
+    bob = server.client(headers={"Authorization": f"Bearer {issuer.token('bob')}"})
+    turn: dict[str, str] = {}
+    events: list[dict[str, object]] = []
+
+    def alice_streams() -> None:
+        body = {"message": "long [standin:words=40][standin:delta_delay=0.1]"}
+        with alice.stream("POST", "/api/chat/history/stream", json=body) as response:
+            turn["id"] = response.headers["x-turn-id"]
+            for line in response.iter_lines():
+                if line.startswith("data: {"):
+                    events.append(json.loads(line[len("data: ") :]))
+
+    streaming = threading.Thread(target=alice_streams)
+    streaming.start()
+    deadline = time.monotonic() + 10
+    while "id" not in turn and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    refused = bob.post("/api/chat/stop", json={"turn": turn["id"]})
+    streaming.join(timeout=30)
+    assert refused.status_code < 500
+    done = [event for event in events if event.get("done")]
+    assert done and done[-1]["stop_reason"] != "stopped", "bob stopped alice's reply with its turn id"

@@ -64,14 +64,10 @@ class Sessions:
     def open(self, presented: str | None, now: float | None = None, user: User | None = None) -> OpenSession:
         """The caller's session for reading or resetting it (a fresh one if the token is no good)."""
         now = time.time() if now is None else now
-        if user is not None:
-            mine = self.tokens.issue_for(user_session_id(user))
-            log_session(mine.session_id)
-            return OpenSession(mine, self.store.load(mine.session_id, mine.issued_at))
-        token = self._anonymous(presented)
+        token = self._known(presented, user)
         if token is not None:
             record = self.store.load(token.session_id, token.issued_at)
-            if self.store.is_alive(record, now):
+            if user is not None or self.store.is_alive(record, now):  # a user's conversation lasts
                 log_session(token.session_id)
                 return OpenSession(token, record)
         fresh = self.tokens.issue()
@@ -82,16 +78,10 @@ class Sessions:
         self, presented: str | None, max_history_turns: int, user: User | None = None
     ) -> TurnSession:
         """The caller's live session (or a fresh one) with a slot taken for a new turn: one round trip."""
-        if user is not None:
-            mine = self.tokens.issue_for(user_session_id(user))
-            taken = self.store.take_slot(mine.session_id, mine.issued_at, max_history_turns, lasting=True)
-            if taken is None:  # a lasting session takes its slot unconditionally
-                raise RuntimeError("a signed-in user's conversation could not take a slot")
-            log_session(mine.session_id)
-            return TurnSession(mine, taken)
-        token = self._anonymous(presented)
+        token = self._known(presented, user)
         if token is not None:
-            slot = self.store.take_slot(token.session_id, token.issued_at, max_history_turns)
+            lasting = user is not None  # takes its slot unconditionally
+            slot = self.store.take_slot(token.session_id, token.issued_at, max_history_turns, lasting=lasting)
             if slot is not None:
                 log_session(token.session_id)
                 return TurnSession(token, slot)
@@ -102,8 +92,11 @@ class Sessions:
             raise RuntimeError("a fresh session could not take its first slot")
         return TurnSession(fresh, slot)
 
-    def _anonymous(self, presented: str | None) -> SessionToken | None:
-        """An anonymous caller's genuine token, unless it names a signed-in user's conversation."""
+    def _known(self, presented: str | None, user: User | None) -> SessionToken | None:
+        """The session the caller names: a signed-in user's own (no token read), or an anonymous
+        caller's genuine token, unless it names a signed-in user's conversation."""
+        if user is not None:
+            return self.tokens.issue_for(user_session_id(user))
         token = self.tokens.verify(presented)
         if token is None or token.session_id.startswith(_USER_PREFIX):
             return None
