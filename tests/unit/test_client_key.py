@@ -136,7 +136,7 @@ def test_there_is_no_proxy_trust_setting_left() -> None:
 
 
 def test_client_ip_uses_the_source_ip_and_never_a_header(monkeypatch: pytest.MonkeyPatch, events) -> None:
-    from claude_chat import caller, http_api
+    from claude_chat import caller
 
     monkeypatch.setattr(caller, "get_settings", lambda: Settings(rate_limit_ipv6_prefix=48))
     event = copy.deepcopy(events["chat"])
@@ -144,6 +144,6 @@ def test_client_ip_uses_the_source_ip_and_never_a_header(monkeypatch: pytest.Mon
     event["headers"].update(
         {"x-forwarded-for": "198.51.100.77", "x-real-ip": "198.51.100.78", "forwarded": "for=198.51.100.79"}
     )
-    assert http_api.client_ip(event) == "2001:db8:aaaa::/48"
-    assert http_api.client_ip_of("::ffff:198.51.100.5", event["headers"]) == "198.51.100.5"
-    assert http_api.client_ip_of("2001:db8:aaaa:bbbb::7") == "2001:db8:aaaa::/48"
+    assert caller.client_ip(event) == "2001:db8:aaaa::/48"
+    assert caller.client_ip_of("::ffff:198.51.100.5", event["headers"]) == "198.51.100.5"
+    assert caller.client_ip_of("2001:db8:aaaa:bbbb::7") == "2001:db8:aaaa::/48"

@@ -25,16 +25,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from claude_chat.caller import (  # noqa: F401 - re-exported: the transports read callers through here
-    SESSION_COOKIE,
-    SESSION_HEADER,
-    Caller,
-    caller_of,
-    client_ip,
-    client_ip_of,
-    session_token,
-    session_token_of,
-)
+from claude_chat.caller import SESSION_COOKIE, SESSION_HEADER, Caller, caller_of
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
 from claude_chat.models import ChatRequest, ErrorReply
