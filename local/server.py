@@ -82,13 +82,14 @@ class LocalFunctionUrls:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         path, method = request.url.path, request.method.upper()
+        rule = self._rule_for(path)
         origin = request.headers.get("origin")
-        if method == "OPTIONS" and origin and path in self._paths:
-            await self._preflight(request, path)(scope, receive, send)
+        if method == "OPTIONS" and origin and rule in self._paths:
+            await self._preflight(request, rule)(scope, receive, send)
             return
-        target = self._routes.get((method, path))
+        target = self._routes.get((method, rule))
         if target is None:
-            await self._no_route(path)(scope, receive, send)
+            await self._no_route(rule)(scope, receive, send)
             return
         event = lambda_event(
             method=method,
@@ -123,6 +124,14 @@ class LocalFunctionUrls:
 
         app = self._streaming_apps[logical_id]
         await call_app(app, event, logical_id, receive, send_with_cors, self._timeouts[logical_id])
+
+    def _rule_for(self, path: str) -> str:
+        """The route rule a path belongs to: itself, or a rule with parameters (`.../<conversation_id>`)."""
+        if path in self._paths:
+            return path
+        from claude_chat.http_api import rule_matches
+
+        return next((rule for rule in self._paths if "<" in rule and rule_matches(rule, path)), path)
 
     def _preflight(self, request: Request, path: str) -> Response:
         wanted = request.headers.get("access-control-request-method", "")

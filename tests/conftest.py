@@ -62,9 +62,26 @@ def standin() -> Iterator[Any]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A fresh moto DynamoDB with the table from template.yaml, and fresh layer singletons."""
+    """A fresh moto DynamoDB with the table from template.yaml, and fresh layer singletons.
+
+    moto applies a request in several steps, so two threads' updates of one item could both
+    read it before either writes. DynamoDB applies each request atomically; here, one at a time
+    does the same (as `make dev`'s embedded DynamoDB does), so concurrency tests stay honest.
+    """
+    import threading
+
     import boto3
     from moto import mock_aws
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    one_at_a_time = threading.Lock()
+    answer = BotocoreStubber.__call__
+
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with one_at_a_time:
+            return answer(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", atomic)
 
     from claude_chat import services
     from local.dynamodb import create_table

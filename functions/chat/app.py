@@ -14,12 +14,14 @@ import claude_chat.claude_client  # noqa: F401
 from claude_chat import snapstart
 from claude_chat.chat_turn import TurnRequest, run_turn
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
-from claude_chat.models import ChatReply, SessionChatReply
+from claude_chat.models import ChatReply, ChatRequest, ConversationChatReply, ConversationTurnRequest
 from claude_chat.tracing import tracer
 
 logger = Logger()
 snapstart.prepare()
-app = FunctionUrlApi(turn_routes=("/api/chat", "/api/chat/history"))
+app = FunctionUrlApi(
+    bodies={"POST /api/chat": ChatRequest, "POST /api/chat/history": ConversationTurnRequest}
+)
 _ERRORS = (400, 413, 422, 429, 502, 503, 504)
 
 
@@ -50,15 +52,20 @@ def chat() -> Response[dict[str, Any]]:
 
 @app.post(
     "/api/chat/history",
-    summary="One turn of the caller's session",
-    responses=openapi_responses(SessionChatReply, *_ERRORS, session=True, limited=True),
+    summary="One turn of one of the caller's conversations (by default, their current one)",
+    responses=openapi_responses(ConversationChatReply, *_ERRORS, session=True, limited=True),
 )
-def chat_with_history() -> Response[SessionChatReply]:
+def chat_with_history() -> Response[ConversationChatReply]:
     turn, outcome = run_turn(_turn_request(with_history=True))
     assert turn.session is not None  # a turn with history always has its session
     token = turn.session.token_string
-    reply = SessionChatReply(
-        reply=outcome.reply.text, usage=outcome.reply.usage, turns=outcome.turns or 0, session=token
+    reply = ConversationChatReply(
+        reply=outcome.reply.text,
+        usage=outcome.reply.usage,
+        turns=outcome.turns or 0,
+        session=token,
+        conversation=turn.session.slot.conversation,
+        title=outcome.title or "",
     )
     return session_response(reply.model_dump(), token, turn.headers)
 

@@ -1,16 +1,37 @@
-"""HistoryFunction: GET /api/chat/history (read the session, a page at a time) and DELETE (forget it)."""
+"""HistoryFunction: reading and managing conversations (turns are the chat and stream functions').
+
+GET /api/chat/history (the default conversation, a page at a time) and DELETE (forget it);
+GET /api/conversations (the caller's list), GET, PATCH (rename) and DELETE /api/conversations/<id>,
+GET /api/conversations/<id>/export; GET /api/usage.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from claude_chat import services, snapstart
-from claude_chat.conversation_store import HistoryPage
+from claude_chat.conversation_store import ConversationSummary, HistoryPage
+from claude_chat.conversations import (
+    LIST_CURSOR_PATTERN,
+    LIST_PAGE,
+    LIST_PAGE_MAX,
+    decode_list_cursor,
+    encode_list_cursor,
+    export_filename,
+    export_json,
+    export_markdown,
+    fits_one_response,
+    messages_of,
+    summary_reply,
+)
+from claude_chat.errors import ConversationNotFound, ExportTooLarge
 from claude_chat.history_pages import (
     CURSOR_PATTERN,
     ENVELOPE_BYTES,
@@ -21,19 +42,26 @@ from claude_chat.history_pages import (
 )
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
 from claude_chat.models import (
+    CONVERSATION_ID_PATTERN,
+    ConversationList,
+    ConversationReply,
     ErrorReply,
-    HistoryMessage,
+    ExportedConversation,
     HistoryReply,
+    RenameRequest,
     RequestUsage,
     ResetReply,
     TokenUsage,
     UsageReply,
 )
+from claude_chat.models import ConversationSummary as ConversationSummaryReply
+from claude_chat.request_body import read_json_body, request_error
+from claude_chat.sessions import OpenSession
 from claude_chat.tracing import tracer
 
 logger = Logger()
 snapstart.prepare()
-app = FunctionUrlApi()
+app = FunctionUrlApi(bodies={"PATCH /api/conversations/{conversation_id}": RenameRequest})
 
 
 _NO_STORE = {"Cache-Control": {"description": "Always `no-store`.", "schema": {"type": "string"}}}
@@ -76,13 +104,9 @@ def read_history(
             max_bytes=PAGE_BYTES - ENVELOPE_BYTES,
             before=older_than[1] if older_than else None,
         )
-    messages: list[HistoryMessage] = []
-    for turn in page.turns:
-        messages.append(HistoryMessage(role="user", content=turn.user))
-        messages.append(HistoryMessage(role="assistant", content=turn.assistant))
-    store.touch(session.record, lasting=caller.user is not None)
+    services.sessions().touch(session, caller.user)
     reply = HistoryReply(
-        messages=messages,
+        messages=messages_of(page.turns),
         turns=session.record.turns,
         session=session.token_string,
         before=None if page.older is None else encode_cursor(session.record.generation, page.older),
@@ -125,6 +149,178 @@ def usage() -> Response[UsageReply]:
         ),
     )
     return _uncached(Response(status_code=200, content_type="application/json", body=reply.model_dump()))
+
+
+_CONVERSATION_ID = Path(pattern=CONVERSATION_ID_PATTERN, description="The conversation's id.")
+_NOT_FOUND: dict[str, Any] = {
+    "description": "No such conversation of this caller (`not_found`), another caller's included.",
+    "content": {"application/json": {"model": ErrorReply}},
+}
+
+
+@app.get(
+    "/api/conversations",
+    summary="The caller's conversations, most recently updated first",
+    responses=_no_store({**openapi_responses(ConversationList, session=True), 422: _BAD_QUERY}),
+)
+def list_conversations(
+    limit: Annotated[
+        int,
+        Query(ge=1, le=LIST_PAGE_MAX, description=f"Most conversations in the page (1 to {LIST_PAGE_MAX})."),
+    ] = LIST_PAGE,
+    before: Annotated[
+        str | None,
+        Query(pattern=LIST_CURSOR_PATTERN, description="A previous reply's `next`: the page after it."),
+    ] = None,
+) -> Response[ConversationList]:
+    after = decode_list_cursor(before) if before is not None else None
+    caller = app.caller
+    session = services.sessions().open(caller.session_token, user=caller.user)
+    found, more = services.sessions().store.conversations(session.owner, limit, after)
+    services.sessions().touch(session, caller.user)
+    reply = ConversationList(
+        conversations=[summary_reply(summary) for summary in found],
+        next=encode_list_cursor(more) if more is not None else None,
+    )
+    return _uncached(session_response(reply.model_dump(), session.token_string))
+
+
+@app.get(
+    "/api/conversations/<conversation_id>",
+    summary="One conversation: its summary and a page of its messages",
+    responses=_no_store(
+        {**openapi_responses(ConversationReply, session=True), 404: _NOT_FOUND, 422: _BAD_QUERY}
+    ),
+)
+def read_conversation(
+    conversation_id: Annotated[str, _CONVERSATION_ID],
+    limit: Annotated[
+        int, Query(ge=1, le=PAGE_TURNS, description=f"Most turns in the page (1 to {PAGE_TURNS}).")
+    ] = PAGE_TURNS,
+    before: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="A previous reply's `before`: the page of older turns."),
+    ] = None,
+) -> Response[ConversationReply]:
+    older_than = decode_cursor(before) if before is not None else None
+    session, summary = _listed(conversation_id)
+    page = HistoryPage((), None)
+    if older_than is None or older_than[0] == session.record.generation:
+        page = services.sessions().store.history_page(
+            session.record,
+            limit,
+            max_bytes=PAGE_BYTES - ENVELOPE_BYTES,
+            before=older_than[1] if older_than else None,
+        )
+    services.sessions().touch(session, app.caller.user)
+    reply = ConversationReply(
+        **summary_reply(summary).model_dump(),
+        messages=messages_of(page.turns),
+        before=None if page.older is None else encode_cursor(session.record.generation, page.older),
+    )
+    return _uncached(session_response(reply.model_dump(), session.token_string))
+
+
+@app.patch(
+    "/api/conversations/<conversation_id>",
+    summary="Rename a conversation",
+    responses=_no_store({**openapi_responses(ConversationSummaryReply, 400, session=True), 404: _NOT_FOUND}),
+)
+def rename_conversation(
+    conversation_id: Annotated[str, _CONVERSATION_ID],
+) -> Response[ConversationSummaryReply]:
+    event = app.current_event
+    data = read_json_body(event.get("body"), is_base64=bool(event.is_base64_encoded)).data
+    try:
+        title = RenameRequest.model_validate(data).title.strip()
+    except ValidationError as error:
+        located = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+        raise request_error(located) from error
+    session, _ = _listed(conversation_id)
+    renamed = services.sessions().store.rename(session.record, title)
+    if renamed is None:  # deleted meanwhile
+        raise ConversationNotFound()
+    return _uncached(session_response(summary_reply(renamed).model_dump(), session.token_string))
+
+
+@app.delete(
+    "/api/conversations/<conversation_id>",
+    summary="Delete a conversation, for good",
+    responses=_no_store({**openapi_responses(ResetReply, session=True), 404: _NOT_FOUND}),
+)
+def delete_conversation(conversation_id: Annotated[str, _CONVERSATION_ID]) -> Response[ResetReply]:
+    caller = app.caller
+    session = services.sessions().open(caller.session_token, user=caller.user, conversation=conversation_id)
+    if session.token.is_new:  # a session issued just now owns nothing
+        raise ConversationNotFound()
+    store = services.sessions().store
+    if not store.reset(session.record, lasting=caller.user is not None, must_exist=True):
+        raise ConversationNotFound()
+    return _uncached(session_response(ResetReply().model_dump(), session.token_string))
+
+
+@app.get(
+    "/api/conversations/<conversation_id>/export",
+    summary="Download a conversation as Markdown or JSON",
+    responses=_no_store(
+        {
+            200: {
+                "description": "The conversation as a file (`Content-Disposition: attachment`).",
+                "content": {
+                    "text/markdown": {"schema": {"type": "string"}},
+                    "application/json": {"model": ExportedConversation},
+                },
+            },
+            404: _NOT_FOUND,
+            413: {
+                "description": "Too long to export in one response (`export_too_large`).",
+                "content": {"application/json": {"model": ErrorReply}},
+            },
+            422: _BAD_QUERY,
+        }
+    ),
+)
+def export_conversation(
+    conversation_id: Annotated[str, _CONVERSATION_ID],
+    format: Annotated[
+        Literal["markdown", "json"], Query(description="`markdown` (the default) or `json`.")
+    ] = "markdown",
+) -> Response[str]:
+    session, summary = _listed(conversation_id)
+    turns = services.sessions().store.all_turns(session.record)
+    now = int(time.time() * 1000)
+    if format == "json":
+        text, content_type, extension = export_json(summary, turns, now), "application/json", "json"
+    else:
+        text, content_type, extension = (
+            export_markdown(summary, turns, now),
+            "text/markdown; charset=utf-8",
+            "md",
+        )
+    if not fits_one_response(text):
+        raise ExportTooLarge()
+    filename = export_filename(summary.title, extension)
+    response: Response[str] = Response(
+        status_code=200,
+        content_type=content_type,
+        body=text,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+    return _uncached(response)
+
+
+def _listed(conversation_id: str) -> tuple[OpenSession, ConversationSummary]:
+    """The caller's session on a conversation they have (one with a saved turn), or a 404."""
+    caller = app.caller
+    session = services.sessions().open(caller.session_token, user=caller.user, conversation=conversation_id)
+    record = session.record
+    if record.updated_at is None:
+        raise ConversationNotFound()
+    summary = ConversationSummary(conversation_id, record.title or "", record.turns, record.updated_at)
+    return session, summary
 
 
 def _uncached(response: Response[Any]) -> Response[Any]:

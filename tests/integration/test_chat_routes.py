@@ -21,7 +21,7 @@ def test_a_session_conversation_end_to_end(client) -> None:
     first = client.post("/api/chat/history", json={"message": "My name is Ada."})
     assert first.status_code == 200
     body = first.json()
-    assert set(body) == {"reply", "turns", "session", "usage"}
+    assert set(body) == {"reply", "turns", "session", "usage", "conversation", "title"}
     assert body["turns"] == 1
     token = body["session"]
     assert first.headers["x-session-id"] == token
@@ -125,6 +125,6 @@ def test_openapi_describes_every_chat_and_history_route(client) -> None:
     assert set(spec["paths"]) >= {"/api/chat", "/api/chat/history"}
     assert set(spec["paths"]["/api/chat/history"]) == {"post", "get", "delete"}
     assert "post" in spec["paths"]["/api/chat"]
-    assert {"ChatRequest", "ChatReply", "SessionChatReply", "HistoryReply", "ErrorReply"} <= set(
+    assert {"ChatRequest", "ChatReply", "ConversationChatReply", "HistoryReply", "ErrorReply"} <= set(
         spec["components"]["schemas"]
     )

@@ -24,6 +24,11 @@ OPERATIONS = [
     "GET /api/chat/history",
     "DELETE /api/chat/history",
     "GET /api/usage",
+    "GET /api/conversations",
+    "GET /api/conversations/{conversation_id}",
+    "PATCH /api/conversations/{conversation_id}",
+    "DELETE /api/conversations/{conversation_id}",
+    "GET /api/conversations/{conversation_id}/export",
 ]
 
 

@@ -30,7 +30,7 @@ def slot(store: ConversationStore, session_id: str = "s1", history: int = 10, no
 
 
 def say(store: ConversationStore, text: str, session_id: str = "s1", now: int = NOW) -> int:
-    return store.save_turn(slot(store, session_id, now=now), Turn(text, f"re {text}"), now=now)
+    return store.save_turn(slot(store, session_id, now=now), Turn(text, f"re {text}"), now=now).turns
 
 
 def users(store: ConversationStore, session_id: str = "s1") -> list[str]:
@@ -131,7 +131,7 @@ def test_reset_forgets_everything_and_deletes_the_items(store: ConversationStore
 def test_a_turn_in_flight_loses_to_a_reset_even_the_first_turn(store: ConversationStore, aws: Any) -> None:
     in_flight = slot(store)  # the session's very first turn: META exists only from its slot
     store.reset(store.load("s1", NOW), now=NOW)
-    assert store.save_turn(in_flight, Turn("late", "a"), now=NOW) == 0
+    assert store.save_turn(in_flight, Turn("late", "a"), now=NOW).turns == 0
     assert users(store) == []
     remaining = aws.scan(TableName=os.environ["TABLE_NAME"])["Items"]
     assert [item["sk"]["S"] for item in remaining] == ["~META"], "the late turn's item was left behind"
@@ -161,7 +161,7 @@ def test_sessions_written_before_slots_continue_after_their_turns(store: Convers
     taken = slot(store, "old")
     assert taken.number == 3
     assert [turn.user for turn in taken.history] == ["u1", "u2"]
-    assert store.save_turn(taken, Turn("u3", "a"), now=NOW) == 3
+    assert store.save_turn(taken, Turn("u3", "a"), now=NOW).turns == 3
     assert users(store, "old") == ["u1", "u2", "u3"]
 
 

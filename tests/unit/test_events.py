@@ -41,7 +41,8 @@ def test_event_through_its_handler(name, events, aws, standin, lambda_handler, l
         assert set(body) == {"reply", "usage"}
         assert result["headers"]["RateLimit-Limit"] == "5"
     elif name.startswith("chat-history"):
-        assert set(body) == {"reply", "turns", "session", "usage"}
+        assert set(body) == {"reply", "turns", "session", "usage", "conversation", "title"}
+        assert body["conversation"] == "default"
         assert body["turns"] == 1
         assert result["headers"]["X-Session-Id"] == body["session"]
         assert any(c.startswith(f"sid={body['session']};") for c in result["cookies"])

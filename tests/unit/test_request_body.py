@@ -52,7 +52,7 @@ def refusal(body: str | bytes | None, *, is_base64: bool = False) -> ApiError:
         (
             '{"message": "hi", "model": "x"}',
             InvalidRequest,
-            "Unknown field `model`: the body takes only `message`.",
+            "Unknown field `model`: see the route's body in /api/openapi.json.",
         ),
         ('{"message": "a", "message": "b"}', InvalidRequest, "The field `message` is given more than once."),
         ('{"message": "\\ud800"}', InvalidRequest, "lone surrogate"),

@@ -43,7 +43,11 @@ SAM_VENV_BIN = ROOT / ".venv-sam" / "bin"
 SAM = SAM_VENV_BIN / "sam"
 
 FUNCTION = "AWS::Serverless::Function"
-URL_FUNCTIONS = {"ChatFunction": ["POST"], "HistoryFunction": ["GET", "DELETE"], "StreamFunction": ["POST"]}
+URL_FUNCTIONS = {
+    "ChatFunction": ["POST"],
+    "HistoryFunction": ["GET", "PATCH", "DELETE"],
+    "StreamFunction": ["POST"],
+}
 BUFFERED_FUNCTIONS = ["ChatFunction", "HistoryFunction"]
 # Set for the Lambda Web Adapter, which reads them; the app's settings never do.
 ADAPTER_VARIABLES = {
@@ -82,6 +86,8 @@ def _same_setting(parameter_default: Any, field_default: Any) -> bool:
             return float(parameter_default) == float(field_default)
         except ValueError:
             return False
+    if isinstance(field_default, bool):
+        return str(parameter_default).lower() == str(field_default).lower()
     return str(parameter_default) == str(field_default)
 
 
@@ -448,14 +454,34 @@ def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     assert sorted(properties["AttributeDefinitions"], key=lambda d: d["AttributeName"]) == [
+        {"AttributeName": "owner", "AttributeType": "S"},
         {"AttributeName": "pk", "AttributeType": "S"},
         {"AttributeName": "sk", "AttributeType": "S"},
+        {"AttributeName": "updated_at", "AttributeType": "N"},
     ]
+    # The conversation list: newest first per owner, projecting only what the list shows (so the
+    # writes that slide an expiry, or save a turn's text, never copy message text into the index).
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "ByOwner"
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["cid", "turns", "title", "auto_title"],
+    }
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     # The local dev server creates its table from these very properties.
-    for key in ("KeySchema", "AttributeDefinitions", "TimeToLiveSpecification", "BillingMode"):
+    for key in (
+        "KeySchema",
+        "AttributeDefinitions",
+        "GlobalSecondaryIndexes",
+        "TimeToLiveSpecification",
+        "BillingMode",
+    ):
         assert not _has_intrinsic(properties[key]), key
 
 
@@ -467,8 +493,15 @@ _API_KEY_SECRET = {
 _TURN_ACTIONS = {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
-def _grants(actions: set[str], leading_keys: set[str]) -> set[tuple[str, str]]:
-    return {(action, key) for action in actions for key in leading_keys}
+def _grants(actions: set[str], leading_keys: set[str], on: str = "table") -> set[tuple[str, str, str]]:
+    return {(action, key, on) for action in actions for key in leading_keys}
+
+
+# What a statement's Resource may be: the table, or its ByOwner index (the conversation list).
+_RESOURCES = {
+    json.dumps({"Fn::GetAtt": ["ChatTable", "Arn"]}): "table",
+    json.dumps({"Fn::Sub": "${ChatTable.Arn}/index/ByOwner"}): "ByOwner",
+}
 
 
 # Key prefixes: S# sessions, RL# rate-limit windows, TB# per-client and GB# global token budgets,
@@ -493,6 +526,7 @@ def _grants(actions: set[str], leading_keys: set[str]) -> set[tuple[str, str]]:
             # request window and token counters, and the global one.
             "HistoryFunction",
             _grants({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}, {"S#*"})
+            | _grants({"dynamodb:Query"}, {"S#*"}, on="ByOwner")
             | _grants({"dynamodb:GetItem"}, {"RL#*", "TB#*", "GB#*"}),
             [{"Ref": "SessionSigningSecret"}],
         ),
@@ -513,12 +547,14 @@ def test_function_policies_are_least_privilege(
         actions = set(_as_list(statement["Action"]))
         assert not any("*" in action for action in actions), actions
         assert "dynamodb:Scan" not in actions
-        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["ChatTable", "Arn"]}]
+        resources = _as_list(statement["Resource"])
+        assert len(resources) == 1 and json.dumps(resources[0]) in _RESOURCES, resources
+        on = _RESOURCES[json.dumps(resources[0])]
         # ForAllValues: every key the request touches must match; no other condition operator
         # (ForAnyValue would let one matching key carry others along).
         assert set(statement["Condition"]) == {"ForAllValues:StringLike"}
         condition = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-        granted |= _grants(actions, set(_as_list(condition)))
+        granted |= _grants(actions, set(_as_list(condition)), on)
     # Exactly what the function's code uses: nothing it never calls (no Scan, no GetItem where the
     # code only queries), on no key prefix it never touches.
     assert granted == dynamodb_grants, (

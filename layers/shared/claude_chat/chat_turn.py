@@ -36,12 +36,13 @@ from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, InternalError, NotConfigured, RateLimited, UpstreamTimeout
-from claude_chat.models import Usage
+from claude_chat.models import ChatRequest, ConversationTurnRequest, Usage
 from claude_chat.observability import record_turn, record_upstream_error
 from claude_chat.rate_limiter import RateLimitDecision
 from claude_chat.request_body import parse_chat_request
 from claude_chat.sessions import TurnSession
 from claude_chat.settings import get_settings
+from claude_chat.titles import claude_title, title_from
 from claude_chat.token_budget import Reservation
 
 logger = Logger(child=True)
@@ -63,7 +64,8 @@ class TurnRequest:
 @dataclass(frozen=True, slots=True)
 class TurnOutcome:
     reply: ClaudeReply
-    turns: int | None = None  # the session's saved turns after this one; None for a stateless turn
+    turns: int | None = None  # the conversation's saved turns after this one; None for a stateless turn
+    title: str | None = None  # the conversation's title, when the turn has one
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Turn:
     headers: dict[str, str]
     session: TurnSession | None
     message: str
+    caller: Caller
     _claude: ClaudeClient
     _upstream: ClaudeStream
     _reservation: Reservation
@@ -165,13 +168,23 @@ class Turn:
         return failure
 
     def _unsaved(self, reply: ClaudeReply) -> TurnOutcome:
-        return TurnOutcome(reply, self.session.slot.turns_before if self.session is not None else None)
+        if self.session is None:
+            return TurnOutcome(reply)
+        return TurnOutcome(reply, self.session.slot.turns_before, self.session.slot.title)
 
     def _save(self, reply: ClaudeReply) -> TurnOutcome:
         if self.session is None:
             return TurnOutcome(reply)
-        turns = services.sessions().store.save_turn(self.session.slot, SavedTurn(self.message, reply.text))
-        return TurnOutcome(reply, turns)
+        slot, store = self.session.slot, services.sessions().store
+        # The first exchange names the conversation (or a turn that replaces it renames it).
+        first = slot.turns_before == (1 if slot.replaces is not None else 0)
+        title = title_from(self.message, reply.text) if first else None
+        saved = store.save_turn(slot, SavedTurn(self.message, reply.text), title=title)
+        if first and saved.title == title and get_settings().claude_titles and not self.stopped:
+            written = claude_title(self.caller, self.message, reply.text, self._deadline)
+            if written is not None and store.retitle(slot, title or "", written):
+                return TurnOutcome(reply, saved.turns, written)
+        return TurnOutcome(reply, saved.turns, saved.title)
 
     def _watch(self) -> None:
         """Ends the turn at the deadline's cutoff, and on a stop request, without waiting for a delta."""
@@ -204,13 +217,22 @@ def begin_turn(request: TurnRequest) -> Turn:
     caller = request.caller
     decision = services.pool().submit(services.rate_limiter().consume, caller.client_key)
     try:
-        chat = parse_chat_request(request.body, is_base64=request.is_base64)
+        turn_body = None
+        if request.with_history:
+            turn_body = parse_chat_request(
+                request.body, is_base64=request.is_base64, model=ConversationTurnRequest
+            )
+        chat: ChatRequest = turn_body or parse_chat_request(request.body, is_base64=request.is_base64)
         claude = services.claude()
-        session = (
-            services.sessions().open_for_turn(caller.session_token, settings.history_max_turns, caller.user)
-            if request.with_history
-            else None
-        )
+        session = None
+        if turn_body is not None:
+            session = services.sessions().open_for_turn(
+                caller.session_token,
+                settings.history_max_turns,
+                caller.user,
+                turn_body.conversation,
+                replace_last=turn_body.replace_last,
+            )
         history = session.slot.history if session is not None else ()
         claude_request = claude.build_request(history, chat.message, conversation=session is not None)
         # The reservation goes beside the rate limit's answer when that is still on its way:
@@ -244,6 +266,7 @@ def begin_turn(request: TurnRequest) -> Turn:
         headers=headers,
         session=session,
         message=chat.message,
+        caller=caller,
         _claude=claude,
         _upstream=upstream,
         _reservation=reservation,

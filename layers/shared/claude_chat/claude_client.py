@@ -92,6 +92,24 @@ class ClaudeClient:
             ]
         return request
 
+    def title_request(self, prompt: str, max_tokens: int) -> dict[str, Any]:
+        """A one-off request (a conversation's title): no system prompt, nothing cached."""
+        return {
+            "model": self._settings.claude_model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+
+    def complete(self, request: dict[str, Any], deadline: Deadline) -> ClaudeReply:
+        """A whole reply, read to its end (with the same retries and deadline as a turn)."""
+        stream = self.open_stream(request, deadline)
+        try:
+            for _ in stream.text():
+                pass
+            return stream.final()
+        finally:
+            stream.close()
+
     def most_tokens(self, request: dict[str, Any]) -> int:
         """The most a request can cost: an upper bound of its input, plus `max_tokens` of output.
 

@@ -1,31 +1,49 @@
-"""Session histories in DynamoDB, one item per turn.
+"""Conversations in DynamoDB: many per caller, one item per turn.
 
-Layout (table keys `pk`, `sk`; TTL attribute `expires_at`):
+Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwner on `owner`, `updated_at`):
 
-    pk = S#<session id>   sk = ~META                      gen, next, turns, expires_at (sliding)
-    pk = S#<session id>   sk = T#<gen:010>#<slot:010>     user, assistant, expires_at (absolute)
+    pk = S#<owner>          sk = ~META   the caller's default conversation (the seed routes') and session
+    pk = S#<owner>#<id>     sk = ~META   any other conversation of the caller
+        META: gen, next, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
+              auto_title, and title when renamed
+    pk = <conversation pk>  sk = T#<gen:010>#<slot:010>   user, assistant, expires_at (absolute)
+
+`<owner>` is the caller: an anonymous session's id, or a signed-in user's
+(claude_chat.sessions). A conversation's id is part of its partition key
+after the owner's, so an id names a conversation of the caller who sends it
+and no one else's: another caller's id is, to you, one that never existed.
 
 Why this shape:
 - `~META` sorts after every turn key and the numbers are zero-padded, so one
   descending Query reads META and the newest turns together.
+- Listing a caller's conversations is one Query of the sparse index ByOwner
+  (partition `owner`, sort `updated_at`), newest first. Only META items with
+  a saved turn carry both attributes, so a conversation appears once its first
+  turn is saved and disappears when it is deleted; the index projects only
+  `cid`, `turns` and the titles, so reads that slide `expires_at` never write it.
 - A turn takes its slot when it starts (`take_slot`: one atomic ADD on META's
   `next`), so concurrent turns never compete for a place and never retry
   against each other, and the history reads in the order the turns were sent,
   whichever finished first. A turn that fails leaves its slot empty: slot
   numbers may have gaps, and `turns` counts the saved ones.
-- Saving is two single-item writes sent together (one round trip): the turn
-  item, whose key no other turn holds, and META's `turns` count, conditional
-  on the generation the slot was taken in. Neither can conflict with another
-  turn's writes. No item ever grows, so talking longer never nears the 400 KB
-  item limit.
-- A reset bumps `gen` (creating META if the session has none yet), so every
-  query of the new generation stops seeing the old turns at once, and every
-  turn still in flight, a session's very first included, fails its save
-  condition and deletes what it wrote. The reset deletes the old generation's
-  items before it answers.
+- Saving is single-item writes sent together (one round trip, then META): the
+  turn item, whose key no other turn holds (and, for a regenerated or edited
+  turn, the deletion of the turn it replaces), then META's `turns`, title and
+  `updated_at`, conditional on the generation the slot was taken in. No write
+  conflicts with another turn's, and no item ever grows, so talking longer
+  never nears the 400 KB item limit. `updated_at` never goes backwards, and
+  the automatic title is only written where none is, so a rename racing a
+  turn is kept.
+- A reset or a delete bumps `gen` and unlists the conversation, so every query
+  of the new generation stops seeing the old turns at once, and every turn
+  still in flight, a conversation's very first included, fails its save
+  condition and deletes what it wrote. The old generation's items are deleted
+  before the call answers.
 - Turn items expire at the session's absolute deadline (issue time + max age),
   which is never before the sliding expiry of META, so an active session never
-  loses old turns to TTL; META's own `expires_at` is the sliding idle timeout.
+  loses old turns to TTL. The default conversation's META carries the
+  session's sliding idle expiry, which a turn in any of its conversations
+  slides (`slide_session`); other conversations' METAs expire with the turns.
 """
 
 from __future__ import annotations
@@ -45,6 +63,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _META = "~META"  # sorts after every "T#..." key: see the module docstring
+BY_OWNER_INDEX = "ByOwner"
+DEFAULT_CONVERSATION = "default"  # the conversation the seed routes address: the session's own partition
 _BATCH_DELETE_SIZE = 25
 _TTL_GRACE_SECONDS = 24 * 3600
 
@@ -57,7 +77,11 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """What META says of a session; `stored` is False for a session with no META yet."""
+    """What META says of a conversation; `stored` is False for one with no META yet.
+
+    `session_id` is the conversation's partition (see `partition_id`); `updated_at`
+    (milliseconds) is set once a turn is saved, and only then is the conversation listed.
+    """
 
     session_id: str
     issued_at: int
@@ -65,6 +89,31 @@ class SessionRecord:
     turns: int = 0
     expires_at: int | None = None
     stored: bool = False
+    conversation: str = DEFAULT_CONVERSATION
+    title: str | None = None
+    updated_at: int | None = None
+
+    @property
+    def listed(self) -> bool:
+        return self.updated_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    """A conversation as the list shows it; `updated_at` in milliseconds since the epoch."""
+
+    id: str
+    title: str
+    turns: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a saved turn left: the conversation's saved turns and its title."""
+
+    turns: int
+    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +130,10 @@ class Slot:
     turns_before: int
     history: tuple[Turn, ...] = ()
     lasting: bool = False  # a signed-in user's conversation: no idle expiry (see take_slot)
+    owner: str = ""  # the caller the conversation belongs to (its partition's first part)
+    conversation: str = DEFAULT_CONVERSATION
+    replaces: int | None = None  # the slot of the turn this one replaces (regenerate, edit)
+    title: str | None = None  # the conversation's title when the slot was taken (None: not listed yet)
 
 
 class ConversationStore:
@@ -108,8 +161,9 @@ class ConversationStore:
             Limit=1,
             ConsistentRead=True,
         )["Items"]
+        conversation = conversation_of(session_id)
         if not items or items[0]["sk"]["S"] != _META:
-            return SessionRecord(session_id, issued_at)
+            return SessionRecord(session_id, issued_at, conversation=conversation)
         meta = items[0]
         return SessionRecord(
             session_id,
@@ -118,6 +172,9 @@ class ConversationStore:
             turns=int(meta.get("turns", {"N": "0"})["N"]),
             expires_at=int(meta["expires_at"]["N"]),
             stored=True,
+            conversation=conversation,
+            title=_title(meta) if "updated_at" in meta else None,
+            updated_at=int(meta["updated_at"]["N"]) if "updated_at" in meta else None,
         )
 
     def is_alive(self, record: SessionRecord, now: float) -> bool:
@@ -134,24 +191,32 @@ class ConversationStore:
         now: float | None = None,
         *,
         lasting: bool = False,
+        replace_last: bool = False,
     ) -> Slot | None:
-        """The next slot of a live session, with the history to send: one round trip.
+        """The next slot of a live conversation, with the history to send: one round trip.
 
         The slot (an atomic ADD on META, which also slides the idle expiry) and the
         Query of the newest turns run side by side. None when the session has expired.
         A `lasting` session (a signed-in user's, named by the user, not a token) never
-        expires while used: its idle expiry slides by the maximum age instead.
+        expires while used: its idle expiry slides by the maximum age instead. Only
+        the default conversation's META holds an anonymous session's idle expiry;
+        a turn in another conversation slides it with `slide_session`.
+
+        With `replace_last`, the turn replaces the newest saved turn (regenerate, or
+        edit and resend): that turn is left out of the history sent, and `save_turn`
+        deletes it.
         """
         now = time.time() if now is None else now
-        newest = self._pool.submit(self._newest_items, session_id, max_history_turns)
+        idle = not lasting and conversation_of(session_id) == DEFAULT_CONVERSATION
+        newest = self._pool.submit(self._newest_items, session_id, max_history_turns + int(replace_last))
         values = {
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
             ":fresh": {"N": str(_fresh_generation(now))},
-            ":exp": {"N": str(self._sliding_deadline(issued_at, now, lasting=lasting))},
+            ":exp": {"N": str(self._meta_deadline(session_id, issued_at, now, lasting=lasting))},
         }
         request: dict[str, Any] = {}
-        if not lasting:
+        if idle:
             request["ConditionExpression"] = "expires_at > :now"
             if now < issued_at + self._ttl:  # a fresh session's first turn
                 request["ConditionExpression"] = "attribute_not_exists(pk) OR expires_at > :now"
@@ -181,17 +246,63 @@ class ConversationStore:
             for item in newest.result()
             if item["sk"]["S"].startswith(prefix) and _slot_number(item["sk"]["S"]) < number
         ]
-        keep = turns_to_send(turns, max_history_turns)
+        replaces = None
+        if replace_last and earlier and turns > 0:
+            replaces, earlier = _slot_number(earlier[0]["sk"]["S"]), earlier[1:]
+        keep = turns_to_send(turns - (replaces is not None), max_history_turns)
         history = tuple(_turn(item) for item in reversed(earlier[:keep]))
-        return Slot(session_id, issued_at, generation, number, turns, history, lasting)
+        return Slot(
+            session_id,
+            issued_at,
+            generation,
+            number,
+            turns,
+            history,
+            lasting,
+            owner=owner_of(session_id),
+            conversation=conversation_of(session_id),
+            replaces=replaces,
+            title=_title(meta) if "updated_at" in meta else None,
+        )
 
-    def save_turn(self, slot: Slot, turn: Turn, now: float | None = None) -> int:
-        """Saves a finished turn in its slot; returns the session's count of saved turns.
+    def slide_session(self, owner: str, issued_at: int, now: float | None = None) -> bool:
+        """Slides an anonymous session's idle expiry (its default conversation's META) for a turn
+        in another of its conversations; False when the session has expired."""
+        now = time.time() if now is None else now
+        condition = "expires_at > :now"
+        if now < issued_at + self._ttl:
+            condition = "attribute_not_exists(pk) OR expires_at > :now"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(owner), _META),
+                UpdateExpression="SET gen = if_not_exists(gen, :fresh), turns = if_not_exists(turns, :zero), "
+                "expires_at = :exp",
+                ConditionExpression=condition,
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":fresh": {"N": str(_fresh_generation(now))},
+                    ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
+                    ":now": {"N": str(int(now))},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
-        The item and the count are written side by side. If a reset won meanwhile,
-        the count's condition fails and the item is deleted again: the user asked to
-        forget this conversation, so the turn must not reappear (the count returned
-        is then the new conversation's).
+    def save_turn(
+        self, slot: Slot, turn: Turn, now: float | None = None, *, title: str | None = None
+    ) -> Saved:
+        """Saves a finished turn in its slot; returns the conversation's saved turns and title.
+
+        The item (and the deletion of the turn it replaces) and then META's count,
+        title and update time. If a reset or delete won meanwhile, META's condition
+        fails and the item is deleted again: the user asked to forget this
+        conversation, so the turn must not reappear (the count returned is then
+        the new conversation's). `title` is the conversation's automatic title,
+        written when it has none yet, or when this turn replaces its first.
         """
         now = time.time() if now is None else now
         pk = _pk(slot.session_id)
@@ -209,27 +320,18 @@ class ConversationStore:
             Item=item,
             ConditionExpression="attribute_not_exists(sk)",
         )
+        replaced = False
+        if slot.replaces is not None:
+            replaced = self._delete_turn(_key(pk, _turn_sk(slot.generation, slot.replaces)))
         try:
-            counted = self._db.update_item(
-                TableName=self._table,
-                Key=_key(pk, _META),
-                UpdateExpression="ADD turns :one SET expires_at = :exp",
-                ConditionExpression="gen = :gen",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":gen": {"N": str(slot.generation)},
-                    ":exp": {"N": str(self._sliding_deadline(slot.issued_at, now, lasting=slot.lasting))},
-                },
-                ReturnValues="UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )["Attributes"]
+            meta = self._count_turn(slot, now, added=0 if replaced else 1, title=title)
         except ClientError as error:
             _wait_quietly(put)
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             self._db.delete_item(TableName=self._table, Key=key)  # a reset won: forget this turn too
             current: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
-            return int(current.get("turns", {"N": "0"})["N"])
+            return Saved(int(current.get("turns", {"N": "0"})["N"]))
         try:
             put.result()
         except Exception:
@@ -238,10 +340,71 @@ class ConversationStore:
                 TableName=self._table,
                 Key=_key(pk, _META),
                 UpdateExpression="ADD turns :minus",
-                ExpressionAttributeValues={":minus": {"N": "-1"}},
+                ExpressionAttributeValues={":minus": {"N": str(-1 if not replaced else 0)}},
             )
             raise
-        return int(counted["turns"]["N"])
+        return Saved(int(meta["turns"]["N"]), _title(meta))
+
+    def _delete_turn(self, key: dict[str, Any]) -> bool:
+        """Deletes a turn item; False when it was already gone (another turn replaced it first)."""
+        try:
+            self._db.delete_item(TableName=self._table, Key=key, ConditionExpression="attribute_exists(sk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def _count_turn(self, slot: Slot, now: float, *, added: int, title: str | None) -> dict[str, Any]:
+        """META's update for a saved turn: count, listing attributes, title, update time.
+
+        `updated_at` never goes backwards: when a later turn already wrote a later time,
+        the update is made again without it (the turn still counts).
+        """
+        millis = int(now * 1000)
+        title_update = (
+            "auto_title = :title"
+            if slot.replaces is not None and slot.turns_before == 1
+            else ("auto_title = if_not_exists(auto_title, :title)")
+        )
+        values = {
+            ":added": {"N": str(added)},
+            ":gen": {"N": str(slot.generation)},
+            ":exp": {
+                "N": str(self._meta_deadline(slot.session_id, slot.issued_at, now, lasting=slot.lasting))
+            },
+            ":owner": {"S": _pk(slot.owner)},
+            ":cid": {"S": slot.conversation},
+            ":title": {"S": title or _UNTITLED},
+            ":now": {"N": str(millis)},
+        }
+        update = f"ADD turns :added SET expires_at = :exp, #owner = :owner, cid = :cid, {title_update}"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _key(_pk(slot.session_id), _META),
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            return dict(
+                self._db.update_item(
+                    **request,
+                    UpdateExpression=f"{update}, updated_at = :now",
+                    ConditionExpression=_SAVE_CONDITION,
+                )["Attributes"]
+            )
+        except ClientError as error:
+            current: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
+            if current.get("gen", {}).get("N") != str(slot.generation):
+                raise
+        del values[":now"]
+        return dict(
+            self._db.update_item(**request, UpdateExpression=update, ConditionExpression="gen = :gen")[
+                "Attributes"
+            ]
+        )
 
     def all_turns(self, record: SessionRecord) -> list[Turn]:
         if not record.stored:
@@ -267,30 +430,127 @@ class ConversationStore:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def reset(self, record: SessionRecord, now: float | None = None, *, lasting: bool = False) -> None:
-        """Forgets the history: one write hides it and dooms every turn in flight, then its items go.
+    def reset(
+        self,
+        record: SessionRecord,
+        now: float | None = None,
+        *,
+        lasting: bool = False,
+        must_exist: bool = False,
+    ) -> bool:
+        """Forgets a conversation: one write hides it, unlists it and dooms every turn in flight,
+        then its items go. False (and nothing written) when `must_exist` and it has no META.
 
-        It bumps the generation even for a session with no META yet (its first turn
-        may be in flight), and deletes the old generation's items before answering.
+        It bumps the generation even for a conversation with no saved turn yet (its first
+        turn may be in flight), and deletes the old generation's items before answering.
         """
         now = time.time() if now is None else now
-        old = self._db.update_item(
-            TableName=self._table,
-            Key=_key(_pk(record.session_id), _META),
-            UpdateExpression="SET gen = if_not_exists(gen, :before_first) + :one, "
-            "turns = :zero, expires_at = :exp",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":zero": {"N": "0"},
-                ":before_first": {"N": str(_fresh_generation(now) - 1)},
-                ":exp": {"N": str(self._sliding_deadline(record.issued_at, now, lasting=lasting))},
-            },
-            ReturnValues="UPDATED_OLD",
-        ).get("Attributes", {})
+        request: dict[str, Any] = {}
+        if must_exist:
+            request["ConditionExpression"] = "attribute_exists(pk)"
+        try:
+            old = self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(record.session_id), _META),
+                UpdateExpression="SET gen = if_not_exists(gen, :before_first) + :one, "
+                "turns = :zero, expires_at = :exp REMOVE #owner, updated_at, cid, title, auto_title",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":before_first": {"N": str(_fresh_generation(now) - 1)},
+                    ":exp": {
+                        "N": str(
+                            self._meta_deadline(record.session_id, record.issued_at, now, lasting=lasting)
+                        )
+                    },
+                },
+                ReturnValues="UPDATED_OLD",
+                **request,
+            ).get("Attributes", {})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
         if "gen" not in old:
-            return
+            return True
         stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
         self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
+        return True
+
+    def retitle(self, slot: Slot, expected: str, title: str) -> bool:
+        """Replaces the automatic title the slot's turn wrote (`expected`) with a better one, unless
+        the conversation was reset, deleted or retitled since."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(slot.session_id), _META),
+                UpdateExpression="SET auto_title = :title",
+                ConditionExpression="gen = :gen AND auto_title = :expected",
+                ExpressionAttributeValues={
+                    ":title": {"S": title},
+                    ":expected": {"S": expected},
+                    ":gen": {"N": str(slot.generation)},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def rename(self, record: SessionRecord, title: str) -> ConversationSummary | None:
+        """Gives a listed conversation the caller's title (kept over the automatic one); None if unlisted."""
+        try:
+            meta = self._db.update_item(
+                TableName=self._table,
+                Key=_key(_pk(record.session_id), _META),
+                UpdateExpression="SET title = :title",
+                ConditionExpression="attribute_exists(updated_at)",
+                ExpressionAttributeValues={":title": {"S": title}},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return None
+        return _summary(meta)
+
+    def conversations(
+        self, owner: str, limit: int, after: tuple[int, str] | None = None
+    ) -> tuple[list[ConversationSummary], tuple[int, str] | None]:
+        """A page of the caller's conversations, most recently updated first: one Query of ByOwner.
+
+        `after` is the (updated_at, id) of the last one of the previous page; the second value
+        returned is that of this page's last, or None when no more exist. The index is read
+        eventually consistently (a turn saved this instant may list a moment later).
+        """
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": BY_OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": _pk(owner)}},
+            "ScanIndexForward": False,
+        }
+        if after is not None:
+            updated_at, conversation = after
+            request["ExclusiveStartKey"] = {
+                **_key(_pk(partition_id(owner, conversation)), _META),
+                "owner": {"S": _pk(owner)},
+                "updated_at": {"N": str(updated_at)},
+            }
+        found: list[ConversationSummary] = []
+        while True:
+            page = self._db.query(**request, Limit=limit + 1 - len(found))
+            for item in page["Items"]:
+                if len(found) == limit:
+                    last = found[-1]
+                    return found, (last.updated_at, last.id)
+                found.append(_summary(item))
+            if "LastEvaluatedKey" not in page:
+                return found, None
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _newest_items(self, session_id: str, limit: int) -> list[dict[str, Any]]:
         """The newest turn items of any generation, newest first (META left out)."""
@@ -317,6 +577,14 @@ class ConversationStore:
             ReturnValues="UPDATED_NEW",
         )["Attributes"]
         return int(attributes["next"]["N"])
+
+    def _meta_deadline(self, session_id: str, issued_at: int, now: float, *, lasting: bool) -> int:
+        """META's expiry: the session's sliding one for the default conversation (or a signed-in
+        user's), else the session's absolute deadline, as its turns have (the session's idle
+        expiry, kept on the default conversation's META, decides when the caller can reach it)."""
+        if lasting or conversation_of(session_id) == DEFAULT_CONVERSATION:
+            return self._sliding_deadline(issued_at, now, lasting=lasting)
+        return self._absolute_deadline(issued_at)
 
     def _sliding_deadline(self, issued_at: int, now: float, *, lasting: bool = False) -> int:
         if lasting:
@@ -427,6 +695,44 @@ def _slot_number(sk: str) -> int:
 
 def _pk(session_id: str) -> str:
     return f"S#{session_id}"
+
+
+def partition_id(owner: str, conversation: str) -> str:
+    """The partition of a caller's conversation: the owner's own for the default one, else owner#id.
+
+    Neither an owner (a token_urlsafe id, or "u:" and hex) nor a conversation id holds "#".
+    """
+    return owner if conversation == DEFAULT_CONVERSATION else f"{owner}#{conversation}"
+
+
+def owner_of(session_id: str) -> str:
+    return session_id.partition("#")[0]
+
+
+def conversation_of(session_id: str) -> str:
+    return session_id.partition("#")[2] or DEFAULT_CONVERSATION
+
+
+_UNTITLED = "New chat"
+# A save lands in its own generation, and never moves `updated_at` back (see _count_turn).
+_SAVE_CONDITION = "gen = :gen AND (attribute_not_exists(updated_at) OR updated_at <= :now)"
+
+
+def _title(meta: dict[str, Any]) -> str:
+    """The caller's title if they gave one, else the automatic one."""
+    for name in ("title", "auto_title"):
+        if name in meta:
+            return str(meta[name]["S"])
+    return _UNTITLED
+
+
+def _summary(meta: dict[str, Any]) -> ConversationSummary:
+    return ConversationSummary(
+        id=meta.get("cid", {}).get("S") or conversation_of(meta["pk"]["S"].removeprefix("S#")),
+        title=_title(meta),
+        turns=int(meta.get("turns", {"N": "0"})["N"]),
+        updated_at=int(meta["updated_at"]["N"]),
+    )
 
 
 def _turn_prefix(generation: int) -> str:

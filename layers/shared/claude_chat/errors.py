@@ -49,6 +49,17 @@ class NotFound(ApiError):
     status, code, message = 404, "not_found", "No such route."
 
 
+class ConversationNotFound(NotFound):
+    """Also what another caller's conversation answers: nothing tells the two apart."""
+
+    message = "No such conversation."
+
+
+class ExportTooLarge(ApiError):
+    status, code = 413, "export_too_large"
+    message = "This conversation is too long to export in one file; read it a page at a time instead."
+
+
 class MethodNotAllowed(ApiError):
     status, code = 405, "method_not_allowed"
 

@@ -13,6 +13,7 @@ rejected by browsers.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,8 +28,15 @@ from pydantic import BaseModel
 
 from claude_chat.caller import SESSION_COOKIE, SESSION_HEADER, Caller, caller_of
 from claude_chat.deadline import Deadline
-from claude_chat.errors import ApiError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
-from claude_chat.models import ChatRequest, ErrorReply
+from claude_chat.errors import (
+    ApiError,
+    ConversationNotFound,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+)
+from claude_chat.models import ErrorReply
 from claude_chat.request_body import request_error
 from claude_chat.settings import get_settings
 
@@ -78,10 +86,11 @@ def openapi_responses(
 class FunctionUrlApi(LambdaFunctionUrlResolver):
     """A Powertools resolver that speaks the contract's errors and knows its own routes."""
 
-    def __init__(self, turn_routes: Sequence[str] = ()) -> None:
+    def __init__(self, bodies: Mapping[str, type[BaseModel]] | None = None) -> None:
+        """`bodies`: the model of each route that reads its own body ("POST /api/chat": ChatRequest)."""
         super().__init__(enable_validation=True)
         self.route_methods: dict[str, set[str]] = {}
-        self._turn_routes = tuple(turn_routes)
+        self._bodies = dict(bodies or {})
         self.exception_handler(ApiError)(self._api_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._no_route)
@@ -100,14 +109,14 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for path, operations in document.get("paths", {}).items():
             for method, operation in operations.items():
-                if path in self._turn_routes and method == "post":
-                    # The turn reads its own body (see the module docstring); describe it all the same.
-                    schemas["ChatRequest"] = ChatRequest.model_json_schema()
+                body_model = self._bodies.get(f"{method.upper()} {path}")
+                if body_model is not None:
+                    # The route reads its own body (see the module docstring); describe it all the same.
+                    name = body_model.__name__
+                    schemas[name] = body_model.model_json_schema()
                     operation["requestBody"] = {
                         "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
-                        },
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
                     }
                 if "requestBody" not in operation and "parameters" not in operation:
                     operation.get("responses", {}).pop("422", None)
@@ -165,7 +174,13 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         return self._api_error(_contract_error(error.errors()))
 
     def _no_route(self, _: NotFoundError) -> Response[Any]:
-        allowed = sorted(self.route_methods.get(self.current_event.path, set()))
+        path, method = self.current_event.path, self.current_event.http_method.upper()
+        matching = [methods for rule, methods in self.route_methods.items() if rule_matches(rule, path)]
+        if any(method in methods for methods in matching):
+            # The route exists for this method, but a path parameter is not one its pattern allows:
+            # no such resource (a conversation id that cannot exist is one that does not).
+            return self._api_error(ConversationNotFound())
+        allowed = sorted({m for methods in matching for m in methods})
         return self._api_error(MethodNotAllowed(allowed) if allowed else NotFound())
 
     def _defect(self, error: Exception) -> Response[Any]:
@@ -183,6 +198,12 @@ def session_cookie(token: str) -> Cookie:
         same_site=SameSite.LAX_MODE,
         max_age=get_settings().session_ttl_seconds,
     )
+
+
+def rule_matches(rule: str, path: str) -> bool:
+    """Whether a route rule (`/api/conversations/<conversation_id>`) matches a request path."""
+    pattern = re.sub(r"<[^/>]+>", "[^/]+", re.escape(rule))  # re.escape leaves < and > alone
+    return re.fullmatch(pattern, path) is not None
 
 
 def session_response(body: Any, token: str, headers: Mapping[str, str] | None = None) -> Response[Any]:

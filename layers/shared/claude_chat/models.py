@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from claude_chat.settings import get_settings
@@ -18,12 +18,13 @@ LONE_SURROGATE = "lone_surrogate"  # the pydantic error type of a message that i
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _no_lone_surrogate(value: Any) -> Any:
+def _no_lone_surrogate(value: Any, info: ValidationInfo) -> Any:
     """JSON can escape half of a UTF-16 pair ("\\ud800"): that is not text, and Claude could not read it."""
     if isinstance(value, str) and _SURROGATE.search(value):
         raise PydanticCustomError(
             LONE_SURROGATE,
-            "`message` holds a lone surrogate (a \\ud800-\\udfff escape without its pair): not valid text.",
+            "`{field}` holds a lone surrogate (a \\ud800-\\udfff escape without its pair): not valid text.",
+            {"field": info.field_name or "message"},
         )
     return value
 
@@ -45,6 +46,49 @@ class ChatRequest(BaseModel):
     message: MessageText = Field(description="The user's message.")
 
 
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)]
+TITLE_MAX_CHARS = 120
+
+
+class ConversationTurnRequest(ChatRequest):
+    """A turn of one of the caller's conversations (the routes with history)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"message": "Hello, Claude!", "conversation": "Zq3n0kX9aW1bC2dE3fG4hA"}]
+        },
+    )
+
+    conversation: ConversationId = Field(
+        default="default",
+        description="Which of the caller's conversations (1 to 64 of A-Z a-z 0-9 _ -, chosen by the client; "
+        "a new id starts a new conversation). `default` is the one the seed routes address.",
+    )
+    replace_last: bool = Field(
+        default=False,
+        description="Regenerate or edit and resend: this turn replaces the conversation's last saved turn, "
+        "which Claude does not see and which is deleted when this one is saved.",
+    )
+
+
+# One line of text with a visible character: no C0/C1 control characters (tabs and newlines included).
+TITLE_PATTERN = (
+    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+)
+
+
+class RenameRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Trip to Lisbon"}]})
+
+    title: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=TITLE_MAX_CHARS, pattern=TITLE_PATTERN),
+        BeforeValidator(_no_lone_surrogate),
+    ] = Field(description=f"The new title: one line, 1 to {TITLE_MAX_CHARS} characters, not only spaces.")
+
+
 class Usage(BaseModel):
     """Token counts of the Claude call, cache reads and writes included."""
 
@@ -64,6 +108,11 @@ class SessionChatReply(ChatReply):
     session: str = Field(description="The session token; send it back in the X-Session-Id header.")
 
 
+class ConversationChatReply(SessionChatReply):
+    conversation: str = Field(description="The conversation this turn belongs to.")
+    title: str = Field(description="The conversation's title (plain text, never markup).")
+
+
 class HistoryMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
@@ -76,6 +125,33 @@ class HistoryReply(BaseModel):
     before: str | None = Field(
         description="Cursor of the older turns: send it as `?before=` for the page before; null at the start",
     )
+
+
+class ConversationSummary(BaseModel):
+    id: str
+    title: str = Field(description="Plain text, never markup.")
+    turns: int
+    updated_at: str = Field(description="When a turn was last saved: ISO 8601, UTC, milliseconds.")
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationSummary] = Field(description="Newest first.")
+    next: str | None = Field(description="Cursor of the next page: send it as `?before=`; null at the end.")
+
+
+class ConversationReply(ConversationSummary):
+    messages: list[HistoryMessage] = Field(description="A page of the conversation, oldest first.")
+    before: str | None = Field(
+        description="Cursor of the older turns: send it as `?before=` for the page before; null at the start",
+    )
+
+
+class ExportedConversation(BaseModel):
+    id: str
+    title: str
+    updated_at: str
+    exported_at: str
+    messages: list[HistoryMessage]
 
 
 class ResetReply(BaseModel):

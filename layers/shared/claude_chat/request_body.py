@@ -23,15 +23,16 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from claude_chat.errors import ApiError, InvalidJson, InvalidRequest, MessageTooLong
-from claude_chat.models import LONE_SURROGATE, ChatRequest
+from claude_chat.models import LONE_SURROGATE, TITLE_MAX_CHARS, ChatRequest
 from claude_chat.settings import get_settings
 
 _BOM = "\ufeff"
+RequestT = TypeVar("RequestT", bound=BaseModel)
 NOT_AN_OBJECT = 'The body must be a JSON object: {"message": "..."}.'
 
 
@@ -43,13 +44,22 @@ class JsonBody:
     data: dict[str, Any]
 
 
-def parse_chat_request(body: str | bytes | None, *, is_base64: bool = False) -> ChatRequest:
-    """The body of a chat turn, or the contract's ApiError (InvalidJson, InvalidRequest, MessageTooLong)."""
+def parse_chat_request(
+    body: str | bytes | None,
+    *,
+    is_base64: bool = False,
+    model: type[RequestT] = ChatRequest,  # type: ignore[assignment]
+) -> RequestT:
+    """The body of a chat turn, or the contract's ApiError (InvalidJson, InvalidRequest, MessageTooLong).
+
+    `model` is ChatRequest for a stateless turn, ConversationTurnRequest for one with history.
+    """
     data = read_json_body(body, is_base64=is_base64).data
     try:
-        return ChatRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
-        raise request_error([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from error
+        located = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+        raise request_error(located) from error
 
 
 def read_json_body(body: str | bytes | None, *, is_base64: bool = False) -> JsonBody:
@@ -76,7 +86,7 @@ def request_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:  # noqa: PLR
         if kind == "string_too_long" and field == "message":
             return MessageTooLong(get_settings().max_message_chars)
         if kind == "extra_forbidden":
-            return InvalidRequest(f"Unknown field `{field}`: the body takes only `message`.")
+            return InvalidRequest(f"Unknown field `{field}`: see the route's body in /api/openapi.json.")
         if field == "message":
             if kind == "missing":
                 return InvalidRequest("`message` is required.")
@@ -85,7 +95,27 @@ def request_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:  # noqa: PLR
             if kind == LONE_SURROGATE:
                 return InvalidRequest(str(error.get("msg")))
             return InvalidRequest("`message` must not be empty.")
+        if field == "title":
+            return _title_error(str(kind), str(error.get("msg")))
+        if field == "conversation":
+            return InvalidRequest("`conversation` must be 1 to 64 of the characters A-Z a-z 0-9 _ -.")
+        if field == "replace_last":
+            return InvalidRequest("`replace_last` must be true or false.")
+        if field is not None:
+            return InvalidRequest(f"`{field}`: {error.get('msg', 'not valid')}.")
     return InvalidRequest(NOT_AN_OBJECT)
+
+
+def _title_error(kind: str, message: str) -> ApiError:
+    if kind == LONE_SURROGATE:
+        return InvalidRequest(message)
+    if kind == "missing":
+        return InvalidRequest("`title` is required.")
+    if kind == "string_type":
+        return InvalidRequest("`title` must be a string.")
+    if kind == "string_too_long":
+        return InvalidRequest(f"`title` must be at most {TITLE_MAX_CHARS} characters.")
+    return InvalidRequest("`title` must be one line of text, not only spaces, without control characters.")
 
 
 def _text(body: str | bytes | None, is_base64: bool) -> str:

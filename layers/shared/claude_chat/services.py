@@ -109,7 +109,7 @@ def sessions() -> Sessions:
         settings.session_max_age_seconds,
         pool(),
     )
-    return Sessions(tokens, store)
+    return Sessions(tokens, store, pool())
 
 
 _claude_lock = threading.Lock()

@@ -4,7 +4,11 @@ A missing, malformed, forged or expired token opens a fresh session (as
 express-session does with a bad cookie): never an error, and never a way into
 another session's history.
 
-A signed-in user's conversation is named by the user (issuer and subject), not
+A caller owns many conversations (claude_chat.conversation_store): the session
+(an anonymous token's, or a signed-in user's) is the owner, and a conversation
+id names one of its conversations, never another caller's.
+
+A signed-in user's conversations are named by the user (issuer and subject), not
 by a token: it follows them to any device, and no token opens it. The token
 handed back names it all the same (the contract's `session` field), but
 tokens are only read from anonymous callers, and one naming a user's
@@ -15,10 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from claude_chat.conversation_store import ConversationStore, SessionRecord, Slot
+from claude_chat.conversation_store import (
+    DEFAULT_CONVERSATION,
+    ConversationStore,
+    SessionRecord,
+    Slot,
+    partition_id,
+)
 from claude_chat.observability import log_session
 from claude_chat.session_tokens import SessionToken, SessionTokens
 
@@ -36,12 +47,23 @@ def user_session_id(user: User) -> str:
 
 @dataclass(frozen=True, slots=True)
 class OpenSession:
+    """The caller's session, opened on one of its conversations (`record`).
+
+    `session` is the session's own META (its default conversation) when the conversation is
+    another one of an anonymous caller: that META holds the session's idle expiry.
+    """
+
     token: SessionToken
     record: SessionRecord
+    session: SessionRecord | None = None
 
     @property
     def token_string(self) -> str:
         return self.token.token
+
+    @property
+    def owner(self) -> str:
+        return self.token.session_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,40 +79,90 @@ class TurnSession:
 
 
 class Sessions:
-    def __init__(self, tokens: SessionTokens, store: ConversationStore) -> None:
+    def __init__(self, tokens: SessionTokens, store: ConversationStore, pool: Executor) -> None:
         self.tokens = tokens
         self.store = store
+        self._pool = pool
 
-    def open(self, presented: str | None, now: float | None = None, user: User | None = None) -> OpenSession:
-        """The caller's session for reading or resetting it (a fresh one if the token is no good)."""
+    def open(
+        self,
+        presented: str | None,
+        now: float | None = None,
+        user: User | None = None,
+        conversation: str = DEFAULT_CONVERSATION,
+    ) -> OpenSession:
+        """The caller's session on one conversation, for reading, renaming or deleting it (a fresh
+        session if the token is no good). An anonymous session's conversations all live as long
+        as the session: while its default conversation's META (or, before it has one, its token)
+        is younger than the idle timeout."""
         now = time.time() if now is None else now
         token = self._known(presented, user)
         if token is not None:
-            record = self.store.load(token.session_id, token.issued_at)
-            if user is not None or self.store.is_alive(record, now):  # a user's conversation lasts
+            partition = partition_id(token.session_id, conversation)
+            if user is not None:  # a user's conversations last
                 log_session(token.session_id)
-                return OpenSession(token, record)
+                return OpenSession(token, self.store.load(partition, token.issued_at))
+            own = None
+            if partition != token.session_id:
+                own = self._pool.submit(self.store.load, token.session_id, token.issued_at)
+            record = self.store.load(partition, token.issued_at)
+            session = own.result() if own is not None else record
+            if self.store.is_alive(session, now):
+                log_session(token.session_id)
+                return OpenSession(token, record, session if own is not None else None)
         fresh = self.tokens.issue()
         log_session(fresh.session_id)
-        return OpenSession(fresh, SessionRecord(fresh.session_id, fresh.issued_at))
+        partition = partition_id(fresh.session_id, conversation)
+        return OpenSession(fresh, SessionRecord(partition, fresh.issued_at, conversation=conversation))
+
+    def touch(self, session: OpenSession, user: User | None) -> None:
+        """Slides the idle expiry of a session that is read but not written."""
+        self.store.touch(session.session or session.record, lasting=user is not None)
 
     def open_for_turn(
-        self, presented: str | None, max_history_turns: int, user: User | None = None
+        self,
+        presented: str | None,
+        max_history_turns: int,
+        user: User | None = None,
+        conversation: str = DEFAULT_CONVERSATION,
+        *,
+        replace_last: bool = False,
     ) -> TurnSession:
-        """The caller's live session (or a fresh one) with a slot taken for a new turn: one round trip."""
+        """The caller's live session (or a fresh one) with a slot taken for a new turn in one of its
+        conversations: one round trip (a turn in another than the default conversation of an
+        anonymous session slides the session's expiry beside taking its slot)."""
         token = self._known(presented, user)
         if token is not None:
-            lasting = user is not None  # takes its slot unconditionally
-            slot = self.store.take_slot(token.session_id, token.issued_at, max_history_turns, lasting=lasting)
+            slot = self._take_slot(token, conversation, max_history_turns, user is not None, replace_last)
             if slot is not None:
                 log_session(token.session_id)
                 return TurnSession(token, slot)
         fresh = self.tokens.issue()
         log_session(fresh.session_id)
-        slot = self.store.take_slot(fresh.session_id, fresh.issued_at, 0)
+        slot = self._take_slot(fresh, conversation, 0, False, False)
         if slot is None:  # a session id of 256 fresh random bits has no META to expire
             raise RuntimeError("a fresh session could not take its first slot")
         return TurnSession(fresh, slot)
+
+    def _take_slot(
+        self,
+        token: SessionToken,
+        conversation: str,
+        max_history_turns: int,
+        lasting: bool,
+        replace_last: bool,
+    ) -> Slot | None:
+        partition = partition_id(token.session_id, conversation)
+        sliding = None
+        if not lasting and partition != token.session_id:
+            sliding = self._pool.submit(self.store.slide_session, token.session_id, token.issued_at)
+        try:
+            slot = self.store.take_slot(
+                partition, token.issued_at, max_history_turns, lasting=lasting, replace_last=replace_last
+            )
+        finally:
+            alive = sliding.result() if sliding is not None else True
+        return slot if alive else None
 
     def _known(self, presented: str | None, user: User | None) -> SessionToken | None:
         """The session the caller names: a signed-in user's own (no token read), or an anonymous

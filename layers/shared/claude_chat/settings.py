@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     claude_model: str = "claude-haiku-4-5"
     max_tokens: int = Field(default=1024, ge=1)
     system_prompt: str = ""
+    claude_titles: bool = False  # Claude writes conversation titles (claude_chat.titles)
     history_max_messages: int = Field(default=20, ge=1)
     max_message_chars: int = Field(default=16_000, ge=1)
     claude_timeout_seconds: float = Field(default=25.0, gt=0)

@@ -64,6 +64,8 @@ def events(turn: Turn) -> Iterator[bytes]:
     if turn.session is not None:
         final["turns"] = outcome.turns
         final["session"] = turn.session.token_string
+        final["conversation"] = turn.session.slot.conversation
+        final["title"] = outcome.title or ""
     yield event(final)
     yield DONE
 
