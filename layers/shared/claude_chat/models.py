@@ -68,6 +68,7 @@ class ConversationTurnRequest(ChatRequest):
     )
     replace_last: bool = Field(
         default=False,
+        strict=True,  # true or false, not "yes" or 1
         description="Regenerate or edit and resend: this turn replaces the conversation's last saved turn, "
         "which Claude does not see and which is deleted when this one is saved.",
     )
