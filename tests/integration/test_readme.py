@@ -36,7 +36,7 @@ def test_the_readme_curl_examples_work_verbatim(dev_server) -> None:
     result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     outputs = [out.strip() for out in result.stdout.split("<<end>>")[:-1]]
-    stateless, name_turn, history, reset, bad, streamed = [o for o in outputs if o]
+    stateless, name_turn, history, reset, bad, streamed, listed, renamed, exported = [o for o in outputs if o]
     assert json.loads(stateless)["reply"]
     assert json.loads(name_turn)["turns"] == 2
     assert json.loads(history)["messages"][0]["content"] == "My name is Ada."
@@ -47,4 +47,8 @@ def test_the_readme_curl_examples_work_verbatim(dev_server) -> None:
     events = streamed.split("\n\n")
     assert events[0].startswith('data: {"text": "Stand-in ')
     assert events[-1] == "data: [DONE]"
-    assert '"turns": 1' in events[-2]  # the conversation was reset just before
+    assert '"turns": 1' in events[-2] and '"conversation": "story"' in events[-2]
+    # The reset default conversation is no longer listed; the story is.
+    assert [c["id"] for c in json.loads(listed)["conversations"]] == ["story"]
+    assert json.loads(renamed)["title"] == "A story"
+    assert exported.startswith("# A story\n") and "Tell me a story." in exported

@@ -1,4 +1,4 @@
-"""Session histories in DynamoDB (moto): slots taken at start, no lost messages, constant cost, resets."""
+"""Conversations in DynamoDB (moto): slots taken at start, no lost messages, constant cost, resets, the list."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from claude_chat.conversation_store import ConversationStore, Slot, Turn, turns_to_send
+from claude_chat.conversation_store import ConversationStore, Slot, Turn, partition_id, turns_to_send
 
 TTL = 3600
 MAX_AGE = 7 * 24 * 3600
@@ -30,7 +30,8 @@ def slot(store: ConversationStore, session_id: str = "s1", history: int = 10, no
 
 
 def say(store: ConversationStore, text: str, session_id: str = "s1", now: int = NOW) -> int:
-    return store.save_turn(slot(store, session_id, now=now), Turn(text, f"re {text}"), now=now).turns
+    taken = slot(store, session_id, now=now)
+    return store.save_turn(taken, Turn(text, f"re {text}"), now=now, title=text).turns
 
 
 def users(store: ConversationStore, session_id: str = "s1") -> list[str]:
@@ -191,3 +192,70 @@ def test_a_conversation_created_again_after_ttl_never_reuses_old_turn_keys(
     aws.delete_item(TableName=table, Key={"pk": {"S": "S#s1"}, "sk": {"S": "~META"}})  # what TTL does
     assert say(store, "today", now=NOW + 10) == 1
     assert users(store) == ["today"]
+
+
+# --------------------------------------------------------------------------- many conversations
+
+
+def test_the_list_is_newest_first_and_only_of_saved_conversations(store: ConversationStore) -> None:
+    for offset, conversation in enumerate(["a", "b", "c"]):
+        say(store, f"first of {conversation}", partition_id("s1", conversation), now=NOW + offset)
+    store.take_slot(partition_id("s1", "in-flight"), NOW, 10, now=NOW + 5)  # a slot, nothing saved
+    say(store, "again", partition_id("s1", "a"), now=NOW + 9)
+    say(store, "someone else's", partition_id("s2", "z"), now=NOW + 10)
+    found, more = store.conversations("s1", limit=10)
+    assert [(c.id, c.turns, c.title) for c in found] == [
+        ("a", 2, "first of a"),
+        ("c", 1, "first of c"),
+        ("b", 1, "first of b"),
+    ]
+    assert more is None
+    page, after = store.conversations("s1", limit=2)
+    assert [c.id for c in page] == ["a", "c"] and after == (page[-1].updated_at, "c")
+    rest, end = store.conversations("s1", limit=2, after=after)
+    assert [c.id for c in rest] == ["b"] and end is None
+
+
+def test_updated_at_never_goes_back_and_a_rename_outlives_turns(store: ConversationStore) -> None:
+    partition = partition_id("s1", "x")
+    early, late = slot(store, partition), slot(store, partition)
+    store.save_turn(late, Turn("late", "r"), now=NOW + 20)
+    store.save_turn(early, Turn("early", "r"), now=NOW + 10)  # finishes last, began first
+    record = store.load(partition, NOW)
+    assert (record.turns, record.updated_at, record.title) == (2, (NOW + 20) * 1000, "New chat")
+    renamed = store.rename(record, "Mine")
+    assert renamed is not None and renamed.title == "Mine"
+    store.save_turn(slot(store, partition), Turn("more", "r"), now=NOW + 30, title="automatic")
+    assert store.load(partition, NOW).title == "Mine"
+
+
+def test_a_delete_is_final_for_a_first_turn_in_flight(store: ConversationStore) -> None:
+    partition = partition_id("s1", "gone")
+    in_flight = slot(store, partition)
+    record = store.load(partition, NOW)
+    assert store.reset(record, must_exist=True)
+    assert store.save_turn(in_flight, Turn("late", "r"), now=NOW, title="late").turns == 0
+    assert store.all_turns(store.load(partition, NOW)) == []
+    assert store.conversations("s1", limit=10) == ([], None)
+    assert not store.reset(store.load(partition_id("s1", "never"), NOW), must_exist=True)
+
+
+def test_replace_last_leaves_the_old_turn_out_and_deletes_it_once(store: ConversationStore) -> None:
+    partition = partition_id("s1", "r")
+    store.save_turn(slot(store, partition), Turn("one", "r1"), now=NOW, title="one")
+    store.save_turn(slot(store, partition), Turn("two", "r2"), now=NOW)
+    first = store.take_slot(partition, NOW, 10, now=NOW, replace_last=True)
+    second = store.take_slot(partition, NOW, 10, now=NOW, replace_last=True)
+    assert first is not None and second is not None
+    assert [t.user for t in first.history] == ["one"] and first.replaces == second.replaces
+    assert store.save_turn(first, Turn("two again", "r"), now=NOW).turns == 2
+    # The second replacement found its turn already gone: it counts as a turn of its own.
+    assert store.save_turn(second, Turn("two once more", "r"), now=NOW).turns == 3
+    assert users(store, partition) == ["one", "two again", "two once more"]
+
+
+def test_a_turn_elsewhere_slides_the_session_and_fails_once_it_expired(store: ConversationStore) -> None:
+    assert store.slide_session("s1", NOW, now=NOW)
+    assert store.load("s1", NOW).expires_at == NOW + TTL
+    assert store.slide_session("s1", NOW, now=NOW + TTL - 1)
+    assert not store.slide_session("s1", NOW, now=NOW + 2 * TTL)

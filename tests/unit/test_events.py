@@ -13,6 +13,11 @@ ROUTES = {
     "chat-history-base64": ("ChatFunction", "POST", "/api/chat/history"),
     "history-get": ("HistoryFunction", "GET", "/api/chat/history"),
     "history-delete": ("HistoryFunction", "DELETE", "/api/chat/history"),
+    "chat-conversation": ("ChatFunction", "POST", "/api/chat/history"),
+    "conversations-list": ("HistoryFunction", "GET", "/api/conversations"),
+    "conversation-rename": ("HistoryFunction", "PATCH", "/api/conversations/lisbon-trip"),
+    "conversation-export": ("HistoryFunction", "GET", "/api/conversations/lisbon-trip/export"),
+    "conversation-delete": ("HistoryFunction", "DELETE", "/api/conversations/lisbon-trip"),
     "stream-chat": ("StreamFunction", "POST", "/api/chat/stream"),
     "stream-chat-history": ("StreamFunction", "POST", "/api/chat/history/stream"),
 }
@@ -34,20 +39,25 @@ def test_every_event_is_a_function_url_event_of_a_known_route(events) -> None:
 def test_event_through_its_handler(name, events, aws, standin, lambda_handler, lambda_context) -> None:
     function, _, _ = ROUTES[name]
     result = lambda_handler(function)(events[name], lambda_context)
-    assert result["statusCode"] == 200, result
     body = json.loads(result["body"])
+    if name.startswith("conversation-"):  # alone, the event names a conversation its caller lacks
+        assert (result["statusCode"], body["code"]) == (404, "not_found"), result
+        return
+    assert result["statusCode"] == 200, result
     if name == "chat":
         assert body["reply"].startswith("Stand-in reply to: What is AWS Lambda")
         assert set(body) == {"reply", "usage"}
         assert result["headers"]["RateLimit-Limit"] == "5"
-    elif name.startswith("chat-history"):
+    elif name.startswith("chat-"):
         assert set(body) == {"reply", "turns", "session", "usage", "conversation", "title"}
-        assert body["conversation"] == "default"
+        assert body["conversation"] == ("lisbon-trip" if name == "chat-conversation" else "default")
         assert body["turns"] == 1
         assert result["headers"]["X-Session-Id"] == body["session"]
         assert any(c.startswith(f"sid={body['session']};") for c in result["cookies"])
         if name == "chat-history-base64":
             assert "Is this body base64-encoded?" in body["reply"]
+    elif name == "conversations-list":
+        assert body == {"conversations": [], "next": None}
     elif name == "history-get":
         assert body["messages"] == [] and body["turns"] == 0
         assert "RateLimit" not in result["headers"]
@@ -74,6 +84,28 @@ def test_a_conversation_through_the_events(events, aws, standin, lambda_handler,
     forget["headers"]["x-session-id"] = first["session"]
     assert json.loads(history(forget, lambda_context)["body"]) == {"ok": True}
     assert json.loads(history(read, lambda_context)["body"])["messages"] == []
+
+
+def test_conversations_through_the_events(events, aws, standin, lambda_handler, lambda_context) -> None:
+    chat, history = lambda_handler("ChatFunction"), lambda_handler("HistoryFunction")
+    first = json.loads(chat(events["chat-conversation"], lambda_context)["body"])
+    assert (first["conversation"], first["title"]) == ("lisbon-trip", "Plan three days in Lisbon.")
+
+    def as_caller(name: str) -> dict:
+        event = json.loads(json.dumps(events[name]))
+        event["headers"]["x-session-id"] = first["session"]
+        return event
+
+    listed = json.loads(history(as_caller("conversations-list"), lambda_context)["body"])
+    assert [(c["id"], c["turns"]) for c in listed["conversations"]] == [("lisbon-trip", 1)]
+    renamed = json.loads(history(as_caller("conversation-rename"), lambda_context)["body"])
+    assert renamed["title"] == "Trip to Lisbon"
+    exported = history(as_caller("conversation-export"), lambda_context)
+    assert exported["headers"]["Content-Disposition"] == 'attachment; filename="trip-to-lisbon.md"'
+    assert exported["body"].startswith("# Trip to Lisbon\n")
+    assert json.loads(history(as_caller("conversation-delete"), lambda_context)["body"]) == {"ok": True}
+    listed = json.loads(history(as_caller("conversations-list"), lambda_context)["body"])
+    assert listed["conversations"] == []
 
 
 @pytest.mark.parametrize("name", ["stream-chat", "stream-chat-history"])
