@@ -1,4 +1,4 @@
-"""Conversations in DynamoDB (moto): slots taken at start, no lost messages, constant cost, resets, the list."""
+"""Conversations in DynamoDB (moto): slots at start, no lost messages, constant cost, resets, the list."""
 
 from __future__ import annotations
 
