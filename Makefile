@@ -28,7 +28,7 @@ help:
 	@echo "make delete     sam delete (tear the stack down)"
 	@echo "make web-config write web/config.json from the deployed stack's URLs (STACK=$(STACK))"
 	@echo "make web        serve web/ on http://localhost:$(WEB_PORT) (the page, pointed by web/config.json)"
-	@echo "make vendor     rebuild web/vendor/oidc-client-ts.js from the npm package pinned in package.json"
+	@echo "make vendor     rebuild web/vendor/ (oidc-client-ts, markdown-it, highlight.js) from the npm pins in package.json"
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-no-deps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -105,10 +105,10 @@ web-config: $(VENV)/.installed $(SAM_VENV)/.installed
 
 web: $(VENV)/.installed
 	@echo "Chat page on http://localhost:$(WEB_PORT) (calls the URLs in web/config.json)"
-	$(PY) -m http.server --bind 127.0.0.1 --directory web $(WEB_PORT)
+	$(PY) -m local.page_headers $(WEB_PORT)
 
-# The page's OpenID client as one committed ES module (no build step when the page loads);
-# tests/unit/test_web_vendor.py checks that the committed file is what this makes.
+# The page's libraries (OpenID client, Markdown parser, highlighter) as committed ES modules (no build
+# step when the page loads); tests/unit/test_web_vendor.py checks that the committed files are what this makes.
 vendor: node_modules/.installed
 	node local/vendor_web.mjs
 

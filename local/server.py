@@ -32,6 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 from local.dev_sign_in import DevProvider, ProviderError, redirect_uris, start_provider
 from local.function_url import CorsPolicy, http_result, lambda_event
 from local.lambda_runtime import LAYER_PATH, FunctionWorkers, function_timeout, load_handler_module
+from local.page_headers import with_page_headers
 from local.template import FunctionSpec, url_functions
 from local.web_adapter import call_app
 
@@ -256,7 +257,7 @@ def build_app(port: int = DEFAULT_PORT) -> tuple[Starlette, FunctionWorkers, lis
     async def same_origin_config(_: Request) -> JSONResponse:
         return JSONResponse(config, headers={"cache-control": "no-store"})
 
-    page = StaticFiles(directory=WEB_ROOT, html=True)
+    page = with_page_headers(StaticFiles(directory=WEB_ROOT, html=True))
 
     async def api_or_page(scope: Scope, receive: Receive, send: Send) -> None:
         is_api = scope["type"] != "http" or scope["path"].startswith("/api/")
