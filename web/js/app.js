@@ -211,7 +211,8 @@ function updateTurnActions() {
   if (!question?.classList.contains("user") || !reply?.classList.contains("assistant")) return;
   const text = question.querySelector(".content").textContent;
   question.append(actionBar(["Edit", "Edit your last message", () => startEdit(text)]));
-  reply.append(actionBar(["Regenerate", "Regenerate the last reply", () => send(text, { replaceLast: true })]));
+  const regenerate = () => send(text, { replaceLast: true, regenerate: true });
+  reply.append(actionBar(["Regenerate", "Regenerate the last reply", regenerate]));
 }
 
 function actionBar(...actions) {
@@ -305,7 +306,7 @@ function provisionalTitle(text) {
  * last turn (regenerate, or an edited message): that turn is hidden while the new one streams,
  * removed once the server keeps the new one, and shown again if it does not.
  */
-async function send(text, { replaceLast = false } = {}) {
+async function send(text, { replaceLast = false, regenerate = false } = {}) {
   if (turn !== null || Date.now() < cooldownUntil || needsSignIn()) return;
   clearNotice();
   const conversation = current.id;
@@ -324,7 +325,7 @@ async function send(text, { replaceLast = false } = {}) {
   updateControls(); // focus stays in the box, so the next message can be typed while this one streams
   const renderer = new StreamingMarkdown(reply.content);
   let received = "";
-  let kept = false; // the server keeps this turn (a reply began, or it finished)
+  let kept = false; // the server keeps this turn: it finished, or was stopped with part of a reply
   try {
     const pieces = api.streamTurn(text, { conversation, replaceLast }, active.controller.signal, (id) => {
       active.id = id;
@@ -344,10 +345,6 @@ async function send(text, { replaceLast = false } = {}) {
         break;
       }
       received += value;
-      if (!kept) {
-        kept = true; // from the first piece on, the server keeps at least what was shown
-        markSaved(conversation);
-      }
       reply.element.classList.remove("pending");
       renderer.update(received);
       scrollToEnd();
@@ -356,11 +353,12 @@ async function send(text, { replaceLast = false } = {}) {
     renderer.finish(received);
     if (error.name === "AbortError" && received.trim()) {
       addNote(reply, "Stopped."); // the server keeps what was shown, so the page does too
+      kept = true;
+      markSaved(conversation);
       afterStop(conversation, text);
     } else {
-      kept = false;
       removeMessages(question, reply);
-      restoreInput(text);
+      if (!regenerate) restoreInput(text); // a regenerated message was not typed: the box stays as it is
       if (error.name === "AbortError") {
         // Stopped before any reply: nothing was kept, the message is back in the box.
       } else if (error instanceof ChatError && error.code === "rate_limited") {
@@ -368,7 +366,7 @@ async function send(text, { replaceLast = false } = {}) {
       } else if (error instanceof ChatError && error.code === "unauthorized" && account) {
         showNotice(explain(error), { action: { label: "Sign in", run: signIn } });
       } else {
-        showNotice(explain(error), { retry: () => send(text, { replaceLast }) });
+        showNotice(explain(error), { retry: () => send(text, { replaceLast, regenerate }) });
       }
     }
   } finally {
@@ -411,7 +409,7 @@ function stopTurn() {
   turn.controller.abort();
 }
 
-/** Shows a new, empty chat with a fresh id (kept once its first reply begins). */
+/** Shows a new, empty chat with a fresh id (in the list and the URL once its first turn is kept). */
 function startNewChat() {
   stopTurn();
   endEdit({ restore: false });

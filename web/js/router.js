@@ -2,7 +2,7 @@
 // is a new chat. The fragment makes a conversation a link (for the same person: ids are the
 // caller's own), restores it on reload, and lets Back and Forward move between conversations.
 //
-// A new chat gets its fragment only once the server keeps it (its reply has begun), by
+// A new chat gets its fragment only once the server keeps it (its first turn ended or was stopped), by
 // replaceState: so a reload or a link never names a conversation that was never saved, and
 // starting a new chat then writing in it is one history entry, not two.
 
