@@ -19,7 +19,7 @@
 // shows the caller's tokens left today (GET /api/usage).
 
 import { ChatApi, ChatError, loadConfig } from "./api.js";
-import { StreamingMarkdown, renderMarkdown } from "./markdown-shim.js";
+import { StreamingMarkdown, renderMarkdown } from "./markdown.js";
 import { newConversationId, onRouteChange, pushNewChat, replaceWith, routedConversation } from "./router.js";
 import { Sidebar } from "./sidebar.js";
 
