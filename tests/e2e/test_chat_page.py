@@ -43,10 +43,27 @@ def session_token(page: Page) -> str | None:
     return str(token) if token else None
 
 
-def server_history(server: DevServer, token: str) -> list[dict[str, str]]:
-    response = httpx.get(f"{server.base_url}/api/chat/history", headers={"X-Session-Id": token}, timeout=10)
+def open_id(page: Page) -> str | None:
+    """The conversation the page's URL names, or None (a new chat)."""
+    match = re.search(r"#/c/([A-Za-z0-9_-]+)$", page.url)
+    return match[1] if match else None
+
+
+def server_history(server: DevServer, token: str, conversation: str) -> list[dict[str, str]]:
+    """A conversation's messages on the server ([] when it does not exist)."""
+    response = httpx.get(
+        f"{server.base_url}/api/conversations/{conversation}", headers={"X-Session-Id": token}, timeout=10
+    )
+    if response.status_code == 404:
+        return []
     response.raise_for_status()
     return list(response.json()["messages"])
+
+
+def server_conversations(server: DevServer, token: str) -> list[dict[str, str]]:
+    response = httpx.get(f"{server.base_url}/api/conversations", headers={"X-Session-Id": token}, timeout=10)
+    response.raise_for_status()
+    return list(response.json()["conversations"])
 
 
 def test_a_streamed_reply_appears_progressively(chat_page: Page) -> None:
@@ -106,32 +123,45 @@ def test_reload_restores_the_conversation(chat_page: Page) -> None:
     assert session_token(chat_page) == token
 
 
-def test_new_chat_clears_the_conversation(chat_page: Page, chat_server: DevServer) -> None:
+def test_new_chat_starts_an_empty_one_and_keeps_the_old(chat_page: Page, chat_server: DevServer) -> None:
     send(chat_page, "Remember this")
     wait_until_idle(chat_page)
-    token = session_token(chat_page)
-    assert token and len(server_history(chat_server, token)) == 2
+    token, kept = session_token(chat_page), open_id(chat_page)
+    assert token and kept and len(server_history(chat_server, token, kept)) == 2
 
     chat_page.get_by_role("button", name="New chat").click()
     expect(chat_page.locator(".message")).to_have_count(0)
     expect(chat_page.locator("#empty-hint")).to_be_visible()
-    assert server_history(chat_server, token) == []
+    assert open_id(chat_page) is None
+    assert len(server_history(chat_server, token, kept)) == 2
+    expect(chat_page.get_by_role("link", name="Remember this")).to_be_visible()
     chat_page.reload()
     expect(chat_page.locator("body")).to_have_attribute("data-ready", "true")
     expect(chat_page.locator(".message")).to_have_count(0)
+    expect(chat_page.get_by_role("link", name="Remember this")).to_be_visible()
 
 
-def test_new_chat_during_a_reply_forgets_that_reply_too(chat_page: Page, chat_server: DevServer) -> None:
+def test_new_chat_during_a_reply_stops_it(chat_page: Page, chat_server: DevServer) -> None:
     send(chat_page, "Earlier turn")
     wait_until_idle(chat_page)
+    old = open_id(chat_page)
     send(chat_page, "Long one [standin:delta_delay=0.05][standin:words=300]")
     expect(chat_page.locator(".message.assistant .content").last).to_contain_text(" w5 ")
     chat_page.get_by_role("button", name="New chat").click()
     expect(chat_page.locator(".message")).to_have_count(0)
     wait_until_idle(chat_page)
-    time.sleep(1)  # the server saves a left stream's partial reply once it notices; it must not land
+    time.sleep(1)  # the server saves a left stream's partial reply once it notices
     token = session_token(chat_page)
-    assert token and server_history(chat_server, token) == []
+    assert token and old
+    # The old conversation keeps what was written before New chat stopped it, as Stop would.
+    history = server_history(chat_server, token, old)
+    assert [m["content"] for m in history[:3]] == [
+        "Earlier turn",
+        "Stand-in reply to: Earlier turn",
+        "Long one [standin:delta_delay=0.05][standin:words=300]",
+    ]
+    assert len(history) == 4 and len(history[3]["content"].split()) < 300
+    assert [c["id"] for c in server_conversations(chat_server, token)] == [old]
     chat_page.reload()
     expect(chat_page.locator("body")).to_have_attribute("data-ready", "true")
     expect(chat_page.locator(".message")).to_have_count(0)
@@ -142,9 +172,9 @@ def test_an_upstream_error_explains_itself_and_keeps_the_text(
 ) -> None:
     send(chat_page, "Kept before")
     wait_until_idle(chat_page)
-    token = session_token(chat_page)
-    assert token
-    before = server_history(chat_server, token)
+    token, conversation = session_token(chat_page), open_id(chat_page)
+    assert token and conversation
+    before = server_history(chat_server, token, conversation)
 
     send(chat_page, "Are you there? [standin:status=529]")
     notice = chat_page.get_by_role("alert")
@@ -154,7 +184,7 @@ def test_an_upstream_error_explains_itself_and_keeps_the_text(
         "Are you there? [standin:status=529]"
     )
     assert [role for role, _ in messages(chat_page)] == ["user", "assistant"]
-    assert server_history(chat_server, token) == before
+    assert server_history(chat_server, token, conversation) == before
 
 
 def test_an_error_mid_reply_takes_the_turn_back(chat_page: Page, chat_server: DevServer) -> None:
@@ -164,8 +194,10 @@ def test_an_error_mid_reply_takes_the_turn_back(chat_page: Page, chat_server: De
     expect(chat_page.get_by_role("textbox", name="Message")).to_have_value(
         "Start then fail [standin:fail_after=4][standin:delta_delay=0.05]"
     )
+    assert open_id(chat_page) is None  # the URL names no conversation the server does not keep
+    expect(chat_page.locator("#conversation-list a")).to_have_count(0)
     token = session_token(chat_page)
-    assert token and server_history(chat_server, token) == []
+    assert token is None or server_conversations(chat_server, token) == []
 
 
 def test_a_network_error_offers_retry_that_sends_the_same_message(chat_page: Page) -> None:
@@ -355,8 +387,19 @@ def test_the_page_works_from_another_origin(
     page.reload()  # GET with X-Session-Id: a preflighted request, and the token came from an exposed header
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator(".message")).to_have_count(2)
-    page.get_by_role("button", name="New chat").click()  # DELETE, preflighted too
+    # PATCH and DELETE, preflighted too.
+    page.get_by_role("button", name="Options for Hello across origins").click()
+    page.get_by_role("textbox", name="Title").fill("Renamed across origins")
+    page.get_by_role("button", name="Rename", exact=True).click()
+    expect(page.get_by_role("link", name="Renamed across origins")).to_be_visible()
+    page.get_by_role("button", name="Options for Renamed across origins").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export as JSON").click()
+    assert download.value.suggested_filename.endswith(".json")
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
     expect(page.locator(".message")).to_have_count(0)
+    expect(page.locator("#conversation-list a")).to_have_count(0)
     expect(page.get_by_role("alert")).to_be_hidden()
 
     # What a page's script may read of a cross-origin reply is only what CORS exposes.
@@ -376,7 +419,7 @@ def test_the_page_works_from_another_origin(
 def test_an_origin_not_allowed_is_refused_by_the_browser(page: Page, page_site: StaticSite) -> None:
     # Same files and port, but 127.0.0.1 rather than localhost: an origin CORS_ALLOW_ORIGINS does not list.
     page.goto(page_site.origin.replace("localhost", "127.0.0.1"))
-    expect(page.get_by_role("alert")).to_contain_text("Could not load the conversation")
+    expect(page.get_by_role("alert")).to_contain_text("Could not load your conversations")
 
 
 @pytest.fixture(scope="module")
@@ -459,7 +502,7 @@ def test_show_earlier_messages_loads_older_pages_in_order(chat_page: Page, chat_
         )
         token = response.json()["session"]
     assert token
-    whole = [(m["role"], m["content"]) for m in server_history(chat_server, token)]
+    whole = [(m["role"], m["content"]) for m in server_history(chat_server, token, "default")]
     assert len(whole) == 10
 
     def two_turns_a_page(route: Route) -> None:
@@ -468,8 +511,10 @@ def test_show_earlier_messages_loads_older_pages_in_order(chat_page: Page, chat_
             url += ("&" if "?" in url else "?") + "limit=2"
         route.continue_(url=url)
 
-    chat_page.route(re.compile(r".*/api/chat/history(\?.*)?$"), two_turns_a_page)
+    # The seed's route wrote to the caller's `default` conversation: the page opens it by its address.
+    chat_page.route(re.compile(r".*/api/conversations/default(\?.*)?$"), two_turns_a_page)
     chat_page.evaluate("token => localStorage.setItem('claude-chat.session', token)", token)
+    chat_page.goto(f"{chat_server.base_url}/#/c/default")
     chat_page.reload()
     expect(chat_page.locator("body")).to_have_attribute("data-ready", "true")
     assert messages(chat_page) == whole[6:]
@@ -490,6 +535,9 @@ def test_show_earlier_messages_loads_older_pages_in_order(chat_page: Page, chat_
     chat_page.get_by_role("button", name="New chat").click()
     expect(chat_page.locator(".message")).to_have_count(0)
     expect(earlier).to_be_hidden()
+    chat_page.go_back()  # Back to the conversation, its newest page again
+    expect(chat_page.locator(".message")).to_have_count(4)
+    expect(earlier).to_be_visible()
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 // The chat API as the page uses it: three function URLs, one session token, typed errors, and the
-// access token on every call when the deployment requires sign-in.
+// access token on every call when the deployment requires sign-in. A caller has many conversations,
+// each named by an id the page makes (see router.js).
 
 import { serverSentEvents } from "./sse.js";
 
@@ -66,15 +67,55 @@ export class ChatApi {
   }
 
   /**
-   * A page of the conversation: {messages: [{role, content}...] oldest first, before}.
-   * Without `before`, the newest page; with the `before` of a page, the one older than it.
-   * `before` in the answer is null when nothing older is left.
+   * A page of the caller's conversations, newest first: {conversations: [{id, title, turns,
+   * updated_at}...], next}. `next` is the cursor of the page after it (null at the end).
    */
-  async history(before = null) {
+  async conversations(before = null, limit = null) {
+    const query = new URLSearchParams();
+    if (before) query.set("before", before);
+    if (limit) query.set("limit", String(limit));
+    const suffix = query.size ? `?${query}` : "";
+    const response = await this.#request(`${this.endpoints.history}/api/conversations${suffix}`, "GET");
+    const { conversations = [], next = null } = await response.json();
+    return { conversations, next };
+  }
+
+  /**
+   * One conversation and a page of its messages: {id, title, turns, updated_at, messages:
+   * [{role, content}...] oldest first, before}. Without `before`, the newest page; with the
+   * `before` of a page, the one older than it (null in the answer when nothing older is left).
+   * A conversation that does not exist (or is someone else's) throws a 404 `not_found`.
+   */
+  async conversation(id, before = null) {
     const suffix = before ? `?${new URLSearchParams({ before })}` : "";
-    const response = await this.#request(`${this.endpoints.history}/api/chat/history${suffix}`, "GET");
-    const { messages, before: older = null } = await response.json();
-    return { messages, before: older };
+    const response = await this.#request(`${this.#conversationUrl(id)}${suffix}`, "GET");
+    const body = await response.json();
+    return { ...body, messages: body.messages ?? [], before: body.before ?? null };
+  }
+
+  /** Renames a conversation; answers its summary {id, title, turns, updated_at}. */
+  async renameConversation(id, title) {
+    const response = await this.#request(this.#conversationUrl(id), "PATCH", {
+      body: JSON.stringify({ title }),
+    });
+    return response.json();
+  }
+
+  /** Deletes a conversation for good (a reply still streaming into it is not saved afterwards). */
+  async deleteConversation(id) {
+    await this.#request(this.#conversationUrl(id), "DELETE");
+  }
+
+  /**
+   * A conversation as a file: {blob, filename}, `format` "markdown" or "json". Fetched here rather
+   * than linked to, so the call carries the access token and the session like every other one.
+   */
+  async exportConversation(id, format) {
+    const query = new URLSearchParams({ format });
+    const response = await this.#request(`${this.#conversationUrl(id)}/export?${query}`, "GET");
+    const blob = await response.blob();
+    const filename = filenameOf(response.headers.get("Content-Disposition"));
+    return { blob, filename };
   }
 
   /**
@@ -87,21 +128,20 @@ export class ChatApi {
     return response.json();
   }
 
-  /** Forgets the conversation on the server. */
-  async reset() {
-    await this.#request(`${this.endpoints.history}/api/chat/history`, "DELETE");
-  }
-
   /**
-   * One turn of the session, streamed. Yields the reply's text pieces as they
-   * arrive and returns the final event (stop_reason, usage, turns). Throws a
-   * ChatError for a refusal or for an error event in the stream; aborting
-   * `signal` ends it with the browser's AbortError. `onTurn` receives the
-   * turn's id (X-Turn-Id) as soon as the reply starts: `stop(id)` needs it.
+   * One turn of a conversation, streamed. Yields the reply's text pieces as they
+   * arrive and returns the final event (stop_reason, usage, turns, conversation,
+   * title). With `replaceLast`, the turn takes the place of the conversation's
+   * last one (regenerate, or edit and resend). Throws a ChatError for a refusal
+   * or for an error event in the stream; aborting `signal` ends it with the
+   * browser's AbortError. `onTurn` receives the turn's id (X-Turn-Id) as soon as
+   * the reply starts: `stop(id)` needs it.
    */
-  async *streamTurn(message, signal, onTurn = () => {}) {
+  async *streamTurn(message, { conversation, replaceLast = false }, signal, onTurn = () => {}) {
+    const body = { message, conversation };
+    if (replaceLast) body.replace_last = true;
     const response = await this.#request(`${this.endpoints.stream}/api/chat/history/stream`, "POST", {
-      body: JSON.stringify({ message }),
+      body: JSON.stringify(body),
       signal,
     });
     const turnId = response.headers.get("X-Turn-Id");
@@ -169,9 +209,29 @@ export class ChatApi {
     return response;
   }
 
+  #conversationUrl(id) {
+    return `${this.endpoints.history}/api/conversations/${encodeURIComponent(id)}`;
+  }
+
   #remember(token) {
     if (token !== this.session) this.storage.setItem(SESSION_KEY, token);
   }
+}
+
+/** The file name a Content-Disposition header gives (RFC 6266: `filename*` first), or null. */
+export function filenameOf(header) {
+  if (!header) return null;
+  const extended = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+  if (extended) {
+    try {
+      return decodeURIComponent(extended[1].trim());
+    } catch {
+      // A malformed escape: fall back to the plain parameter.
+    }
+  }
+  const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))/i.exec(header);
+  if (!plain) return null;
+  return (plain[1] ?? plain[2]).replace(/\\(.)/g, "$1").trim() || null;
 }
 
 async function errorOf(response) {

@@ -1,17 +1,27 @@
-// The chat page: one conversation, streamed, restored on reload (its newest page, and older
-// pages on demand with "Show earlier messages").
+// The chat page: many conversations, each streamed, addressable and restored on reload.
 //
-// The log on the page always matches the session's history on the server: a
-// turn that fails or is stopped before any reply is taken back off the page and
-// its text put back in the box (the server kept nothing either); a turn stopped
-// mid-reply keeps the partial reply, as the server does.
+// The sidebar (sidebar.js) lists the caller's conversations; the URL's fragment names the open
+// one (router.js), so reload, Back and Forward and links work. With no fragment the page opens
+// on a new, empty chat: what people expect of a chat page, ready to type into, with the most
+// recent conversation one click away in the list (and nothing shown that the person did not ask
+// for, on a screen others may see). A new chat gets its id here and appears in the list, and in
+// the URL, once the server keeps it.
 //
-// When config.json names an issuer, the deployment requires sign-in: the page shows
-// "Sign in" (auth.js) until someone is signed in, then who it is and "Sign out". A
-// meter under the header shows the caller's tokens left today (GET /api/usage).
+// The log on the page always matches the conversation's history on the server: a turn that
+// fails or is stopped before any reply is taken back off the page and its text put back in the
+// box (the server kept nothing either); a turn stopped mid-reply keeps the partial reply, as the
+// server does. Regenerate and edit-and-resend replace the last turn on the server
+// (`replace_last`), and on the page: the old turn goes once the new one is kept, and comes back
+// if the new one fails.
+//
+// When config.json names an issuer, the deployment requires sign-in: the page shows "Sign in"
+// (auth.js) until someone is signed in, then who it is and "Sign out". A meter under the header
+// shows the caller's tokens left today (GET /api/usage).
 
 import { ChatApi, ChatError, loadConfig } from "./api.js";
-import { renderMarkdown } from "./markdown.js";
+import { StreamingMarkdown, renderMarkdown } from "./markdown.js";
+import { newConversationId, onRouteChange, pushNewChat, replaceWith, routedConversation } from "./router.js";
+import { Sidebar } from "./sidebar.js";
 
 const log = document.getElementById("log");
 const emptyHint = document.getElementById("empty-hint");
@@ -28,20 +38,27 @@ const who = document.getElementById("who");
 const usage = document.getElementById("usage");
 const usageMeter = document.getElementById("usage-meter");
 const usageText = document.getElementById("usage-text");
+const heading = document.getElementById("conversation-title");
+const editing = document.getElementById("editing");
+const editCancel = document.getElementById("edit-cancel");
 
 // What was in the box when the person went to sign in, put back when they return (this tab only).
 const DRAFT_KEY = "claude-chat.draft";
 const EMPTY_HINT = emptyHint.textContent;
+const PAGE_TITLE = document.title;
 
 let api;
-let turn = null; // {controller} while a reply streams
-let resetting = false; // while New chat's DELETE is in flight, nothing is sent
+let sidebar;
+let turn = null; // {controller, id} while a reply streams
 let cooldownUntil = 0;
 let cooldownTimer = null;
 let older = null; // the cursor of the conversation's older page, or null when all of it is shown
 let conversationVersion = 0;
 let account = null; // auth.js's Account when the deployment requires sign-in
 let usageTimer = null;
+// The open conversation: `saved` once the server keeps it (it is then in the URL and the list).
+let current = { id: newConversationId(), saved: false, title: null };
+let editDraft = null; // while editing the last message: what the box held before, else null
 
 /** Sign-in is required and nobody is signed in: nothing can be sent. */
 function needsSignIn() {
@@ -62,13 +79,9 @@ function createMessage(role, text) {
   const content = document.createElement("div");
   content.className = "content";
   element.append(content);
-  setContent({ element, content, role }, text);
+  if (role === "user") content.textContent = text; // shown as typed, never as markup
+  else content.replaceChildren(renderMarkdown(text));
   return { element, content, role };
-}
-
-function setContent(message, text) {
-  if (message.role === "user") message.content.textContent = text; // shown as typed, never as markup
-  else message.content.replaceChildren(renderMarkdown(text));
 }
 
 function addNote(message, text) {
@@ -80,7 +93,7 @@ function addNote(message, text) {
 
 function removeMessages(...messages) {
   for (const message of messages) message.element.remove();
-  emptyHint.hidden = log.querySelector(".message") !== null;
+  emptyHint.hidden = log.querySelector(".message:not([hidden])") !== null;
 }
 
 function clearLog() {
@@ -88,6 +101,13 @@ function clearLog() {
   setOlder(null);
   emptyHint.textContent = needsSignIn() ? "Sign in to chat with Claude." : EMPTY_HINT;
   emptyHint.hidden = false;
+}
+
+/** The heading over the log and the tab's title: the conversation's title, or "New chat". */
+function showTitle(title) {
+  current.title = title;
+  heading.textContent = title || "New chat"; // never markup
+  document.title = title ? `${title} · ${PAGE_TITLE}` : PAGE_TITLE;
 }
 
 /** The "Show earlier messages" button at the top of the log, there while older pages are left. */
@@ -106,7 +126,7 @@ async function loadEarlier() {
   earlierButton.setAttribute("aria-busy", "true");
   clearNotice();
   try {
-    const page = await api.history(older);
+    const page = await api.conversation(current.id, older);
     if (version !== conversationVersion) return;
     // Older messages go above the ones shown, and what the reader was looking at stays put.
     const fromBottom = log.scrollHeight - log.scrollTop;
@@ -169,12 +189,63 @@ function formatWait(seconds) {
 function updateControls() {
   const coolingDown = Date.now() < cooldownUntil;
   const signedOut = needsSignIn();
-  sendButton.disabled = turn !== null || coolingDown || resetting || signedOut;
-  newChatButton.disabled = resetting || signedOut;
+  sendButton.disabled = turn !== null || coolingDown || signedOut;
+  newChatButton.disabled = signedOut;
   input.disabled = signedOut;
   sendButton.hidden = turn !== null;
   stopButton.hidden = turn === null;
   form.setAttribute("aria-busy", String(turn !== null));
+  editing.hidden = editDraft === null;
+  updateTurnActions();
+}
+
+/**
+ * Regenerate under the last reply and Edit under the last message, while nothing streams: both
+ * replace the conversation's last turn, so they are offered on that turn only.
+ */
+function updateTurnActions() {
+  for (const actions of log.querySelectorAll(".turn-actions")) actions.remove();
+  if (turn !== null || needsSignIn() || editDraft !== null) return;
+  const shown = log.querySelectorAll(".message:not([hidden])");
+  const [question, reply] = [shown[shown.length - 2], shown[shown.length - 1]];
+  if (!question?.classList.contains("user") || !reply?.classList.contains("assistant")) return;
+  const text = question.querySelector(".content").textContent;
+  question.append(actionBar(["Edit", "Edit your last message", () => startEdit(text)]));
+  const regenerate = () => send(text, { replaceLast: true, regenerate: true });
+  reply.append(actionBar(["Regenerate", "Regenerate the last reply", regenerate]));
+}
+
+function actionBar(...actions) {
+  const bar = document.createElement("div");
+  bar.className = "turn-actions";
+  for (const [label, name, run] of actions) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.setAttribute("aria-label", name);
+    button.addEventListener("click", run);
+    bar.append(button);
+  }
+  return bar;
+}
+
+/** Edit the last message: its text in the box; sending replaces the last turn. */
+function startEdit(text) {
+  if (turn !== null) return;
+  editDraft = input.value;
+  input.value = text;
+  autosize();
+  updateControls();
+  input.focus();
+  input.setSelectionRange(text.length, text.length);
+}
+
+function endEdit({ restore = true } = {}) {
+  if (editDraft === null) return;
+  if (restore) input.value = editDraft;
+  editDraft = null;
+  autosize();
+  updateControls();
 }
 
 /** The rate limit's refusal: a countdown from Retry-After, sending disabled until it ends. */
@@ -216,9 +287,32 @@ function restoreInput(text) {
   }
 }
 
-async function send(text) {
-  if (turn !== null || resetting || Date.now() < cooldownUntil) return;
+/** The conversation is kept on the server from now on: it is in the URL and marked in the list. */
+function markSaved(id) {
+  if (current.id !== id || current.saved) return;
+  current.saved = true;
+  replaceWith(id);
+  sidebar.setCurrent(id);
+}
+
+/** A first line of the message, as a title until the server's own arrives. */
+function provisionalTitle(text) {
+  const line = text.split("\n", 1)[0].trim();
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line;
+}
+
+/**
+ * One turn: the message and its streamed reply. With `replaceLast`, it takes the place of the
+ * last turn (regenerate, or an edited message): that turn is hidden while the new one streams,
+ * removed once the server keeps the new one, and shown again if it does not.
+ */
+async function send(text, { replaceLast = false, regenerate = false } = {}) {
+  if (turn !== null || Date.now() < cooldownUntil || needsSignIn()) return;
   clearNotice();
+  const conversation = current.id;
+  const replaced = replaceLast ? [...log.querySelectorAll(".message:not([hidden])")].slice(-2) : [];
+  for (const element of replaced) element.hidden = true;
+  if (editDraft !== null) endEdit({ restore: false });
   const question = addMessage("user", text);
   const reply = addMessage("assistant", "");
   reply.element.classList.add("pending");
@@ -227,30 +321,44 @@ async function send(text) {
   autosize();
   scrollToEnd(true);
   turn = { controller: new AbortController(), id: null };
-  const current = turn;
+  const active = turn;
   updateControls(); // focus stays in the box, so the next message can be typed while this one streams
+  const renderer = new StreamingMarkdown(reply.content);
   let received = "";
+  let kept = false; // the server keeps this turn: it finished, or was stopped with part of a reply
   try {
-    const pieces = api.streamTurn(text, turn.controller.signal, (id) => {
-      current.id = id;
+    const pieces = api.streamTurn(text, { conversation, replaceLast }, active.controller.signal, (id) => {
+      active.id = id;
     });
     for (;;) {
       const { value, done } = await pieces.next();
       if (done) {
+        renderer.finish(received);
+        kept = true;
         if (value.stop_reason === "max_tokens") addNote(reply, "The reply reached its length limit.");
+        const id = value.conversation ?? conversation;
+        markSaved(id);
+        if (typeof value.title === "string") {
+          if (current.id === id) showTitle(value.title);
+          sidebar.upsert({ id, title: value.title, turns: value.turns, updated_at: new Date().toISOString() });
+        }
         break;
       }
       received += value;
       reply.element.classList.remove("pending");
-      setContent(reply, received);
+      renderer.update(received);
       scrollToEnd();
     }
   } catch (error) {
+    renderer.finish(received);
     if (error.name === "AbortError" && received.trim()) {
       addNote(reply, "Stopped."); // the server keeps what was shown, so the page does too
+      kept = true;
+      markSaved(conversation);
+      afterStop(conversation, text);
     } else {
       removeMessages(question, reply);
-      restoreInput(text);
+      if (!regenerate) restoreInput(text); // a regenerated message was not typed: the box stays as it is
       if (error.name === "AbortError") {
         // Stopped before any reply: nothing was kept, the message is back in the box.
       } else if (error instanceof ChatError && error.code === "rate_limited") {
@@ -258,10 +366,13 @@ async function send(text) {
       } else if (error instanceof ChatError && error.code === "unauthorized" && account) {
         showNotice(explain(error), { action: { label: "Sign in", run: signIn } });
       } else {
-        showNotice(explain(error), { retry: () => send(text) });
+        showNotice(explain(error), { retry: () => send(text, { replaceLast, regenerate }) });
       }
     }
   } finally {
+    if (kept) for (const element of replaced) element.remove();
+    else for (const element of replaced) element.hidden = false;
+    emptyHint.hidden = log.querySelector(".message:not([hidden])") !== null;
     reply.element.classList.remove("pending");
     reply.element.removeAttribute("aria-busy");
     turn = null;
@@ -271,6 +382,26 @@ async function send(text) {
   }
 }
 
+/**
+ * A reply stopped mid-way has no final event to carry the title: the list shows the message's
+ * first line at once, then the server's summary once it has saved the partial reply.
+ */
+function afterStop(id, text) {
+  if (!sidebar.titleOf(id)) {
+    sidebar.upsert({ id, title: provisionalTitle(text), updated_at: new Date().toISOString() });
+  }
+  setTimeout(async () => {
+    try {
+      const { title, turns, updated_at: updatedAt } = await api.conversation(id);
+      if (typeof title !== "string") return;
+      sidebar.upsert({ id, title, turns, updated_at: updatedAt });
+      if (current.id === id) showTitle(title);
+    } catch {
+      // Not saved after all (deleted meanwhile): the list catches up on its next load.
+    }
+  }, 600);
+}
+
 /** Stops the reply on the server (see ChatApi.stop) and on the page. */
 function stopTurn() {
   if (turn === null) return;
@@ -278,21 +409,65 @@ function stopTurn() {
   turn.controller.abort();
 }
 
-async function newChat() {
+/** Shows a new, empty chat with a fresh id (in the list and the URL once its first turn is kept). */
+function startNewChat() {
   stopTurn();
+  endEdit({ restore: false });
   clearNotice();
-  resetting = true;
+  current = { id: newConversationId(), saved: false, title: null };
+  clearLog();
+  showTitle(null);
+  sidebar.setCurrent(null);
   updateControls();
+}
+
+function newChat() {
+  pushNewChat(); // Back returns to the conversation that was open
+  startNewChat();
+  input.focus();
+}
+
+/** Opens a saved conversation: its newest page, older ones on demand. */
+async function openConversation(id) {
+  stopTurn();
+  endEdit({ restore: false });
+  clearNotice();
+  current = { id, saved: true, title: null };
+  sidebar.setCurrent(id);
+  clearLog();
+  showTitle(sidebar.titleOf(id));
+  updateControls();
+  const version = conversationVersion;
+  log.setAttribute("aria-busy", "true");
   try {
-    await api.reset();
-    clearLog();
-  } catch (error) {
-    showNotice(`Could not start a new chat. ${explain(error)}`, { retry: newChat });
-  } finally {
-    resetting = false;
+    const page = await api.conversation(id);
+    if (version !== conversationVersion || current.id !== id) return;
+    for (const { role, content } of page.messages) addMessage(role, content);
+    setOlder(page.before);
+    showTitle(page.title ?? null);
     updateControls();
-    input.focus();
+    scrollToEnd(true);
+  } catch (error) {
+    if (version !== conversationVersion || current.id !== id) return;
+    if (error instanceof ChatError && error.code === "not_found") {
+      // Deleted, or not this person's (a link opens a conversation only for whoever had it).
+      replaceWith(null);
+      startNewChat();
+      showNotice("That conversation was not found: it was deleted, or it belongs to someone else.", {
+        kind: "info",
+      });
+    } else {
+      showNotice(`Could not load the conversation. ${explain(error)}`, { retry: () => openConversation(id) });
+    }
+  } finally {
+    if (current.id === id) log.removeAttribute("aria-busy");
   }
+}
+
+/** What the URL names: a conversation, or a new chat. */
+async function followRoute(id) {
+  if (id === null) startNewChat();
+  else await openConversation(id);
 }
 
 /** "resets in 5 h 12 min": whole minutes, rounded up, so it never says 0 before the reset. */
@@ -386,25 +561,13 @@ function accountChanged() {
   showAccount();
   if (needsSignIn()) {
     stopTurn();
+    endEdit({ restore: false });
     clearLog();
+    showTitle(null);
+    sidebar?.clear();
     showUsage(null);
   }
   updateControls();
-}
-
-async function restoreConversation() {
-  log.setAttribute("aria-busy", "true");
-  try {
-    const page = await api.history();
-    clearLog();
-    for (const { role, content } of page.messages) addMessage(role, content);
-    setOlder(page.before);
-    scrollToEnd(true);
-  } catch (error) {
-    showNotice(`Could not load the conversation. ${explain(error)}`, { retry: restoreConversation });
-  } finally {
-    log.removeAttribute("aria-busy");
-  }
 }
 
 function autosize() {
@@ -415,7 +578,7 @@ function autosize() {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value.trim();
-  if (text && !sendButton.disabled) send(text);
+  if (text && !sendButton.disabled) send(text, { replaceLast: editDraft !== null });
 });
 
 input.addEventListener("keydown", (event) => {
@@ -428,7 +591,13 @@ input.addEventListener("keydown", (event) => {
 input.addEventListener("input", autosize);
 stopButton.addEventListener("click", stopTurn);
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && turn !== null) stopTurn();
+  if (event.key !== "Escape" || document.querySelector("dialog[open]") || sidebar.isOpen) return;
+  if (turn !== null) stopTurn();
+  else if (editDraft !== null && event.target === input) endEdit();
+});
+editCancel.addEventListener("click", () => {
+  endEdit();
+  input.focus();
 });
 // Closing or leaving the page mid-reply stops it on the server too.
 window.addEventListener("pagehide", stopTurn);
@@ -456,10 +625,30 @@ if (signInConfig) {
 }
 // Signed in, the session token lives and dies with the tab, like the access token.
 api = new ChatApi(endpoints, account ? window.sessionStorage : window.localStorage, account);
+sidebar = new Sidebar({
+  api,
+  explain,
+  onDeleted: (id) => {
+    if (id !== current.id) return;
+    replaceWith(null);
+    startNewChat();
+    input.focus();
+  },
+  onRenamed: ({ id, title }) => {
+    if (id === current.id) showTitle(title);
+  },
+  onNavigate: () => {
+    // On a phone the drawer closes over the conversation: focus goes to the box to write in.
+    if (!sidebar.isOpen) return;
+    sidebar.closeDrawer({ focusToggle: false });
+    input.focus();
+  },
+});
+onRouteChange(followRoute, () => (current.saved ? current.id : null));
 showAccount();
 clearLog();
 updateControls();
-if (!needsSignIn()) await restoreConversation();
+if (!needsSignIn()) await Promise.all([sidebar.load(), followRoute(routedConversation())]);
 if (account?.signedIn) input.focus();
 refreshUsage();
 document.body.dataset.ready = "true";
