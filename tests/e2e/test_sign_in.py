@@ -301,6 +301,9 @@ def test_sign_out_with_a_logout_url_sends_cognito_s_parameters(page: Page, sign_
     query = parse_qs(urlsplit(logouts[0]).query)
     assert query["client_id"] == ["claude-chat-local"]
     assert query["logout_uri"] == [f"{base}/"]
+    # The sign-out page sends the browser back to the chat page: read its storage once it is there.
+    page.wait_for_url(lambda url: url.startswith(f"{base}/") and "/logout" not in url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
     assert not any("access_token" in value for value in stored(page, "sessionStorage").values())
 
 

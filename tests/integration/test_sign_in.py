@@ -62,6 +62,11 @@ ROUTES = [
     ("POST", "/api/chat/history/stream"),
     ("POST", "/api/chat/stop"),
     ("GET", "/api/usage"),
+    ("GET", "/api/conversations"),
+    ("GET", "/api/conversations/default"),
+    ("PATCH", "/api/conversations/default"),
+    ("DELETE", "/api/conversations/default"),
+    ("GET", "/api/conversations/default/export"),
 ]
 
 
@@ -132,6 +137,24 @@ def test_a_users_conversation_follows_them_and_opens_for_nobody_else(
     assert [m["content"] for m in signed_in(server, ada).get("/api/chat/history").json()["messages"]][
         ::2
     ] == ["I am Ada"]
+
+
+def test_a_users_conversations_are_theirs_on_every_device(server: DevServer, issuer: FakeIssuer) -> None:
+    ada, grace = issuer.token("ada-many"), issuer.token("grace-many")
+    laptop, phone = signed_in(server, ada, "127.0.11.1"), signed_in(server, ada, "127.0.11.2")
+    sent = laptop.post("/api/chat/history", json={"message": "on the laptop", "conversation": "trip"})
+    assert sent.status_code == 200, sent.text
+    # The phone, with no session token, lists it, reads it and continues it.
+    assert [c["id"] for c in phone.get("/api/conversations").json()["conversations"]] == ["trip"]
+    continued = phone.post("/api/chat/history", json={"message": "on the phone", "conversation": "trip"})
+    assert continued.json()["turns"] == 2
+    # Grace, even with Ada's session token, has no such conversation and lists none.
+    graces = signed_in(server, grace, "127.0.11.3")
+    graces.headers["X-Session-Id"] = sent.json()["session"]
+    assert graces.get("/api/conversations/trip").status_code == 404
+    assert graces.get("/api/conversations").json()["conversations"] == []
+    assert graces.delete("/api/conversations/trip").status_code == 404
+    assert phone.get("/api/conversations/trip").json()["turns"] == 2
 
 
 def test_usage_says_what_the_turns_charged_and_a_group_quota_applies(
