@@ -384,6 +384,7 @@ def test_function_url_is_public_with_cors_from_the_parameter(
     assert {"ratelimit", "ratelimit-policy", "retry-after"} <= set(cors["ExposeHeaders"])
     # The stream names its turn in x-turn-id; the page needs it to ask for a stop.
     assert ("x-turn-id" in cors["ExposeHeaders"]) is (function == "StreamFunction")
+    assert ("content-disposition" in cors["ExposeHeaders"]) is (function == "HistoryFunction")
     assert not cors.get("AllowCredentials"), "credentials with a wildcard origin are refused by browsers"
 
 
