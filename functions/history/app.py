@@ -71,6 +71,15 @@ _BAD_QUERY: dict[str, Any] = {
 }
 
 
+_TurnLimit = Annotated[
+    int, Query(ge=1, le=PAGE_TURNS, description=f"Most turns in the page (1 to {PAGE_TURNS}).")
+]
+_TurnCursor = Annotated[
+    str | None,
+    Query(pattern=CURSOR_PATTERN, description="A previous reply's `before`: the page of older turns."),
+]
+
+
 def _no_store(responses: dict[int, Any]) -> dict[int, Any]:
     """The OpenAPI responses of a route whose 200 says `Cache-Control: no-store`."""
     success = responses[200]
@@ -84,32 +93,17 @@ def _no_store(responses: dict[int, Any]) -> dict[int, Any]:
     responses=_no_store({**openapi_responses(HistoryReply, session=True), 422: _BAD_QUERY}),
 )
 def read_history(
-    limit: Annotated[
-        int, Query(ge=1, le=PAGE_TURNS, description=f"Most turns in the page (1 to {PAGE_TURNS}).")
-    ] = PAGE_TURNS,
-    before: Annotated[
-        str | None,
-        Query(pattern=CURSOR_PATTERN, description="A previous reply's `before`: the page of older turns."),
-    ] = None,
+    limit: _TurnLimit = PAGE_TURNS,
+    before: _TurnCursor = None,
 ) -> Response[HistoryReply]:
-    older_than = decode_cursor(before) if before is not None else None
     caller = app.caller
     session = services.sessions().open(caller.session_token, user=caller.user)
-    store = services.sessions().store
-    page = HistoryPage((), None)
-    if older_than is None or older_than[0] == session.record.generation:
-        page = store.history_page(
-            session.record,
-            limit,
-            max_bytes=PAGE_BYTES - ENVELOPE_BYTES,
-            before=older_than[1] if older_than else None,
-        )
-    services.sessions().touch(session, caller.user)
+    page, older = _page(session, limit, before)
     reply = HistoryReply(
         messages=messages_of(page.turns),
         turns=session.record.turns,
         session=session.token_string,
-        before=None if page.older is None else encode_cursor(session.record.generation, page.older),
+        before=older,
     )
     return _uncached(session_response(reply.model_dump(), session.token_string))
 
@@ -194,29 +188,13 @@ def list_conversations(
 )
 def read_conversation(
     conversation_id: Annotated[str, _CONVERSATION_ID],
-    limit: Annotated[
-        int, Query(ge=1, le=PAGE_TURNS, description=f"Most turns in the page (1 to {PAGE_TURNS}).")
-    ] = PAGE_TURNS,
-    before: Annotated[
-        str | None,
-        Query(pattern=CURSOR_PATTERN, description="A previous reply's `before`: the page of older turns."),
-    ] = None,
+    limit: _TurnLimit = PAGE_TURNS,
+    before: _TurnCursor = None,
 ) -> Response[ConversationReply]:
-    older_than = decode_cursor(before) if before is not None else None
     session, summary = _listed(conversation_id)
-    page = HistoryPage((), None)
-    if older_than is None or older_than[0] == session.record.generation:
-        page = services.sessions().store.history_page(
-            session.record,
-            limit,
-            max_bytes=PAGE_BYTES - ENVELOPE_BYTES,
-            before=older_than[1] if older_than else None,
-        )
-    services.sessions().touch(session, app.caller.user)
+    page, older = _page(session, limit, before)
     reply = ConversationReply(
-        **summary_reply(summary).model_dump(),
-        messages=messages_of(page.turns),
-        before=None if page.older is None else encode_cursor(session.record.generation, page.older),
+        **summary_reply(summary).model_dump(), messages=messages_of(page.turns), before=older
     )
     return _uncached(session_response(reply.model_dump(), session.token_string))
 
@@ -310,6 +288,23 @@ def export_conversation(
         },
     )
     return _uncached(response)
+
+
+def _page(session: OpenSession, limit: int, before: str | None) -> tuple[HistoryPage, str | None]:
+    """A page of the conversation the session is open on, and the cursor of the page before it.
+
+    Reading slides the session's idle expiry. A cursor from before a reset names turns that are
+    gone: its page is empty.
+    """
+    older_than = decode_cursor(before) if before is not None else None
+    record = session.record
+    page = HistoryPage((), None)
+    if older_than is None or older_than[0] == record.generation:
+        page = services.sessions().store.history_page(
+            record, limit, max_bytes=PAGE_BYTES - ENVELOPE_BYTES, before=older_than[1] if older_than else None
+        )
+    services.sessions().touch(session, app.caller.user)
+    return page, None if page.older is None else encode_cursor(record.generation, page.older)
 
 
 def _listed(conversation_id: str) -> tuple[OpenSession, ConversationSummary]:

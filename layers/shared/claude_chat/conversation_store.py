@@ -52,7 +52,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -272,25 +272,21 @@ class ConversationStore:
         condition = "expires_at > :now"
         if now < issued_at + self._ttl:
             condition = "attribute_not_exists(pk) OR expires_at > :now"
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(owner), _META),
-                UpdateExpression="SET gen = if_not_exists(gen, :fresh), turns = if_not_exists(turns, :zero), "
-                "expires_at = :exp",
-                ConditionExpression=condition,
-                ExpressionAttributeValues={
-                    ":zero": {"N": "0"},
-                    ":fresh": {"N": str(_fresh_generation(now))},
-                    ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
-                    ":now": {"N": str(int(now))},
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        slid = _unless_condition_fails(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_pk(owner), _META),
+            UpdateExpression="SET gen = if_not_exists(gen, :fresh), turns = if_not_exists(turns, :zero), "
+            "expires_at = :exp",
+            ConditionExpression=condition,
+            ExpressionAttributeValues={
+                ":zero": {"N": "0"},
+                ":fresh": {"N": str(_fresh_generation(now))},
+                ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
+                ":now": {"N": str(int(now))},
+            },
+        )
+        return slid is not None
 
     def save_turn(
         self, slot: Slot, turn: Turn, now: float | None = None, *, title: str | None = None
@@ -347,13 +343,10 @@ class ConversationStore:
 
     def _delete_turn(self, key: dict[str, Any]) -> bool:
         """Deletes a turn item; False when it was already gone (another turn replaced it first)."""
-        try:
-            self._db.delete_item(TableName=self._table, Key=key, ConditionExpression="attribute_exists(sk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        deleted = _unless_condition_fails(
+            self._db.delete_item, TableName=self._table, Key=key, ConditionExpression="attribute_exists(sk)"
+        )
+        return deleted is not None
 
     def _count_turn(self, slot: Slot, now: float, *, added: int, title: str | None) -> dict[str, Any]:
         """META's update for a saved turn: count, listing attributes, title, update time.
@@ -416,19 +409,16 @@ class ConversationStore:
         if not record.stored:
             return
         now = time.time() if now is None else now
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(record.session_id), _META),
-                UpdateExpression="SET expires_at = :exp",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={
-                    ":exp": {"N": str(self._sliding_deadline(record.issued_at, now, lasting=lasting))}
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        _unless_condition_fails(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_pk(record.session_id), _META),
+            UpdateExpression="SET expires_at = :exp",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":exp": {"N": str(self._sliding_deadline(record.issued_at, now, lasting=lasting))}
+            },
+        )
 
     def reset(
         self,
@@ -448,30 +438,27 @@ class ConversationStore:
         request: dict[str, Any] = {}
         if must_exist:
             request["ConditionExpression"] = "attribute_exists(pk)"
-        try:
-            old = self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(record.session_id), _META),
-                UpdateExpression="SET gen = if_not_exists(gen, :before_first) + :one, "
-                "turns = :zero, expires_at = :exp REMOVE #owner, updated_at, cid, title, auto_title",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":before_first": {"N": str(_fresh_generation(now) - 1)},
-                    ":exp": {
-                        "N": str(
-                            self._meta_deadline(record.session_id, record.issued_at, now, lasting=lasting)
-                        )
-                    },
+        answer = _unless_condition_fails(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_pk(record.session_id), _META),
+            UpdateExpression="SET gen = if_not_exists(gen, :before_first) + :one, "
+            "turns = :zero, expires_at = :exp REMOVE #owner, updated_at, cid, title, auto_title",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":zero": {"N": "0"},
+                ":before_first": {"N": str(_fresh_generation(now) - 1)},
+                ":exp": {
+                    "N": str(self._meta_deadline(record.session_id, record.issued_at, now, lasting=lasting))
                 },
-                ReturnValues="UPDATED_OLD",
-                **request,
-            ).get("Attributes", {})
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+            },
+            ReturnValues="UPDATED_OLD",
+            **request,
+        )
+        if answer is None:
             return False
+        old = answer.get("Attributes", {})
         if "gen" not in old:
             return True
         stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
@@ -481,40 +468,32 @@ class ConversationStore:
     def retitle(self, slot: Slot, expected: str, title: str) -> bool:
         """Replaces the automatic title the slot's turn wrote (`expected`) with a better one, unless
         the conversation was reset, deleted or retitled since."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(slot.session_id), _META),
-                UpdateExpression="SET auto_title = :title",
-                ConditionExpression="gen = :gen AND auto_title = :expected",
-                ExpressionAttributeValues={
-                    ":title": {"S": title},
-                    ":expected": {"S": expected},
-                    ":gen": {"N": str(slot.generation)},
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        retitled = _unless_condition_fails(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_pk(slot.session_id), _META),
+            UpdateExpression="SET auto_title = :title",
+            ConditionExpression="gen = :gen AND auto_title = :expected",
+            ExpressionAttributeValues={
+                ":title": {"S": title},
+                ":expected": {"S": expected},
+                ":gen": {"N": str(slot.generation)},
+            },
+        )
+        return retitled is not None
 
     def rename(self, record: SessionRecord, title: str) -> ConversationSummary | None:
         """Gives a listed conversation the caller's title (kept over the automatic one); None if unlisted."""
-        try:
-            meta = self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(record.session_id), _META),
-                UpdateExpression="SET title = :title",
-                ConditionExpression="attribute_exists(updated_at)",
-                ExpressionAttributeValues={":title": {"S": title}},
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return None
-        return _summary(meta)
+        renamed = _unless_condition_fails(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_pk(record.session_id), _META),
+            UpdateExpression="SET title = :title",
+            ConditionExpression="attribute_exists(updated_at)",
+            ExpressionAttributeValues={":title": {"S": title}},
+            ReturnValues="ALL_NEW",
+        )
+        return None if renamed is None else _summary(renamed["Attributes"])
 
     def conversations(
         self, owner: str, limit: int, after: tuple[int, str] | None = None
@@ -682,6 +661,16 @@ def _fresh_generation(now: float) -> int:
     user's conversation is named by the user, so its id comes back) never reuses the keys of turn
     items that may outlive it by a day."""
     return int(now)
+
+
+def _unless_condition_fails(call: Callable[..., Any], **request: Any) -> dict[str, Any] | None:
+    """A conditional write's answer, or None when its condition did not hold (any other error raises)."""
+    try:
+        return dict(call(**request))
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return None
 
 
 def _wait_quietly(future: Future[Any]) -> None:
