@@ -64,6 +64,7 @@ class LocalFunctionUrls:
             if spec.invoke_mode == "RESPONSE_STREAM":
                 self._streaming_apps[spec.logical_id] = module.app
                 routes = {route.path: set(route.methods or ()) - {"HEAD"} for route in module.ROUTES}
+                self._merge_openapi(module.openapi_document())
             else:
                 routes = module.app.route_methods
                 self._merge_openapi(module.app.openapi_document())

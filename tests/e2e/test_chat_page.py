@@ -395,7 +395,9 @@ def test_the_page_works_from_another_origin(
     page.get_by_role("button", name="Options for Renamed across origins").click()
     with page.expect_download() as download:
         page.get_by_role("button", name="Export as JSON").click()
-    assert download.value.suggested_filename == "renamed-across-origins.json"  # the server's name, exposed by CORS
+    assert (
+        download.value.suggested_filename == "renamed-across-origins.json"
+    )  # the server's name, exposed by CORS
     page.get_by_role("button", name="Delete…").click()
     page.get_by_role("button", name="Delete", exact=True).click()
     expect(page.locator(".message")).to_have_count(0)

@@ -159,6 +159,43 @@ class ResetReply(BaseModel):
     ok: Literal[True] = True
 
 
+class StreamText(BaseModel):
+    """A piece of the reply, in order: append `text` (a client of the seed guide does just that)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class StreamDone(BaseModel):
+    """The last event before `[DONE]` of a reply that ended well (or was stopped: `stop_reason`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Literal[""] = ""
+    done: Literal[True] = True
+    stop_reason: str | None = Field(description="Claude's, or `stopped` when the client stopped the reply.")
+    usage: Usage
+    turns: int | None = Field(default=None, description="With history: the conversation's saved turns.")
+    session: str | None = Field(default=None, description="With history: the session token.")
+    conversation: str | None = Field(default=None, description="With history: the conversation's id.")
+    title: str | None = Field(default=None, description="With history: the conversation's title.")
+
+
+class StreamFailed(BaseModel):
+    """An error after the stream began, then `[DONE]`; the turn saved nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Literal[""] = ""
+    error: str
+    code: str
+
+
+class StopRequest(BaseModel):
+    turn: str = Field(description="The `X-Turn-Id` of the streaming reply to stop.")
+
+
 class ErrorReply(BaseModel):
     """Every error of every route has this shape; 429 adds retryAfter (seconds to wait) and limit."""
 

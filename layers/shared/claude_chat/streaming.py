@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from pydantic import BaseModel
 
 from claude_chat.caller import SESSION_HEADER
 from claude_chat.chat_turn import Turn
 from claude_chat.errors import ApiError, InternalError
 from claude_chat.http_api import session_cookie
+from claude_chat.models import StreamDone, StreamFailed
 
 logger = Logger(child=True)
 
@@ -29,6 +31,7 @@ SSE_HEADERS = {
 }
 TURN_HEADER = "X-Turn-Id"
 DONE = b"data: [DONE]\n\n"
+_CONVERSATION_FIELDS = {"turns", "session", "conversation", "title"}  # a stateless turn has none
 
 
 def stream_headers(turn: Turn) -> dict[str, str]:
@@ -44,30 +47,30 @@ def events(turn: Turn) -> Iterator[bytes]:
     """Each text delta as one event, then the final metadata event (or an error event), then [DONE]."""
     try:
         for delta in turn.deltas():
-            yield event({"text": delta})
+            yield event({"text": delta})  # StreamText, without a model per delta: they are many
     except Exception as error:
         if not isinstance(error, ApiError):
             logger.exception("stream failed")
         failure = error if isinstance(error, ApiError) else InternalError()
-        yield event({"text": "", "error": failure.message, "code": failure.code})
+        yield model_event(StreamFailed(error=failure.message, code=failure.code))
         yield DONE
         return
     outcome = turn.outcome
     if outcome is None:
         return
-    final: dict[str, Any] = {
-        "text": "",
-        "done": True,
-        "stop_reason": outcome.reply.stop_reason,
-        "usage": outcome.reply.usage.model_dump(),
-    }
+    final = StreamDone(stop_reason=outcome.reply.stop_reason, usage=outcome.reply.usage)
     if turn.session is not None:
-        final["turns"] = outcome.turns
-        final["session"] = turn.session.token_string
-        final["conversation"] = turn.session.slot.conversation
-        final["title"] = outcome.title or ""
-    yield event(final)
+        final.turns = outcome.turns
+        final.session = turn.session.token_string
+        final.conversation = turn.session.slot.conversation
+        final.title = outcome.title or ""
+    yield model_event(final, exclude=None if turn.session is not None else _CONVERSATION_FIELDS)
     yield DONE
+
+
+def model_event(data: BaseModel, *, exclude: set[str] | None = None) -> bytes:
+    """An event from its model (claude_chat.models), as the OpenAPI description states it."""
+    return event(data.model_dump(exclude=exclude))
 
 
 def event(data: dict[str, Any]) -> bytes:
