@@ -439,3 +439,56 @@ def test_on_a_phone_the_sidebar_is_a_drawer(browser: Browser, chat_server: DevSe
             assert box["height"] >= 40, f"{control} is too small to tap: {box}"
     finally:
         context.close()
+
+
+def test_an_empty_reply_is_not_kept_on_the_page_as_the_server_keeps_none(
+    chat_page: Page, chat_server: DevServer
+) -> None:
+    """Claude sometimes ends a turn with no text; the server then saves nothing (chat_turn), so the
+    page must not show the turn, name the conversation in the URL or list it, nor offer to
+    regenerate it (that would replace the turn before it, the server's real last one)."""
+
+    def empty_reply(route: Route) -> None:
+        # What the stream route sends for a reply of only whitespace: the turn is not saved, so
+        # `turns` and `title` are those from before it (stand-in Claude never answers empty).
+        body = json.loads(route.request.post_data or "{}")
+        conversation = body["conversation"]
+        before = server_conversation(chat_server, route.request.headers["x-session-id"], conversation)
+        turns, title = (before.json()["turns"], before.json()["title"]) if before.is_success else (0, "")
+        done = {
+            "text": "",
+            "done": True,
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+            "turns": turns,
+            "conversation": conversation,
+            "title": title,
+        }
+        route.fulfill(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Access-Control-Allow-Origin": "*"},
+            body=f'data: {{"text": "\\n\\n"}}\n\ndata: {json.dumps(done)}\n\ndata: [DONE]\n\n',
+        )
+
+    send(chat_page, "A question")  # makes the session, and a conversation to go on with
+    conversation, token = open_id(chat_page), token_of(chat_page)
+    assert conversation
+    kept = messages(chat_page)
+    chat_page.route("**/api/chat/history/stream", empty_reply)
+
+    box = chat_page.get_by_role("textbox", name="Message")
+    box.fill("Say nothing")
+    box.press("Enter")
+    expect(chat_page.get_by_role("alert")).to_contain_text("empty reply")
+    assert messages(chat_page) == kept == server_messages(chat_server, token, conversation)
+    expect(box).to_have_value("Say nothing")  # back in the box, as after any turn that was not kept
+    expect(chat_page.get_by_role("button", name="Regenerate the last reply")).to_have_count(1)
+
+    # In a new chat: no address, no entry in the list for a conversation the server does not have.
+    chat_page.get_by_role("button", name="New chat").click()
+    box.fill("Also nothing")
+    box.press("Enter")
+    expect(chat_page.get_by_role("alert")).to_contain_text("empty reply")
+    assert messages(chat_page) == []
+    assert open_id(chat_page) is None
+    assert titles(chat_page) == ["A question"]

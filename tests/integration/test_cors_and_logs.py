@@ -70,3 +70,19 @@ def test_logs_carry_no_message_text_and_no_session_token(dev_server) -> None:
     emf = [json.loads(line) for line in log.splitlines() if line.startswith('{"_aws"')]
     token_lines = [line for line in emf if "InputTokens" in line]
     assert token_lines and all(line["model"] == "claude-haiku-4-5" for line in token_lines)
+
+
+def test_a_page_on_another_origin_can_read_the_export_file_name(client) -> None:
+    """The deployed page is on another origin than the history function: without the header in
+    Access-Control-Expose-Headers, fetch() hides Content-Disposition and the page names the file
+    itself ("Café crème" became caf-cr-me.md, a title in another script conversation.md)."""
+    turn = client.post("/api/chat/history", json={"message": "Café crème", "conversation": "cors-export"})
+    assert turn.status_code == 200, turn.text
+    response = client.get(
+        "/api/conversations/cors-export/export",
+        headers={"Origin": ORIGIN, "X-Session-Id": turn.json()["session"]},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"] == 'attachment; filename="cafe-creme.md"'
+    exposed = response.headers["access-control-expose-headers"].split(",")
+    assert "content-disposition" in exposed

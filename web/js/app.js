@@ -333,6 +333,11 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
     for (;;) {
       const { value, done } = await pieces.next();
       if (done) {
+        // The server does not save a reply with no text (Claude ends a turn so at times): neither
+        // does the page, or Regenerate would replace the turn before it, the server's last.
+        if (!received.trim()) {
+          throw new ChatError("Claude sent an empty reply. Please try again.", { code: "empty_reply" });
+        }
         renderer.finish(received);
         kept = true;
         if (value.stop_reason === "max_tokens") addNote(reply, "The reply reached its length limit.");
