@@ -232,6 +232,8 @@ def delete_conversation(conversation_id: Annotated[str, _CONVERSATION_ID]) -> Re
     if session.token.is_new:  # a session issued just now owns nothing
         raise ConversationNotFound()
     store = services.sessions().store
+    # Final for a turn in flight even when nothing is saved yet; but only a conversation that
+    # was there (listed) is deleted, so a second DELETE answers like an id that never existed.
     if not store.reset(session.record, lasting=caller.user is not None, must_exist=True):
         raise ConversationNotFound()
     return _uncached(session_response(ResetReply().model_dump(), session.token_string))

@@ -233,11 +233,14 @@ def test_a_delete_is_final_for_a_first_turn_in_flight(store: ConversationStore) 
     partition = partition_id("s1", "gone")
     in_flight = slot(store, partition)
     record = store.load(partition, NOW)
-    assert store.reset(record, must_exist=True)
+    assert not store.reset(record, must_exist=True)  # not listed yet: nothing to say was deleted
     assert store.save_turn(in_flight, Turn("late", "r"), now=NOW, title="late").turns == 0
     assert store.all_turns(store.load(partition, NOW)) == []
     assert store.conversations("s1", limit=10) == ([], None)
     assert not store.reset(store.load(partition_id("s1", "never"), NOW), must_exist=True)
+    assert store.load(partition_id("s1", "never"), NOW).stored is False  # and nothing was written
+    say(store, "listed", partition_id("s1", "kept"))
+    assert store.reset(store.load(partition_id("s1", "kept"), NOW), must_exist=True)
 
 
 def test_replace_last_leaves_the_old_turn_out_and_deletes_it_once(store: ConversationStore) -> None:
@@ -259,3 +262,13 @@ def test_a_turn_elsewhere_slides_the_session_and_fails_once_it_expired(store: Co
     assert store.load("s1", NOW).expires_at == NOW + TTL
     assert store.slide_session("s1", NOW, now=NOW + TTL - 1)
     assert not store.slide_session("s1", NOW, now=NOW + 2 * TTL)
+
+
+def test_a_title_from_the_first_message_shows_what_it_says() -> None:
+    from claude_chat.titles import title_from
+
+    assert title_from("  # Plan a **trip**\nmore") == "Plan a trip"
+    assert title_from("\u0007bell \u202eevil\u0000nul") == "bell evil nul"
+    assert title_from("", "Claude's first line") == "Claude's first line"
+    long = title_from("word " * 40)
+    assert len(long) <= 61 and long.endswith("…") and " " not in long[-2:]

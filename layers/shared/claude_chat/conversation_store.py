@@ -429,7 +429,8 @@ class ConversationStore:
         must_exist: bool = False,
     ) -> bool:
         """Forgets a conversation: one write hides it, unlists it and dooms every turn in flight,
-        then its items go. False (and nothing written) when `must_exist` and it has no META.
+        then its items go. Returns whether it was listed (had a saved turn) before; with
+        `must_exist`, a conversation with no META is left without one (nothing is written).
 
         It bumps the generation even for a conversation with no saved turn yet (its first
         turn may be in flight), and deletes the old generation's items before answering.
@@ -460,10 +461,10 @@ class ConversationStore:
             return False
         old = answer.get("Attributes", {})
         if "gen" not in old:
-            return True
+            return False
         stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
         self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
-        return True
+        return "updated_at" in old
 
     def retitle(self, slot: Slot, expected: str, title: str) -> bool:
         """Replaces the automatic title the slot's turn wrote (`expected`) with a better one, unless

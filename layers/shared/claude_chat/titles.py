@@ -22,7 +22,9 @@ logger = Logger(child=True)
 
 TITLE_CHARS = 60
 TITLE_MAX_TOKENS = 24
-_MARKUP = re.compile(r"[`*_#>\[\]]+")
+_MARKUP = re.compile(r"[`*_#>\[\]]+|[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Markdown marks, control characters, and the invisible and bidirectional-override characters that
+# would make a title read other than it is (a rename refuses the control characters too).
 _TITLE_PROMPT = (
     "Write a title of at most six words for the conversation that starts with the exchange below. "
     "Answer with the title only: no quotes, no punctuation at the end.\n\n"
