@@ -49,6 +49,10 @@ abandoned (the API key itself is never recorded, only whether one was sent):
     DELETE /_standin/requests      forget them
     GET    /_standin/disconnects   streams the client left early (DELETE forgets them)
 
+Amazon Bedrock's runtime API (the same replies, behind SigV4 and its binary event
+stream) is local/bedrock_standin.py, served by the same stand-in when its routes are
+passed to `start_in_thread(extra_routes=...)`.
+
 Run alone with `python -m local.messages_standin --port 8787`, or in-process with
 `start_in_thread()`.
 """
@@ -68,7 +72,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +82,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -159,7 +163,8 @@ class _Timed:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/v1/messages":
+        is_turn = scope["path"] == "/v1/messages" or scope["path"].startswith("/model/")  # Bedrock's
+        if scope["type"] != "http" or not is_turn:
             await self._app(scope, receive, send)
             return
         timing: dict[str, Any] = {
@@ -472,13 +477,14 @@ class MessagesStandin:
                 {"request_id": request_id, "disconnected_at_delta": sent, "disconnected_at": time.time()}
             )
 
-    def app(self) -> Starlette:
+    def app(self, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
         logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)  # addFilter ignores repeats
         app = Starlette(
             routes=[
                 Route("/v1/messages", self._messages, methods=["POST"]),
                 Route("/_standin/requests", self._recorded, methods=["GET", "DELETE"]),
                 Route("/_standin/disconnects", self._disconnected, methods=["GET", "DELETE"]),
+                *extra_routes,
             ],
             exception_handlers={404: self._not_found, 405: self._not_found},
             middleware=[Middleware(_Timed)],
@@ -502,6 +508,23 @@ class MessagesStandin:
                 self._disconnects.clear()
         return JSONResponse(self.disconnects)
 
+    def record(self, request: Request, request_id: str, body: Any, **fields: Any) -> dict[str, Any]:
+        """Records a request (for /_standin/requests) and returns its record, which the reply fills in."""
+        timing: dict[str, Any] = request.scope.get("standin.timing") or {"received": time.time()}
+        timing.setdefault("deltas", [])
+        record = {
+            "request_id": request_id,
+            "received_at": time.time(),
+            "body": body,
+            **fields,
+            "headers": {name: request.headers[name] for name in _RECORDED_HEADERS if name in request.headers},
+            "usage": None,
+            "timing": timing,
+        }
+        with self._lock:
+            self._requests.append(record)
+        return record
+
     async def _messages(self, request: Request) -> Response:
         request_id = _new_id("req_")
         try:
@@ -510,28 +533,20 @@ class MessagesStandin:
             body = None
         # SDK 1.x sends x-api-key, SDK 2.x a bearer token: either counts, neither is recorded.
         has_api_key = bool(request.headers.get("x-api-key") or request.headers.get("authorization"))
-        timing: dict[str, Any] = request.scope.get("standin.timing") or {"received": time.time()}
-        timing.setdefault("deltas", [])
-        record = {
-            "request_id": request_id,
-            "received_at": time.time(),
-            "body": body,
-            "has_api_key": has_api_key,
-            "headers": {name: request.headers[name] for name in _RECORDED_HEADERS if name in request.headers},
-            "usage": None,
-            "timing": timing,
-        }
-        with self._lock:
-            self._requests.append(record)
+        record = self.record(request, request_id, body, has_api_key=has_api_key)
         if not has_api_key:
             return _error(401, request_id, "x-api-key header is required")
         if not isinstance(body, dict):
             return _error(400, request_id, "The request body is not a valid JSON object.")
+        return await self.reply(request, record, body)
+
+    async def reply(self, request: Request, record: dict[str, Any], body: dict[str, Any]) -> Response:
+        """The Messages API's answer to a request body (a JSON Message, an SSE stream, or an error)."""
         try:
             prompt = _parse_prompt(body)
             directives = _Directives.parse(prompt.last_user_text)
         except _BadRequest as bad:
-            return _error(400, request_id, str(bad))
+            return _error(400, record["request_id"], str(bad))
         return await self._answer(request, record, prompt, directives)
 
     async def _answer(
@@ -653,12 +668,16 @@ class StandinServer:
 
 
 def start_in_thread(
-    host: str = "127.0.0.1", port: int = 0, profile: TimingProfile | None = None
+    host: str = "127.0.0.1",
+    port: int = 0,
+    profile: TimingProfile | None = None,
+    extra_routes: Callable[[MessagesStandin], Sequence[BaseRoute]] | None = None,
 ) -> StandinServer:
     """Serves the stand-in in-process; returns once it accepts connections.
 
     The socket is bound here, so port 0 yields a free port known before startup.
     The timing profile defaults to the environment's (TimingProfile.from_env).
+    `extra_routes` adds routes that answer through the same stand-in (Bedrock's runtime API).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
@@ -669,7 +688,7 @@ def start_in_thread(
     bound_port: int = listener.getsockname()[1]
     standin = MessagesStandin(profile)
     config = uvicorn.Config(
-        standin.app(),
+        standin.app(extra_routes(standin) if extra_routes else ()),
         log_config=None,  # leave the host process's logging alone
         log_level="warning",
         access_log=False,

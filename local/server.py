@@ -177,7 +177,9 @@ def _prepare_environment() -> list[str]:
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb.url
     create_table(boto3.client("dynamodb"), os.environ["TABLE_NAME"])
     notes.append(f"DynamoDB: embedded (moto) at {dynamodb.url}, table {os.environ['TABLE_NAME']!r}")
-    if os.environ.get("ANTHROPIC_API_KEY"):
+    if _on_bedrock():
+        notes.append(_prepare_bedrock())
+    elif os.environ.get("ANTHROPIC_API_KEY"):
         where = os.environ.get("ANTHROPIC_BASE_URL", "the Anthropic API")
         notes.append(f"Claude: {where}, with your ANTHROPIC_API_KEY")
     else:
@@ -194,6 +196,41 @@ def _prepare_environment() -> list[str]:
         os.environ["SESSION_SECRET"] = secrets.token_urlsafe(32)
         notes.append("Sessions: signed with a random key for this run (set SESSION_SECRET to keep them)")
     return notes
+
+
+def _on_bedrock() -> bool:
+    return os.environ.get("CLAUDE_PROVIDER", "").strip().lower() == "bedrock"
+
+
+def _prepare_bedrock() -> str:
+    """CLAUDE_PROVIDER=bedrock: the real AnthropicBedrock client, signing for the local stand-in.
+
+    Unless ANTHROPIC_BEDROCK_BASE_URL names a Bedrock endpoint of your own, the stand-in plays
+    Bedrock's runtime API and checks each request's SigV4 signature against fake credentials set
+    here (yours, if any, are not used: nothing reaches AWS). No AWS account is needed.
+    """
+    if os.environ.get("ANTHROPIC_BEDROCK_BASE_URL"):
+        return (
+            f"Claude: Amazon Bedrock at {os.environ['ANTHROPIC_BEDROCK_BASE_URL']}, with your AWS credentials"
+        )
+    from local.bedrock_standin import BedrockRuntime, Credentials
+    from local.messages_standin import start_in_thread
+
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK"):
+        os.environ.pop(name, None)
+    fake = {"AWS_ACCESS_KEY_ID": "local-bedrock", "AWS_SECRET_ACCESS_KEY": "local-bedrock-secret"}
+    os.environ.update(fake)  # the stand-in's own, known to it: never a real credential
+    region = os.environ.get("AWS_REGION") or os.environ["AWS_DEFAULT_REGION"]
+    credentials = Credentials(region, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    standin = start_in_thread(
+        port=int(os.environ.get("STANDIN_PORT", "0")),
+        extra_routes=lambda messages: BedrockRuntime(messages, credentials).routes(),
+    )
+    os.environ["ANTHROPIC_BEDROCK_BASE_URL"] = standin.url
+    return (
+        f"Claude: Amazon Bedrock (CLAUDE_PROVIDER=bedrock), played by the local stand-in at {standin.url}"
+        f" (SigV4 for bedrock in {region} checked; see local/bedrock_standin.py)"
+    )
 
 
 def _apply_template_environment(specs: list[FunctionSpec]) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from local.template import load_template
-from tests.sam_offline import offline_env, transformed_template
+from tests.sam_offline import offline_env, transformed_template, transformed_with_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -195,6 +195,16 @@ def test_transformed_template_passes_checkov(tmp_path: Path) -> None:
     transformed = tmp_path / "transformed-template.json"
     transformed.write_text(json.dumps(document, indent=1), encoding="utf-8")
     _assert_clean(_checkov(transformed), f"{TEMPLATE.name} after the SAM transform")
+
+
+@needs_checkov
+def test_bedrock_deploy_passes_checkov(tmp_path: Path) -> None:
+    """ClaudeProvider=bedrock as CloudFormation creates it, with its Bedrock grants."""
+    (document,) = transformed_with_parameters([{"ClaudeProvider": "bedrock"}])
+    document = _hand_on_function_suppressions(document)
+    transformed = tmp_path / "transformed-bedrock.json"
+    transformed.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    _assert_clean(_checkov(transformed), f"{TEMPLATE.name} with ClaudeProvider=bedrock")
 
 
 @pytest.mark.parametrize("path", [TEMPLATE, DEPLOY_ROLE_TEMPLATE], ids=lambda path: path.name)

@@ -91,6 +91,22 @@ def _same_setting(parameter_default: Any, field_default: Any) -> bool:
     return str(parameter_default) == str(field_default)
 
 
+# The API key secret's ARN: none on Bedrock; else the stack's own secret, or the operator's.
+_API_KEY_SECRET = {
+    "Fn::If": [
+        "OnBedrock",
+        {"Ref": "AWS::NoValue"},
+        {
+            "Fn::If": [
+                "NoApiKeySecretArn",
+                {"Ref": "AnthropicApiKeySecret"},
+                {"Ref": "AnthropicApiKeySecretArn"},
+            ]
+        },
+    ]
+}
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -129,12 +145,26 @@ def transformed() -> dict[str, Any]:
 # --------------------------------------------------------------------------- 1. sam validate --lint
 
 
-def test_sam_validate_lint_passes() -> None:
+def _with_provider_default(provider: str, directory: Path) -> Path:
+    """template.yaml with ClaudeProvider defaulting to `provider` (sam validate takes no parameter values)."""
+    if provider == "anthropic":
+        return TEMPLATE
+    text = TEMPLATE.read_text(encoding="utf-8")
+    declared = "  ClaudeProvider:\n    Type: String\n    Default: anthropic\n"
+    assert text.count(declared) == 1
+    copy_ = directory / "template.yaml"
+    copy_.write_text(text.replace(declared, declared.replace("anthropic", provider)), encoding="utf-8")
+    return copy_
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+def test_sam_validate_lint_passes(provider: str, tmp_path: Path) -> None:
     if not SAM.exists() and shutil.which("sam") is None:
         pytest.skip(f"SAM CLI not installed at {SAM} (the Makefile installs it into .venv-sam)")
     sam = str(SAM) if SAM.exists() else "sam"
+    template = _with_provider_default(provider, tmp_path)
     result = subprocess.run(
-        [sam, "validate", "--lint", "--region", "us-east-1", "--template-file", str(TEMPLATE)],
+        [sam, "validate", "--lint", "--region", "us-east-1", "--template-file", str(template)],
         capture_output=True,
         text=True,
         env=offline_env(),
@@ -161,6 +191,19 @@ def test_transformed_template_passes_cfn_lint() -> None:
     matches = lint(json.dumps(transformed), config=ManualArgs(regions=["us-east-1"]))
     findings = [match for match in matches if match.rule.id[0] in {"E", "W"}]
     assert not findings, "cfn-lint on the transformed template:\n" + "\n".join(
+        f"{match.rule.id} {match.message} at {'/'.join(map(str, match.path))}" for match in findings
+    )
+
+
+def test_bedrock_deploy_passes_cfn_lint() -> None:
+    """cfn-lint on what CloudFormation creates for ClaudeProvider=bedrock, its values written in."""
+    from cfnlint.api import ManualArgs, lint
+
+    (bedrock,) = transformed_with_parameters([BEDROCK])
+    matches = lint(json.dumps(bedrock), config=ManualArgs(regions=["us-east-1"]))
+    # With the values written in, parameters and conditions are left unused (W2001, W8001): by design.
+    findings = [m for m in matches if m.rule.id[0] in {"E", "W"} and m.rule.id not in {"W2001", "W8001"}]
+    assert not findings, "cfn-lint on the Bedrock deploy:\n" + "\n".join(
         f"{match.rule.id} {match.message} at {'/'.join(map(str, match.path))}" for match in findings
     )
 
@@ -208,10 +251,29 @@ def test_transform_grants_public_url_both_invoke_permissions(transformed: dict[s
 
 # X-Ray's write actions have no resource-level permissions: "*" is the only Resource they take.
 _RESOURCE_WILDCARD_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+BEDROCK = {"ClaudeProvider": "bedrock"}
+_BEDROCK_INVOKE = {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"}
+_PROFILE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/"
+    "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+}
 
 
-def test_rendered_roles_are_least_privilege(transformed: dict[str, Any]) -> None:
+def _region_wildcard_through_the_profile(statement: dict[str, Any], resource: Any) -> bool:
+    """The one wildcard allowed: any region of one foundation model, reachable only through the profile."""
+    return (
+        set(_as_list(statement["Action"])) <= _BEDROCK_INVOKE
+        and json.dumps(resource).count("*") == 1
+        and ":bedrock:*::foundation-model/${Model}" in json.dumps(resource)
+        and statement.get("Condition") == {"StringEquals": {"bedrock:InferenceProfileArn": _PROFILE_ARN}}
+    )
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+def test_rendered_roles_are_least_privilege(transformed: dict[str, Any], provider: str) -> None:
     """Every role of the deployed stack: no wildcard action, no wildcard resource, no managed policy."""
+    if provider == "bedrock":
+        (transformed,) = transformed_with_parameters([BEDROCK])
     roles = {
         name: resource["Properties"]
         for name, resource in transformed["Resources"].items()
@@ -238,6 +300,8 @@ def test_rendered_roles_are_least_privilege(transformed: dict[str, Any]) -> None
                     continue
                 for resource in resources:
                     assert isinstance(resource, dict), f"{name}: a literal resource {resource!r}"
+                    if _region_wildcard_through_the_profile(statement, resource):
+                        continue
                     assert "*" not in json.dumps(resource), f"{name}: a wildcard in {resource}"
 
 
@@ -260,7 +324,9 @@ def test_each_role_writes_logs_only_to_its_own_group(transformed: dict[str, Any]
 @pytest.mark.parametrize(
     ("parameter", "default"),
     [
+        ("ClaudeProvider", "anthropic"),
         ("ClaudeModel", "claude-haiku-4-5"),
+        ("BedrockModel", "us.anthropic.claude-haiku-4-5-20251001-v1:0"),
         ("MaxTokens", 1024),
         ("SystemPrompt", ""),
         ("HistoryMaxMessages", 20),
@@ -300,8 +366,12 @@ def test_api_key_secret_is_an_existing_arn_or_one_the_stack_creates_empty(templa
     assert pattern.match("arn:aws:secretsmanager:us-east-1:123456789012:secret:claude-chat/anthropic-AbC123")
     assert pattern.match("")
     assert not pattern.match("sk-ant-api03-not-an-arn")
-    assert template["Conditions"]["CreateApiKeySecret"] == {
+    assert template["Conditions"]["NoApiKeySecretArn"] == {
         "Fn::Equals": [{"Ref": "AnthropicApiKeySecretArn"}, ""]
+    }
+    # On Bedrock there is no key, so no secret either.
+    assert template["Conditions"]["CreateApiKeySecret"] == {
+        "Fn::And": [{"Condition": "NoApiKeySecretArn"}, {"Fn::Not": [{"Condition": "OnBedrock"}]}]
     }
     created = template["Resources"]["AnthropicApiKeySecret"]
     assert created["Condition"] == "CreateApiKeySecret"
@@ -396,13 +466,7 @@ def test_environment_wires_settings_and_secrets(functions: dict[str, dict[str, A
         assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}, name
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ClaudeChat", name
         assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}, name
-    api_key_secret = {
-        "Fn::If": [
-            "CreateApiKeySecret",
-            {"Ref": "AnthropicApiKeySecret"},
-            {"Ref": "AnthropicApiKeySecretArn"},
-        ]
-    }
+    api_key_secret = _API_KEY_SECRET
     for name in ("ChatFunction", "StreamFunction"):
         assert functions[name]["Environment"]["Variables"]["ANTHROPIC_API_KEY_SECRET_ARN"] == api_key_secret
     assert "ANTHROPIC_API_KEY_SECRET_ARN" not in functions["HistoryFunction"]["Environment"]["Variables"]
@@ -486,11 +550,6 @@ def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
         assert not _has_intrinsic(properties[key]), key
 
 
-_API_KEY_SECRET = {
-    "Fn::If": ["CreateApiKeySecret", {"Ref": "AnthropicApiKeySecret"}, {"Ref": "AnthropicApiKeySecretArn"}]
-}
-
-
 _TURN_ACTIONS = {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
@@ -565,6 +624,92 @@ def test_function_policies_are_least_privilege(
     assert {a for s in secrets for a in _as_list(s["Action"])} == {"secretsmanager:GetSecretValue"}
     granted_secrets = [r for s in secrets for r in _as_list(s["Resource"])]
     assert sorted(map(json.dumps, granted_secrets)) == sorted(map(json.dumps, readable_secrets))
+
+
+def _literal(value: Any) -> Any:
+    """Fn::Join, Fn::Select and Fn::Split over literal strings, as CloudFormation evaluates them."""
+    if not isinstance(value, dict):
+        return value
+    ((function, arguments),) = value.items()
+    if function == "Fn::Split":
+        return _literal(arguments[1]).split(arguments[0])
+    if function == "Fn::Select":
+        return _literal(arguments[1])[int(arguments[0])]
+    assert function == "Fn::Join", value
+    return arguments[0].join(_literal(item) for item in arguments[1])
+
+
+def _role_statements(document: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = document["Resources"][f"{function}Role"]["Properties"]
+    return [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
+
+
+def test_bedrock_roles_invoke_exactly_the_profile_and_its_model_and_no_key_exists() -> None:
+    """ClaudeProvider=bedrock: the profile, its foundation model only through it, and no API key anywhere."""
+    anthropic, bedrock = transformed_with_parameters([{}, BEDROCK])
+    template = load_template(TEMPLATE)
+    values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    for mode, created in (({}, True), (BEDROCK, False)):
+        for section in ("Resources", "Outputs"):
+            condition = {"Condition": template[section]["AnthropicApiKeySecret"]["Condition"]}
+            assert _condition_holds(condition, template["Conditions"], {**values, **mode}) is created
+    for function in URL_FUNCTIONS:
+        variables = bedrock["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["CLAUDE_PROVIDER"] == "bedrock", function
+        assert variables["CLAUDE_MODEL"] == "us.anthropic.claude-haiku-4-5-20251001-v1:0", function
+        assert "ANTHROPIC_API_KEY_SECRET_ARN" not in variables, function
+        assert not [s for s in _role_statements(anthropic, function) if _actions_of(s, "bedrock")], function
+        statements = _role_statements(bedrock, function)
+        secrets = [r for s in statements if _actions_of(s, "secretsmanager") for r in _as_list(s["Resource"])]
+        assert secrets == [{"Ref": "SessionSigningSecret"}], function
+        invoke = [s for s in statements if _actions_of(s, "bedrock")]
+        if function == "HistoryFunction":  # it never calls Claude
+            assert not invoke
+            continue
+        assert len(invoke) == 2, invoke
+        assert all(set(_as_list(s["Action"])) == _BEDROCK_INVOKE for s in invoke)
+        profile, model = invoke
+        assert profile["Resource"] == _PROFILE_ARN and "Condition" not in profile
+        arn, names = model["Resource"]["Fn::Sub"]
+        assert arn == "arn:${AWS::Partition}:bedrock:*::foundation-model/${Model}"
+        assert _literal(names["Model"]) == "anthropic.claude-haiku-4-5-20251001-v1:0"
+        assert model["Condition"] == {"StringEquals": {"bedrock:InferenceProfileArn": _PROFILE_ARN}}
+
+
+def test_bedrock_model_parameter_accepts_profiles_only() -> None:
+    pattern = re.compile(load_template(TEMPLATE)["Parameters"]["BedrockModel"]["AllowedPattern"])
+    for good in (
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ):
+        assert pattern.fullmatch(good), good
+    # A bare model id, an Anthropic API alias or a dotted name would make a wrong foundation-model ARN.
+    for bad in ("anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", "us.anthropic.claude.x-v1:0"):
+        assert not pattern.fullmatch(bad), bad
+
+
+def test_provider_parameter_changes_publish_what_they_reach() -> None:
+    """From ClaudeProvider=bedrock: its model publishes all three; the Anthropic API's settings none."""
+    changes = {
+        "BedrockModel": ({"BedrockModel": "eu.anthropic.claude-haiku-4-5-20251001-v1:0"}, set(URL_FUNCTIONS)),
+        "ClaudeModel": ({"ClaudeModel": "claude-sonnet-4-5"}, set()),
+        "AnthropicApiKeySecretArn": (
+            {"AnthropicApiKeySecretArn": CHANGED_VALUES["AnthropicApiKeySecretArn"]},
+            set(),
+        ),
+        "ClaudeProvider=anthropic": ({"ClaudeProvider": "anthropic"}, set(URL_FUNCTIONS)),
+    }
+    baseline, *documents = transformed_with_parameters(
+        [BEDROCK] + [{**BEDROCK, **overrides} for overrides, _ in changes.values()]
+    )
+    failures = []
+    for (name, (_, expected)), document in zip(changes.items(), documents, strict=True):
+        before, after = _versions(baseline), _versions(document)
+        published = {f for f in URL_FUNCTIONS if after[f] != before[f]}
+        changed = {f for f in URL_FUNCTIONS if document["Resources"][f] != baseline["Resources"][f]}
+        if published != expected or changed != expected:
+            failures.append(f"{name}: publishes {sorted(published)}, changes {sorted(changed)}")
+    assert not failures, "\n".join(failures)
 
 
 def test_session_secret_is_generated(template: dict[str, Any]) -> None:
@@ -736,6 +881,8 @@ REACHES_NO_FUNCTION = {
     "OidcAudience": "read only with SignIn=issuer",
     "PageCallbackUrls": "the Cognito app client, which exists only with SignIn=cognito",
     "HostedUiDomainPrefix": "the hosted UI's domain, which exists only with SignIn=cognito",
+    # With the default ClaudeProvider=anthropic (providers: see test_provider_parameter_changes_...).
+    "BedrockModel": "read only with ClaudeProvider=bedrock",
 }
 # Parameters that reach some functions only. Every other parameter reaches all of them.
 REACHES_ONLY = {
@@ -749,6 +896,7 @@ CHANGED_VALUES = {
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:claude-chat/anthropic-AbC123"
     ),
     "AlarmEmail": "ops@example.com",
+    "BedrockModel": "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
     "CorsAllowOrigins": "https://chat.example.com",
     "OidcIssuer": "https://sso.example.com/realms/chat",
     "GroupTokenBudgets": '{"pro": 2000000}',
@@ -1188,7 +1336,8 @@ def test_alarms_cover_errors_throttles_and_token_spend(template: dict[str, Any])
         assert stat["Metric"]["Namespace"] == NAMESPACE
         assert stat["Period"] == 86400 and stat["Stat"] == "Sum"
         dimensions = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
-        assert dimensions == {"service": {"Ref": "AWS::StackName"}, "model": {"Ref": "ClaudeModel"}}
+        model = {"Fn::If": ["OnBedrock", {"Ref": "BedrockModel"}, {"Ref": "ClaudeModel"}]}
+        assert dimensions == {"service": {"Ref": "AWS::StackName"}, "model": model}
     assert spend["Threshold"] == {"Ref": "DailyTokenAlarmThreshold"}
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

@@ -4,6 +4,14 @@ Only this module knows the Messages API. It turns a history and a new message
 into a request, and every SDK failure into one of the contract's upstream
 errors, so handlers never see an SDK type.
 
+The same Messages API is reached in one of two ways (CLAUDE_PROVIDER): the
+Anthropic API with the operator's key, or Amazon Bedrock through
+`anthropic.AnthropicBedrock`, which signs each request (SigV4) with the
+function's IAM role and speaks Bedrock's invoke paths and binary event stream.
+Requests, streaming, caching and usage are the same; Bedrock's errors carry
+their own names (`x-amzn-errortype`, or an exception frame mid-stream), which
+_BEDROCK_ERRORS maps onto the same contract errors.
+
 Retries are ours, not the SDK's: the SDK would retry with its own timeout and
 backoff whatever time the invocation has left, so a 30 s function could start
 a third 25 s attempt and be killed mid-call. Here each attempt, and each wait
@@ -43,6 +51,32 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 # each message and the request itself add a few tokens of framing.
 _FRAMING_TOKENS_PER_MESSAGE = 8
 _FRAMING_TOKENS = 16
+# Bedrock's runtime errors by name (InvokeModel, InvokeModelWithResponseStream, and the SigV4
+# front door), as the contract error each becomes: the operator's setup (IAM, model access, the
+# model id) is `not_configured`; capacity is `upstream_unavailable`; the rest is Claude's error.
+_BEDROCK_UNAVAILABLE = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+        "ServiceQuotaExceededException",
+    }
+)
+_BEDROCK_NOT_CONFIGURED = frozenset(
+    {
+        "AccessDeniedException",  # no IAM grant, or the model's access not enabled in the account
+        "ResourceNotFoundException",  # no such model or inference profile (in this region)
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+    }
+)
+_BEDROCK_TIMEOUT = frozenset({"ModelTimeoutException"})
+_BEDROCK_ERROR = frozenset(
+    {"ValidationException", "ModelErrorException", "ModelStreamErrorException", "InternalServerException"}
+)
+_BEDROCK_ERRORS = _BEDROCK_UNAVAILABLE | _BEDROCK_NOT_CONFIGURED | _BEDROCK_TIMEOUT | _BEDROCK_ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +91,22 @@ class ClaudeClient:
         self._settings = settings
         self.model = settings.claude_model
         self.api_key = api_key
-        self._sdk = anthropic.Anthropic(
-            api_key=api_key,
-            base_url=settings.anthropic_base_url,
-            timeout=settings.claude_timeout_seconds,
-            max_retries=0,  # see the module docstring: retries fit the deadline
-        )
+        self._sdk: anthropic.Anthropic | anthropic.AnthropicBedrock
+        if settings.on_bedrock:
+            # Credentials and region from the environment (the function's role, AWS_REGION), as
+            # boto3 resolves them; a base URL only locally, where the stand-in plays Bedrock.
+            self._sdk = anthropic.AnthropicBedrock(
+                base_url=settings.anthropic_bedrock_base_url,
+                timeout=settings.claude_timeout_seconds,
+                max_retries=0,
+            )
+        else:
+            self._sdk = anthropic.Anthropic(
+                api_key=api_key,
+                base_url=settings.anthropic_base_url,
+                timeout=settings.claude_timeout_seconds,
+                max_retries=0,  # see the module docstring: retries fit the deadline
+            )
 
     def build_request(self, history: Sequence[Turn], message: str, *, conversation: bool) -> dict[str, Any]:
         """The Messages API request for one turn.
@@ -219,24 +263,55 @@ def upstream_error(error: anthropic.AnthropicError) -> ApiError:
         logger.warning("Claude timed out")
         return UpstreamTimeout()
     if isinstance(error, anthropic.APIStatusError):
+        bedrock_error = _bedrock_error_name(error)
         logger.warning(
             "Claude answered with an error",
             extra={
                 "upstream_status": error.status_code,
-                "upstream_type": error.type,
-                "upstream_request_id": error.request_id,
+                "upstream_type": bedrock_error or error.type,
+                "upstream_request_id": error.request_id or error.response.headers.get("x-amzn-requestid"),
             },
         )
-        if error.status_code in (401, 403):
-            # The operator's key is wrong or revoked: their problem, not the user's.
-            return NotConfigured(key_rejected=True)
-        # A mid-stream error arrives on a 200 response: its type says what happened.
-        if error.status_code in (429, 503, 529) or error.type in ("rate_limit_error", "overloaded_error"):
-            return UpstreamUnavailable(_retry_after(error))
-        if error.status_code in (408, 504):
-            return UpstreamTimeout()
-        return UpstreamError()
+        if bedrock_error is not None:
+            return _bedrock_upstream_error(bedrock_error, error)
+        return _anthropic_upstream_error(error)
     logger.warning("Claude could not be reached", extra={"upstream_error": type(error).__name__})
+    return UpstreamError()
+
+
+def _anthropic_upstream_error(error: anthropic.APIStatusError) -> ApiError:
+    if error.status_code in (401, 403):
+        # The operator's key is wrong or revoked: their problem, not the user's.
+        return NotConfigured(key_rejected=True)
+    # A mid-stream error arrives on a 200 response: its type says what happened.
+    if error.status_code in (429, 503, 529) or error.type in ("rate_limit_error", "overloaded_error"):
+        return UpstreamUnavailable(_retry_after(error))
+    if error.status_code in (408, 504):
+        return UpstreamTimeout()
+    return UpstreamError()
+
+
+def _bedrock_error_name(error: anthropic.APIStatusError) -> str | None:
+    """The Bedrock exception an error is, or None for an Anthropic API error.
+
+    A refused request names it in `x-amzn-errortype` ("ThrottlingException:http://..."); an
+    exception frame mid-stream reaches the SDK as an `error` event whose type is the frame's
+    exception type ("throttlingException").
+    """
+    header = error.response.headers.get("x-amzn-errortype")
+    name = header.split(":", 1)[0].strip() if header else (error.type or "")
+    name = name[:1].upper() + name[1:]
+    return name if name in _BEDROCK_ERRORS or header else None
+
+
+def _bedrock_upstream_error(name: str, error: anthropic.APIStatusError) -> ApiError:
+    if name in _BEDROCK_UNAVAILABLE:
+        return UpstreamUnavailable(_retry_after(error))
+    if name in _BEDROCK_NOT_CONFIGURED:
+        # IAM, model access or the model id: the operator's to fix; there is no key to read again.
+        return NotConfigured()
+    if name in _BEDROCK_TIMEOUT:
+        return UpstreamTimeout()
     return UpstreamError()
 
 

@@ -7,7 +7,8 @@ warm invocation from paying again for clients, secrets and connections.
 The Claude client is the exception that is rebuilt: it holds the operator's
 API key, which can be rotated or revoked, so it is rebuilt whenever the key
 read from Secrets Manager changes, and dropped (the key read again) as soon as
-Claude rejects it.
+Claude rejects it. On Amazon Bedrock (CLAUDE_PROVIDER=bedrock) there is no key:
+the client signs with the function's role, and is built once.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def claude() -> ClaudeClient:
 
     The key comes through Powertools' cache (claude_chat.settings), so a rotated key
     is in use within its cache time, and at once after Claude rejected the old one.
+    On Bedrock no secret is read: IAM signs every request.
     """
     from claude_chat.claude_client import ClaudeClient
     from claude_chat.settings import anthropic_api_key
@@ -128,7 +130,7 @@ def claude() -> ClaudeClient:
     global _claude  # noqa: PLW0603 - one client per warm environment, replaced when the key changes
     settings = get_settings()
     api_key = anthropic_api_key(settings)
-    if api_key is None:
+    if api_key is None and not settings.on_bedrock:
         raise NotConfigured()
     with _claude_lock:
         if _claude is None or _claude.api_key != api_key:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -21,6 +21,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _MAX_TURN_ITEM_BYTES = 380_000
 _WORST_CASE_BYTES_PER_CHAR = 4
 _WORST_CASE_BYTES_PER_TOKEN = 16
+# CLAUDE_MODEL when it is not set: an Anthropic API model alias, or on Amazon Bedrock the US
+# cross-Region inference profile of the same model (Claude Haiku 4.5); template.yaml's ClaudeModel
+# and BedrockModel parameters default to these.
+DEFAULT_MODELS = {
+    "anthropic": "claude-haiku-4-5",
+    "bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+}
 
 
 class Settings(BaseSettings):
@@ -32,7 +39,12 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     anthropic_api_key_secret_arn: str | None = None
     anthropic_base_url: str | None = None
-    claude_model: str = "claude-haiku-4-5"
+    # anthropic: the Messages API with the operator's key. bedrock: Amazon Bedrock, signed (SigV4)
+    # with the function's IAM role in AWS_REGION; no key, no secret.
+    claude_provider: Literal["anthropic", "bedrock"] = "anthropic"
+    # Where Bedrock's runtime API is (the SDK's own variable): unset in AWS, the stand-in locally.
+    anthropic_bedrock_base_url: str | None = None
+    claude_model: str = ""  # empty: DEFAULT_MODELS[claude_provider]
     max_tokens: int = Field(default=1024, ge=1)
     system_prompt: str = ""
     claude_titles: bool = False  # Claude writes conversation titles (claude_chat.titles)
@@ -66,6 +78,22 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # A template parameter left empty arrives as "", which means "not set".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("claude_provider", mode="before")
+    @classmethod
+    def _provider_in_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _model_for_the_provider(self) -> Settings:
+        if not self.claude_model.strip():
+            # The model is frozen: this runs once, while the settings are being built.
+            object.__setattr__(self, "claude_model", DEFAULT_MODELS[self.claude_provider])
+        return self
+
+    @property
+    def on_bedrock(self) -> bool:
+        return self.claude_provider == "bedrock"
 
     @field_validator("group_token_budgets", mode="before")
     @classmethod
@@ -123,12 +151,17 @@ def _secret_from_arn(arn: str) -> str:
 
 def forget_api_key(settings: Settings) -> None:
     """Claude rejected the key: the next read skips the cache and asks Secrets Manager again."""
-    if settings.anthropic_api_key_secret_arn:
+    if settings.anthropic_api_key_secret_arn and not settings.on_bedrock:
         _refetch.add(settings.anthropic_api_key_secret_arn)
 
 
 def anthropic_api_key(settings: Settings) -> str | None:
-    """The API key, or None while the operator has not stored one (the stack's secret starts empty)."""
+    """The API key, or None while the operator has not stored one (the stack's secret starts empty).
+
+    On Bedrock there is no key: IAM signs each request, and no secret is ever read.
+    """
+    if settings.on_bedrock:
+        return None
     if settings.anthropic_api_key is not None:
         return settings.anthropic_api_key.get_secret_value().strip() or None
     if not settings.anthropic_api_key_secret_arn:
