@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,6 +41,7 @@ from claude_chat.errors import (
 from claude_chat.request_body import read_json_body
 from claude_chat.settings import get_settings
 from claude_chat.streaming import events, stream_headers
+from claude_chat.ui_stream import read_ui_request, ui_chunks, ui_stream_headers
 
 logger = Logger()
 
@@ -54,12 +56,19 @@ _turn_threads = ThreadPoolExecutor(max_workers=256, thread_name_prefix="turn")
 
 
 class ServerSentEvents(StreamingResponse):
-    """Sends each event the moment it exists, and stops the turn the moment the client leaves."""
+    """Sends each event the moment it exists, and stops the turn the moment the client leaves.
 
-    def __init__(self, turn: Turn) -> None:
+    The events are our own (claude_chat.streaming) unless a protocol's are given (claude_chat.ui_stream).
+    """
+
+    def __init__(
+        self, turn: Turn, chunks: Iterator[bytes] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         self._turn = turn
+        self._chunks = chunks if chunks is not None else events(turn)  # a generator: runs when read
         # No Content-Length: the body is chunked, event by event.
-        super().__init__(content=iter(()), status_code=200, headers=stream_headers(turn))
+        headers = headers if headers is not None else stream_headers(turn)
+        super().__init__(content=iter(()), status_code=200, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -67,7 +76,7 @@ class ServerSentEvents(StreamingResponse):
 
         def produce() -> None:  # in a worker thread: the turn and the SDK are synchronous
             try:
-                for chunk in events(self._turn):
+                for chunk in self._chunks:
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -124,7 +133,7 @@ def _deadline(context: dict[str, object]) -> Deadline:
     return Deadline.after(get_settings().stream_time_limit_seconds)
 
 
-async def _stream_turn(request: Request, with_history: bool) -> Response:
+async def _stream_turn(request: Request, with_history: bool, ai_sdk: bool = False) -> Response:
     headers = _headers(request)
     context = _lambda_context(headers)
     # One request at a time per execution environment: each starts with a clean log state.
@@ -135,7 +144,10 @@ async def _stream_turn(request: Request, with_history: bool) -> Response:
 
     def start() -> Turn:  # on a thread: a sign-in check may fetch the issuer's keys, the turn calls AWS
         caller = _caller(request, headers)
-        turn_request = TurnRequest(caller, body, with_history=with_history, deadline=deadline, stoppable=True)
+        read_body = (lambda: read_ui_request(body)) if ai_sdk else None
+        turn_request = TurnRequest(
+            caller, body, with_history=with_history, deadline=deadline, stoppable=True, read_body=read_body
+        )
         return begin_turn(turn_request)
 
     try:
@@ -145,6 +157,8 @@ async def _stream_turn(request: Request, with_history: bool) -> Response:
     except Exception:
         logger.exception("stream could not start")
         return _error(InternalError())
+    if ai_sdk:
+        return ServerSentEvents(turn, ui_chunks(turn), ui_stream_headers(turn))
     return ServerSentEvents(turn)
 
 
@@ -154,6 +168,11 @@ async def chat_stream(request: Request) -> Response:
 
 async def chat_history_stream(request: Request) -> Response:
     return await _stream_turn(request, with_history=True)
+
+
+async def chat_ui(request: Request) -> Response:
+    """A turn of the conversation the chat `id` names, for AI SDK clients (DefaultChatTransport's body)."""
+    return await _stream_turn(request, with_history=True, ai_sdk=True)
 
 
 async def stop(request: Request) -> Response:
@@ -205,6 +224,7 @@ def openapi_document() -> dict[str, Any]:
 ROUTES = [
     Route("/api/chat/stream", chat_stream, methods=["POST"]),
     Route("/api/chat/history/stream", chat_history_stream, methods=["POST"]),
+    Route("/api/chat/ui", chat_ui, methods=["POST"]),
     Route("/api/chat/stop", stop, methods=["POST"]),
 ]
 app = Starlette(

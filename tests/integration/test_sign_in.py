@@ -60,6 +60,7 @@ ROUTES = [
     ("DELETE", "/api/chat/history"),
     ("POST", "/api/chat/stream"),
     ("POST", "/api/chat/history/stream"),
+    ("POST", "/api/chat/ui"),
     ("POST", "/api/chat/stop"),
     ("GET", "/api/usage"),
     ("GET", "/api/conversations"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -59,6 +59,9 @@ class TurnRequest:
     deadline: Deadline
     is_base64: bool = False
     stoppable: bool = False  # look for stop requests (streamed turns)
+    # A transport with a body of its own (the AI SDK's, claude_chat.ui_stream) reads it here instead of
+    # parse_chat_request: still after the request budget is drawn, so refusals match every other route.
+    read_body: Callable[[], ConversationTurnRequest] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +220,8 @@ def begin_turn(request: TurnRequest) -> Turn:
     caller = request.caller
     decision = services.pool().submit(services.rate_limiter().consume, caller.client_key)
     try:
-        turn_body = None
-        if request.with_history:
+        turn_body = request.read_body() if request.read_body is not None else None
+        if turn_body is None and request.with_history:
             turn_body = parse_chat_request(
                 request.body, is_base64=request.is_base64, model=ConversationTurnRequest
             )

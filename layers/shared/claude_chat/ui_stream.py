@@ -1,0 +1,187 @@
+"""The Vercel AI SDK's UI message stream (`useChat`, `DefaultChatTransport`) on top of the one turn pipeline.
+
+The SDK's clients cannot read our own events, so `POST /api/chat/ui` speaks
+their protocol (`x-vercel-ai-ui-message-stream: v1`) for the same turn: the
+body is the one `DefaultChatTransport` sends, the reply is its chunks. Only
+the transport differs; budgets, sessions, conversations and stop are the turn's
+(claude_chat.chat_turn), and errors before the first byte are our JSON errors.
+
+The body. The chat `id` names the caller's conversation; only the text of the
+last message (the user's, its text parts joined) is sent to Claude: the
+conversation's history is the server's, not what the client holds.
+`regenerate-message` replaces the conversation's last saved turn, as
+`replace_last` does. Newer SDKs add fields (metadata, part kinds, transport
+`body` options), so unknown fields are accepted; what we read is checked.
+
+The chunks, and only chunks every supported client accepts. AI SDK 5.0.0
+checks each chunk against a strict schema (no field it does not know; its
+`finish` has no `finishReason`), 5.x later, 6 and 7 against loose ones. So:
+`start` {messageId, messageMetadata}, `text-start` / `text-delta` / `text-end`
+{id, delta}, `finish` {messageMetadata} or `error` {errorText}, then
+`data: [DONE]`. What a client needs beyond the text travels as message
+metadata (merged into `message.metadata`): on `start` the `session` (to send
+back as X-Session-Id), the `conversation` and the `turn` (the id a
+`POST /api/chat/stop` names: in AWS a function never learns that its client
+left); on `finish` `usage`, `turns`, `title`, `stop_reason`, and `session`
+and `conversation` again. An `error`'s `errorText` is our JSON error body
+(`{"error", "code"}`), which is also the text the SDK's error carries when a
+request is refused before the stream, so a client reads `code` one way.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from claude_chat.chat_turn import Turn
+from claude_chat.errors import ApiError, InternalError, InvalidRequest, MessageTooLong
+from claude_chat.models import CONVERSATION_ID_PATTERN, LONE_SURROGATE, ConversationTurnRequest
+from claude_chat.request_body import read_json_body
+from claude_chat.settings import get_settings
+from claude_chat.streaming import DONE, stream_headers
+
+logger = Logger(child=True)
+
+UI_STREAM_HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
+TEXT_PART_ID = "text-1"  # the one text part of the reply (ids only need to be unique within a message)
+
+
+class UIMessagePart(BaseModel):
+    """A part of a UIMessage: only text parts are read; files, tools and the like are passed over."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Annotated[str, Field(strict=True)]
+    text: Annotated[str | None, Field(strict=True)] = None
+
+    @model_validator(mode="after")
+    def _text_part_has_text(self) -> UIMessagePart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs its `text`")
+        return self
+
+
+class UIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # id, metadata, and whatever a newer SDK adds
+
+    role: Literal["system", "user", "assistant"]
+    parts: list[UIMessagePart]
+
+
+class UIChatRequest(BaseModel):
+    """The body of AI SDK's DefaultChatTransport (`body` options of the transport arrive as extra fields)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "Zq3n0kX9aW1bC2dE3fG4hA",
+                    "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Hello"}]}],
+                    "trigger": "submit-message",
+                }
+            ]
+        },
+    )
+
+    id: Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)] = Field(
+        description="The chat id: which of the caller's conversations (1 to 64 of A-Z a-z 0-9 _ -)."
+    )
+    messages: list[UIMessage] = Field(min_length=1, description="The chat; only its last message is read.")
+    trigger: Literal["submit-message", "regenerate-message"] = Field(
+        description="`regenerate-message` replaces the conversation's last saved turn."
+    )
+    messageId: str | None = Field(default=None, description="Set by the SDK; not used.")
+
+
+def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> ConversationTurnRequest:
+    """The turn an AI SDK body asks for, or the contract's ApiError (InvalidJson, InvalidRequest, ...)."""
+    data = read_json_body(body, is_base64=is_base64).data
+    try:
+        request = UIChatRequest.model_validate(data)
+    except ValidationError as error:
+        raise _body_error(error.errors()) from error
+    last = request.messages[-1]
+    if last.role != "user":
+        raise InvalidRequest("The last of `messages` must be the user's message to answer.")
+    text = "\n".join(part.text for part in last.parts if part.type == "text" and part.text is not None)
+    regenerate = request.trigger == "regenerate-message"
+    turn = {"message": text, "conversation": request.id, "replace_last": regenerate}
+    try:
+        return ConversationTurnRequest.model_validate(turn)
+    except ValidationError as error:
+        raise _text_error(error.errors()) from error
+
+
+def _body_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    first = errors[0]
+    location = [str(step) for step in first.get("loc", ())]
+    if location == ["id"]:
+        return InvalidRequest("`id` (the chat id) must be 1 to 64 of the characters A-Z a-z 0-9 _ -.")
+    where = ".".join(location)
+    if first.get("type") == "missing":
+        return InvalidRequest(f"`{where}` is required.")
+    return InvalidRequest(f"`{where}`: {first.get('msg', 'not valid')}.")
+
+
+def _text_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    kind = next((error.get("type") for error in errors if error.get("loc") == ("message",)), None)
+    if kind == "string_too_long":
+        return MessageTooLong(get_settings().max_message_chars)
+    if kind == LONE_SURROGATE:
+        return InvalidRequest("The last message holds a lone surrogate (\\ud800-\\udfff): not valid text.")
+    return InvalidRequest("The last message must have text: a `text` part that is not only spaces.")
+
+
+def ui_stream_headers(turn: Turn) -> dict[str, str]:
+    """Our stream's headers (rate limits, X-Turn-Id, the session) and the protocol's marker."""
+    return {**stream_headers(turn), **UI_STREAM_HEADERS}
+
+
+def ui_chunks(turn: Turn) -> Iterator[bytes]:
+    """The reply as UI message chunks: start, the text part, then finish (or error), then [DONE]."""
+    start: dict[str, Any] = {"turn": turn.id}
+    if turn.session is not None:
+        start |= {"session": turn.session.token_string, "conversation": turn.session.slot.conversation}
+    yield chunk({"type": "start", "messageId": f"msg-{secrets.token_urlsafe(16)}", "messageMetadata": start})
+    text_started = False
+    try:
+        for delta in turn.deltas():
+            if not text_started:
+                text_started = True
+                yield chunk({"type": "text-start", "id": TEXT_PART_ID})
+            yield chunk({"type": "text-delta", "id": TEXT_PART_ID, "delta": delta})
+    except Exception as error:
+        if not isinstance(error, ApiError):
+            logger.exception("stream failed")
+        failure = error if isinstance(error, ApiError) else InternalError()
+        yield chunk({"type": "error", "errorText": failure.json()})
+        yield DONE
+        return
+    outcome = turn.outcome
+    if outcome is None:  # the client left: nobody reads on
+        return
+    if text_started:
+        yield chunk({"type": "text-end", "id": TEXT_PART_ID})
+    finish: dict[str, Any] = {
+        "usage": outcome.reply.usage.model_dump(),
+        "stop_reason": outcome.reply.stop_reason,
+    }
+    if turn.session is not None:
+        finish |= {
+            "turns": outcome.turns,
+            "title": outcome.title or "",
+            "session": turn.session.token_string,
+            "conversation": turn.session.slot.conversation,
+        }
+    yield chunk({"type": "finish", "messageMetadata": finish})
+    yield DONE
+
+
+def chunk(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()

@@ -1,0 +1,232 @@
+// The Vercel AI SDK's own client against `make dev`'s POST /api/chat/ui: `AbstractChat` (the class
+// React's useChat, Vue's and Svelte's wrap) with `DefaultChatTransport`, unchanged, from one installed
+// major version of `ai` (the npm aliases ai-v5-0, ai-v5, ai-v6, ai-v7 in package.json).
+//
+//   node tests/aisdk/chat.mjs --package ai-v7 --base http://127.0.0.1:3000 --addresses 127.0.9.1,...
+//
+// Prints one JSON object: what the client saw in each scenario (a two-turn conversation and a
+// regenerate; errors during and before the stream; a 429; Stop), and the raw stream read by the
+// package's own chunk parser. tests/integration/test_ai_sdk.py runs it and judges the output.
+//
+// Each scenario's requests leave from a loopback address of their own (the transport's `fetch`
+// option, over node:http), so each has its own rate-limit budget on the one server.
+
+import http from "node:http";
+import { Readable } from "node:stream";
+import { parseArgs } from "node:util";
+
+const { values: args } = parseArgs({
+  options: {
+    package: { type: "string" },
+    base: { type: "string" },
+    addresses: { type: "string" },
+  },
+});
+const ai = await import(args.package);
+const { AbstractChat, DefaultChatTransport } = ai;
+const [replyAddress, errorAddress, limitAddress, stopAddress, parserAddress] = args.addresses.split(",");
+const API = `${args.base}/api/chat/ui`;
+
+// ------------------------------------------------------------------------------------------ plumbing
+
+const LOGGED_HEADERS = /^(content-type|x-vercel-ai-ui-message-stream|x-turn-id|x-session-id|ratelimit.*|retry-after)$/;
+
+/** A WHATWG fetch whose connections leave from `localAddress`; it logs each response's status. */
+function fetchFrom(localAddress, log = []) {
+  const fetchFn = (url, init = {}) =>
+    new Promise((resolve, reject) => {
+      const signal = init.signal;
+      const aborted = () => new DOMException("The operation was aborted.", "AbortError");
+      if (signal?.aborted) return reject(aborted());
+      const headers = new Headers(init.headers);
+      const request = http.request(url, {
+        method: init.method ?? "GET",
+        headers: Object.fromEntries(headers.entries()),
+        localAddress,
+      });
+      let response;
+      signal?.addEventListener("abort", () => {
+        const error = aborted();
+        request.destroy(error);
+        response?.destroy(error);
+        reject(error);
+      });
+      request.on("error", reject);
+      request.on("response", (res) => {
+        response = res;
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          for (const one of [value].flat()) responseHeaders.append(name, one);
+        }
+        const kept = [...responseHeaders.entries()].filter(([name]) => LOGGED_HEADERS.test(name));
+        log.push({ status: res.statusCode, headers: Object.fromEntries(kept) });
+        const nullBody = res.statusCode === 204 || res.statusCode === 304;
+        resolve(
+          new Response(nullBody ? null : Readable.toWeb(res), { status: res.statusCode, headers: responseHeaders }),
+        );
+      });
+      request.end(init.body ?? undefined);
+    });
+  fetchFn.log = log;
+  return fetchFn;
+}
+
+/** The minimal ChatState the SDK's docs describe for a framework-free chat. */
+class PlainState {
+  status = "ready";
+  error = undefined;
+  messages = [];
+  pushMessage = (message) => {
+    this.messages = [...this.messages, message];
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+  };
+  replaceMessage = (index, message) => {
+    this.messages = [...this.messages.slice(0, index), message, ...this.messages.slice(index + 1)];
+  };
+  snapshot = (thing) => structuredClone(thing);
+}
+
+class Chat extends AbstractChat {
+  constructor(init) {
+    super({ ...init, state: new PlainState() });
+  }
+}
+
+let chats = 0;
+/** A chat with its own id, keeping the session the server hands out (as a page would keep it). */
+function newChat(address, id = `aisdk-${process.pid}-${++chats}`) {
+  const fetch = fetchFrom(address);
+  const kept = { session: undefined };
+  const chat = new Chat({
+    id,
+    transport: new DefaultChatTransport({
+      api: API,
+      fetch,
+      headers: () => (kept.session ? { "X-Session-Id": kept.session } : {}),
+    }),
+    onFinish: ({ message }) => {
+      kept.session = message.metadata?.session ?? kept.session;
+    },
+  });
+  return { chat, fetch, kept };
+}
+
+const textOf = (message) =>
+  (message?.parts ?? [])
+    .filter((part) => part.type === "text")
+    .map((part) => part.text)
+    .join("");
+
+const last = (chat) => chat.messages.at(-1);
+
+/** What a scenario reports about the chat after a send. */
+function seen(chat, fetch) {
+  const message = last(chat);
+  return {
+    status: chat.status,
+    error: chat.error?.message ?? null,
+    role: message?.role ?? null,
+    text: textOf(message),
+    metadata: message?.metadata ?? null,
+    response: fetch.log.at(-1) ?? null,
+  };
+}
+
+// --------------------------------------------------------------------------------------- scenarios
+
+async function reply() {
+  const { chat, fetch } = newChat(replyAddress);
+  await chat.sendMessage({ text: "Hello from the AI SDK" });
+  const first = seen(chat, fetch);
+  await chat.sendMessage({ text: "And again" });
+  const second = seen(chat, fetch);
+  await chat.regenerate();
+  const regenerated = seen(chat, fetch);
+  return { id: chat.id, first, second, regenerated, messages: chat.messages.map((m) => [m.role, textOf(m)]) };
+}
+
+async function errors() {
+  const during = newChat(errorAddress);
+  await during.chat.sendMessage({ text: "[standin:fail_after=2] Fail midway please" });
+  const before = newChat(errorAddress);
+  await before.chat.sendMessage({ text: "[standin:status=400] Refuse me" });
+  const badId = newChat(errorAddress, "not a chat id!");
+  await badId.chat.sendMessage({ text: "Hello" });
+  return {
+    during: seen(during.chat, during.fetch),
+    before: seen(before.chat, before.fetch),
+    bad_id: seen(badId.chat, badId.fetch),
+  };
+}
+
+async function rateLimited() {
+  const { chat, fetch } = newChat(limitAddress);
+  const statuses = [];
+  for (let n = 1; n <= 6; n++) {
+    await chat.sendMessage({ text: `Message ${n}` });
+    statuses.push(fetch.log.at(-1)?.status ?? null);
+  }
+  return { statuses, last: seen(chat, fetch) };
+}
+
+async function stop() {
+  const { chat, fetch } = newChat(stopAddress);
+  const sending = chat.sendMessage({ text: "[standin:delta_delay=0.2] [standin:words=40] Stop me" });
+  const started = Date.now();
+  // Stop once a few words are on screen, as a person pressing Stop would.
+  while (!(last(chat)?.role === "assistant" && textOf(last(chat)).split(" ").length >= 5)) {
+    if (Date.now() - started > 15_000) throw new Error(`no reply to stop: ${JSON.stringify(chat.messages)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await chat.stop();
+  await sending;
+  const after = seen(chat, fetch);
+  // What the server kept, read back with the session the `start` chunk carried (no `finish` came).
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const session = after.metadata?.session;
+  const saved = await fetchFrom(stopAddress)(`${args.base}/api/conversations/${chat.id}`, {
+    headers: session ? { "X-Session-Id": session } : {},
+  });
+  return { ...after, saved_status: saved.status, saved: await saved.json() };
+}
+
+async function parse(text) {
+  // The raw response through the transport's own parser (SSE, JSON, and this version's chunk schema:
+  // 5.0.0's is strict, so a field it does not know fails there), chunk by chunk.
+  const fetch = fetchFrom(parserAddress);
+  const response = await fetch(API, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      id: `aisdk-${process.pid}-raw-${++chats}`,
+      messages: [{ id: "u1", role: "user", parts: [{ type: "text", text }] }],
+      trigger: "submit-message",
+    }),
+  });
+  const chunks = [];
+  let error = null;
+  try {
+    const reader = new DefaultChatTransport().processResponseStream(response.body).getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) chunks.push(read.value);
+  } catch (failure) {
+    error = String(failure);
+  }
+  return { status: response.status, headers: fetch.log.at(-1).headers, chunks, error };
+}
+
+async function parser() {
+  return { reply: await parse("Parse me"), error: await parse("[standin:fail_after=2] Parse my error") };
+}
+
+const version = (await import(`${args.package}/package.json`, { with: { type: "json" } })).default.version;
+const result = { version };
+for (const [name, scenario] of Object.entries({ reply, errors, rate_limited: rateLimited, stop, parser })) {
+  try {
+    result[name] = await scenario();
+  } catch (error) {
+    result[name] = { failed: String(error?.stack ?? error) };
+  }
+}
+process.stdout.write(`${JSON.stringify(result, null, 1)}\n`);

@@ -1,0 +1,237 @@
+"""POST /api/chat/ui against `make dev`: the Vercel AI SDK's own client, and the route's edges over HTTP.
+
+The client is the real one, not a re-implementation: tests/aisdk/chat.mjs runs
+`AbstractChat` (what useChat wraps) and `DefaultChatTransport` of each `ai`
+version that package.json pins (5.0.0, whose chunk schema is strict, the last
+5.x, 6 and 7) and prints what it saw; these tests judge that output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dev_server import ROOT, DevServer, next_loopback_address
+
+pytestmark = pytest.mark.integration
+
+PACKAGES = ["ai-v5-0", "ai-v5", "ai-v6", "ai-v7"]  # npm aliases in package.json
+SCRIPT = ROOT / "tests" / "aisdk" / "chat.mjs"
+UI = "/api/chat/ui"
+
+
+@pytest.fixture(scope="module", params=PACKAGES)
+def seen(request: pytest.FixtureRequest, dev_server: DevServer) -> dict[str, Any]:
+    """What one version of the SDK's client saw in every scenario (one run of the script)."""
+    node = shutil.which("node")
+    assert node, "node is needed (make install runs npm ci)"
+    package = str(request.param)
+    assert (ROOT / "node_modules" / package).exists(), f"{package} is not installed: run npm ci"
+    addresses = ",".join(next_loopback_address() for _ in range(5))
+    command = [
+        node,
+        str(SCRIPT),
+        "--package",
+        package,
+        "--base",
+        dev_server.base_url,
+        "--addresses",
+        addresses,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    output: dict[str, Any] = json.loads(result.stdout)
+    failed = {
+        name: part["failed"] for name, part in output.items() if isinstance(part, dict) and "failed" in part
+    }
+    assert not failed, failed
+    return output
+
+
+def code_of(error_text: str | None) -> str:
+    """The contract's code in an SDK error's message: the JSON error body, before or during the stream."""
+    assert error_text is not None
+    return str(json.loads(error_text)["code"])
+
+
+def test_the_sdk_holds_a_conversation_and_regenerates(seen: dict[str, Any], dev_server: DevServer) -> None:
+    reply = seen["reply"]
+    first, second, regenerated = reply["first"], reply["second"], reply["regenerated"]
+    assert (first["status"], first["error"]) == ("ready", None)
+    assert first["text"] == "Stand-in reply to: Hello from the AI SDK"
+    headers = first["response"]["headers"]
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert first["metadata"]["turn"] == headers["x-turn-id"]
+    assert first["metadata"]["session"] == headers["x-session-id"]
+    assert first["metadata"]["conversation"] == reply["id"]
+    assert first["metadata"]["turns"] == 1
+    assert first["metadata"]["usage"]["output_tokens"] == 8
+    assert first["metadata"]["stop_reason"] == "end_turn"
+    assert first["metadata"]["title"] == "Hello from the AI SDK"
+    # The second turn went to the same session and conversation: Claude saw the first.
+    assert second["text"] == "Stand-in reply to: And again (turn 2)"
+    assert second["metadata"]["session"] == first["metadata"]["session"]
+    assert second["metadata"]["turns"] == 2
+    # `regenerate-message` replaced the last turn: still two, and Claude did not see the old reply.
+    assert regenerated["text"] == "Stand-in reply to: And again (turn 2)"
+    assert regenerated["metadata"]["turns"] == 2
+    assert [role for role, _ in reply["messages"]] == ["user", "assistant", "user", "assistant"]
+    saved = dev_server.client().get(
+        f"/api/conversations/{reply['id']}", headers={"X-Session-Id": first["metadata"]["session"]}
+    )
+    assert saved.status_code == 200
+    assert [m["content"] for m in saved.json()["messages"]] == [text for _, text in reply["messages"]]
+
+
+def test_errors_reach_the_sdk_with_the_contract_codes(seen: dict[str, Any]) -> None:
+    during, before, bad_id = seen["errors"]["during"], seen["errors"]["before"], seen["errors"]["bad_id"]
+    # During the stream: an `error` chunk; the client keeps what it showed and holds the error.
+    assert during["status"] == "error"
+    assert code_of(during["error"]) == "upstream_unavailable"
+    assert (during["role"], during["text"]) == ("assistant", "Stand-in reply ")
+    assert during["response"]["status"] == 200
+    # Before the first byte: the contract's JSON error and status, which the SDK's error carries.
+    assert (before["status"], before["response"]["status"]) == ("error", 502)
+    assert code_of(before["error"]) == "upstream_error"
+    assert before["role"] == "user"
+    assert (bad_id["status"], bad_id["response"]["status"]) == ("error", 422)
+    assert code_of(bad_id["error"]) == "invalid_request"
+
+
+def test_a_spent_request_budget_is_a_429_the_sdk_reports(seen: dict[str, Any], dev_server: DevServer) -> None:
+    limited = seen["rate_limited"]
+    assert limited["statuses"] == [200] * dev_server.rate_limit_max + [429]
+    last = limited["last"]
+    assert last["status"] == "error"
+    assert code_of(last["error"]) == "rate_limited"
+    assert last["response"]["headers"]["ratelimit-remaining"] == "0"
+    assert int(last["response"]["headers"]["retry-after"]) > 0
+
+
+def test_stop_keeps_what_the_user_saw(seen: dict[str, Any]) -> None:
+    stopped = seen["stop"]
+    assert (stopped["status"], stopped["error"]) == ("ready", None)
+    shown = stopped["text"]
+    assert shown.startswith("Stand-in reply to: Stop")
+    assert "w40" not in shown
+    # No `finish` came, so the session is the one the `start` chunk carried; the server kept the part sent.
+    assert stopped["saved_status"] == 200
+    assert stopped["saved"]["turns"] == 1
+    kept = stopped["saved"]["messages"][-1]["content"]
+    assert kept.startswith(shown.strip())
+    assert "w40" not in kept
+
+
+def test_the_transport_parses_every_chunk(seen: dict[str, Any]) -> None:
+    reply, error = seen["parser"]["reply"], seen["parser"]["error"]
+    assert (reply["status"], reply["error"]) == (200, None)
+    assert reply["headers"]["x-vercel-ai-ui-message-stream"] == "v1"
+    types = [chunk["type"] for chunk in reply["chunks"]]
+    assert types == ["start", "text-start", *["text-delta"] * 5, "text-end", "finish"]
+    assert set(reply["chunks"][-1]["messageMetadata"]) == {
+        "usage",
+        "turns",
+        "title",
+        "stop_reason",
+        "session",
+        "conversation",
+    }
+    assert error["error"] is None
+    assert [chunk["type"] for chunk in error["chunks"]][-2:] == ["text-delta", "error"]
+    assert code_of(error["chunks"][-1]["errorText"]) == "upstream_unavailable"
+
+
+# ------------------------------------------------------------------------------ the route over HTTP
+
+
+def ui_body(text: str = "Hello", **fields: Any) -> dict[str, Any]:
+    message = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}
+    return {"id": "http-chat", "messages": [message], "trigger": "submit-message", **fields}
+
+
+def test_the_stream_on_the_wire(client: httpx.Client) -> None:
+    body = ui_body("On the wire", messageId=None, newerSdkField={"x": 1})  # unknown fields are accepted
+    body["messages"][0]["metadata"] = {"sent": 1}
+    body["messages"][0]["parts"].insert(0, {"type": "step-start"})
+    with client.stream("POST", UI, json=body) as response:
+        raw = response.read().decode()
+    assert response.status_code == 200
+    assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert response.headers["cache-control"] == "no-cache"
+    events = raw.split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-2]]
+    assert chunks[0]["type"] == "start"
+    assert (
+        "".join(c["delta"] for c in chunks if c["type"] == "text-delta") == "Stand-in reply to: On the wire"
+    )
+    assert chunks[-1]["type"] == "finish"
+
+
+def test_the_text_parts_of_the_last_message_are_joined(client: httpx.Client, dev_server: DevServer) -> None:
+    body = ui_body("First part", id="joined-parts")
+    body["messages"][0]["parts"] += [{"type": "file", "url": "data:,x"}, {"type": "text", "text": "second"}]
+    with client.stream("POST", UI, json=body) as response:
+        response.read()
+    assert response.status_code == 200
+    session = response.headers["x-session-id"]
+    saved = client.get("/api/conversations/joined-parts", headers={"X-Session-Id": session}).json()
+    assert saved["messages"][0]["content"] == "First part\nsecond"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"messages": ui_body()["messages"], "trigger": "submit-message"}, 422, "invalid_request"),
+        (ui_body(id="x" * 65), 422, "invalid_request"),
+        (ui_body(trigger="resume-stream"), 422, "invalid_request"),
+        ({**ui_body(), "messages": []}, 422, "invalid_request"),
+        ({**ui_body(), "messages": [{"role": "user"}]}, 422, "invalid_request"),
+        ({**ui_body(), "messages": [{"role": "user", "parts": [{"type": "text"}]}]}, 422, "invalid_request"),
+        (
+            {**ui_body(), "messages": [{"role": "user", "parts": [{"type": "text", "text": 3}]}]},
+            422,
+            "invalid_request",
+        ),
+        ({**ui_body(), "messages": [{"role": "robot", "parts": []}]}, 422, "invalid_request"),
+        (
+            {**ui_body(), "messages": [{"role": "assistant", "parts": [{"type": "text", "text": "Hi"}]}]},
+            422,
+            "invalid_request",
+        ),
+        (
+            {**ui_body(), "messages": [{"role": "user", "parts": [{"type": "file", "url": "data:,x"}]}]},
+            422,
+            "invalid_request",
+        ),
+        (ui_body("   "), 422, "invalid_request"),
+        (ui_body("\ud800"), 422, "invalid_request"),
+        (ui_body("x" * 16001), 413, "message_too_long"),
+        ([ui_body()], 422, "invalid_request"),
+    ],
+)
+def test_bad_bodies_are_json_errors_before_any_byte(
+    client: httpx.Client, body: Any, status: int, code: str
+) -> None:
+    # json.dumps escapes a lone surrogate as JSON may (httpx's encoder would refuse to send it).
+    response = client.post(UI, content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == code
+    assert "ratelimit-remaining" in response.headers  # drawn from the request budget, as on every route
+
+
+def test_a_body_that_is_not_json(client: httpx.Client) -> None:
+    response = client.post(UI, content=b"{", headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_json")
+
+
+def test_only_post(client: httpx.Client) -> None:
+    response = client.get(UI)
+    assert (response.status_code, response.json()["code"]) == (405, "method_not_allowed")
