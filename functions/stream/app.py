@@ -9,6 +9,7 @@ claude_chat.streaming.
 Routes:
     POST /api/chat/stream           a stateless turn, streamed
     POST /api/chat/history/stream   a turn of the caller's session, streamed
+    POST /api/chat/ui               a turn for the Vercel AI SDK's useChat (claude_chat.ui_stream)
     POST /api/chat/stop             {"turn": "<X-Turn-Id>"}: stop that reply (free, no budget)
 """
 

@@ -31,11 +31,17 @@ OPERATIONS = [
     "GET /api/conversations/{conversation_id}/export",
     "POST /api/chat/stream",
     "POST /api/chat/history/stream",
+    "POST /api/chat/ui",
     "POST /api/chat/stop",
 ]
 # Streamed replies (and the stop route, whose ids no generator can forge) are fuzzed with bad input only:
 # a generated good request would only stream another stand-in reply.
-BAD_INPUT_ONLY = ("POST /api/chat/stream", "POST /api/chat/history/stream", "POST /api/chat/stop")
+BAD_INPUT_ONLY = (
+    "POST /api/chat/stream",
+    "POST /api/chat/history/stream",
+    "POST /api/chat/ui",
+    "POST /api/chat/stop",
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+FAILS = "fails [standin:fail_after=2]"
+UI_BODY = {
+    "id": "described-ui",
+    "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hello"}]}],
+    "trigger": "submit-message",
+}
+
+
 def described(client: httpx.Client) -> dict[str, Any]:
     document: dict[str, Any] = client.get("/api/openapi.json").json()
     return document
@@ -34,7 +42,7 @@ def data_events(client: httpx.Client, path: str, body: dict[str, Any]) -> list[d
 
 def test_the_stream_routes_are_described_with_their_bodies_and_errors(client: httpx.Client) -> None:
     paths = described(client)["paths"]
-    assert {"/api/chat/stream", "/api/chat/history/stream", "/api/chat/stop"} <= set(paths)
+    assert {"/api/chat/stream", "/api/chat/history/stream", "/api/chat/ui", "/api/chat/stop"} <= set(paths)
     history = paths["/api/chat/history/stream"]["post"]
     body = history["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body == "#/components/schemas/ConversationTurnRequest"
@@ -50,8 +58,13 @@ def test_the_stream_routes_are_described_with_their_bodies_and_errors(client: ht
         ("/api/chat/stream", {"message": "hello"}),
         ("/api/chat/history/stream", {"message": "hello", "conversation": "described"}),
         ("/api/chat/history/stream", {"message": "fails [standin:fail_after=2]"}),
+        ("/api/chat/ui", UI_BODY),
+        (
+            "/api/chat/ui",
+            {**UI_BODY, "messages": [{"role": "user", "parts": [{"type": "text", "text": FAILS}]}]},
+        ),
     ],
-    ids=["stateless", "history", "error"],
+    ids=["stateless", "history", "error", "ai-sdk", "ai-sdk-error"],
 )
 def test_every_event_matches_the_description(dev_server, path: str, body: dict[str, Any]) -> None:
     client = dev_server.client()
@@ -61,7 +74,7 @@ def test_every_event_matches_the_description(dev_server, path: str, body: dict[s
     for event in events:
         validator.validate(event)
     last = events[-1]
-    assert ("error" in last) is ("fail_after" in body["message"])
+    assert ("error" in last or last.get("type") == "error") is ("fail_after" in json.dumps(body))
     # A schema that says nothing would let anything through: it must refuse what no stream sends.
     with pytest.raises(jsonschema.ValidationError):
-        validator.validate({"text": "", "done": True, "usage": {}, "unexpected": 1})
+        validator.validate({"text": "", "done": True, "usage": {}, "unexpected": 1, "type": "finish"})

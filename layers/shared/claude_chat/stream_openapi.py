@@ -30,6 +30,7 @@ from claude_chat.models import (
     StreamFailed,
     StreamText,
 )
+from claude_chat.ui_stream import CHUNKS, UI_STREAM_HEADERS, UIChatRequest
 
 _REF = "#/components/schemas/{model}"
 _TURN_ERRORS = (400, 413, 422, 429, 502, 503, 504)
@@ -49,6 +50,7 @@ class StreamRoute:
     body: type[BaseModel]
     history: bool = False
     events: tuple[type[BaseModel], ...] = _EVENTS
+    headers: tuple[str, ...] = ()  # more headers of the 200 response, each always `v1`-like text
 
 
 ROUTES = (
@@ -58,6 +60,14 @@ ROUTES = (
         "One turn of one of the caller's conversations, streamed as Server-Sent Events",
         ConversationTurnRequest,
         history=True,
+    ),
+    StreamRoute(
+        "/api/chat/ui",
+        "One turn for the Vercel AI SDK (useChat, DefaultChatTransport): its UI message stream",
+        UIChatRequest,
+        history=True,
+        events=CHUNKS,
+        headers=tuple(UI_STREAM_HEADERS),
     ),
 )
 
@@ -82,6 +92,8 @@ def document(routes: tuple[StreamRoute, ...] = ROUTES) -> dict[str, Any]:
 
 def _stream_operation(route: StreamRoute) -> dict[str, Any]:
     headers = {**_SSE_HEADERS}
+    for name in route.headers:
+        headers[name] = {"description": "The protocol's version marker.", "schema": {"type": "string"}}
     if route.history:
         headers[SESSION_HEADER] = {"description": "The session token.", "schema": {"type": "string"}}
     errors = _schemas(openapi_responses(ErrorReply, *_TURN_ERRORS, session=route.history, limited=True))

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from claude_chat.chat_turn import Turn
 from claude_chat.errors import ApiError, InternalError, InvalidRequest, MessageTooLong
-from claude_chat.models import CONVERSATION_ID_PATTERN, LONE_SURROGATE, ConversationTurnRequest
+from claude_chat.models import CONVERSATION_ID_PATTERN, LONE_SURROGATE, ConversationTurnRequest, Usage
 from claude_chat.request_body import read_json_body
 from claude_chat.settings import get_settings
 from claude_chat.streaming import DONE, stream_headers
@@ -99,6 +99,72 @@ class UIChatRequest(BaseModel):
     messageId: str | None = Field(default=None, description="Set by the SDK; not used.")
 
 
+class StartMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    turn: str = Field(description='The turn\'s id: `POST /api/chat/stop` {"turn"} stops this reply.')
+    session: str | None = Field(default=None, description="The session token (send it as X-Session-Id).")
+    conversation: str | None = None
+
+
+class FinishMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    usage: Usage
+    stop_reason: str | None
+    turns: int | None = None
+    title: str | None = None
+    session: str | None = None
+    conversation: str | None = None
+
+
+class StartChunk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["start"] = "start"
+    messageId: str
+    messageMetadata: StartMetadata
+
+
+class TextStartChunk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text-start"] = "text-start"
+    id: str
+
+
+class TextDeltaChunk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text-delta"] = "text-delta"
+    id: str
+    delta: str
+
+
+class TextEndChunk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text-end"] = "text-end"
+    id: str
+
+
+class FinishChunk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["finish"] = "finish"
+    messageMetadata: FinishMetadata
+
+
+class ErrorChunk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["error"] = "error"
+    errorText: str = Field(description='Our JSON error body, `{"error", "code"}`, as text.')
+
+
+CHUNKS = (StartChunk, TextStartChunk, TextDeltaChunk, TextEndChunk, FinishChunk, ErrorChunk)
+
+
 def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> ConversationTurnRequest:
     """The turn an AI SDK body asks for, or the contract's ApiError (InvalidJson, InvalidRequest, ...)."""
     data = read_json_body(body, is_base64=is_base64).data
@@ -145,42 +211,40 @@ def ui_stream_headers(turn: Turn) -> dict[str, str]:
 
 def ui_chunks(turn: Turn) -> Iterator[bytes]:
     """The reply as UI message chunks: start, the text part, then finish (or error), then [DONE]."""
-    start: dict[str, Any] = {"turn": turn.id}
+    start = StartMetadata(turn=turn.id)
     if turn.session is not None:
-        start |= {"session": turn.session.token_string, "conversation": turn.session.slot.conversation}
-    yield chunk({"type": "start", "messageId": f"msg-{secrets.token_urlsafe(16)}", "messageMetadata": start})
+        start.session, start.conversation = turn.session.token_string, turn.session.slot.conversation
+    yield model_chunk(StartChunk(messageId=f"msg-{secrets.token_urlsafe(16)}", messageMetadata=start))
     text_started = False
     try:
         for delta in turn.deltas():
             if not text_started:
                 text_started = True
-                yield chunk({"type": "text-start", "id": TEXT_PART_ID})
-            yield chunk({"type": "text-delta", "id": TEXT_PART_ID, "delta": delta})
+                yield model_chunk(TextStartChunk(id=TEXT_PART_ID))
+            yield chunk({"type": "text-delta", "id": TEXT_PART_ID, "delta": delta})  # TextDeltaChunk: many
     except Exception as error:
         if not isinstance(error, ApiError):
             logger.exception("stream failed")
         failure = error if isinstance(error, ApiError) else InternalError()
-        yield chunk({"type": "error", "errorText": failure.json()})
+        yield model_chunk(ErrorChunk(errorText=failure.json()))
         yield DONE
         return
     outcome = turn.outcome
     if outcome is None:  # the client left: nobody reads on
         return
     if text_started:
-        yield chunk({"type": "text-end", "id": TEXT_PART_ID})
-    finish: dict[str, Any] = {
-        "usage": outcome.reply.usage.model_dump(),
-        "stop_reason": outcome.reply.stop_reason,
-    }
+        yield model_chunk(TextEndChunk(id=TEXT_PART_ID))
+    finish = FinishMetadata(usage=outcome.reply.usage, stop_reason=outcome.reply.stop_reason)
     if turn.session is not None:
-        finish |= {
-            "turns": outcome.turns,
-            "title": outcome.title or "",
-            "session": turn.session.token_string,
-            "conversation": turn.session.slot.conversation,
-        }
-    yield chunk({"type": "finish", "messageMetadata": finish})
+        finish.turns, finish.title = outcome.turns, outcome.title or ""
+        finish.session, finish.conversation = turn.session.token_string, turn.session.slot.conversation
+    yield model_chunk(FinishChunk(messageMetadata=finish))
     yield DONE
+
+
+def model_chunk(data: BaseModel) -> bytes:
+    """A chunk from its model, without the metadata a turn has not got (a stateless one has no session)."""
+    return chunk(data.model_dump(exclude_none=True))
 
 
 def chunk(data: dict[str, Any]) -> bytes:
