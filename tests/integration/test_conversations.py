@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.dev_server import DevServer, start_dev_server
+from tests.dev_server import DevServer
 
 pytestmark = pytest.mark.integration
 
@@ -320,33 +319,3 @@ def test_a_bad_conversation_id_in_a_turn_is_refused(client: httpx.Client) -> Non
     # The stateless route takes no conversation.
     assert post(client, "/api/chat", json={"message": "hi", "conversation": "x"}).status_code == 422
     assert listed(client)["conversations"] == []
-
-
-@pytest.fixture(scope="module")
-def titling_server() -> Iterator[DevServer]:
-    server = start_dev_server(CLAUDE_TITLES="true")
-    yield server
-    server.stop()
-
-
-def test_claude_writes_the_title_when_the_operator_asks_and_the_caller_pays(
-    titling_server: DevServer,
-) -> None:
-    address = "127.0.9.9"
-    client = titling_server.client(address)
-    reply = client.post(
-        "/api/chat/history", json={"message": "Tell me about the Tagus", "conversation": "t"}
-    ).json()
-    client.headers["X-Session-Id"] = reply["session"]
-    title_call = titling_server.standin_requests()[-1]["body"]
-    assert title_call["max_tokens"] == 24 and "system" not in title_call
-    assert "Tell me about the Tagus" in title_call["messages"][0]["content"]
-    assert reply["title"].startswith("Stand-in reply to: Write a title")
-    assert listed(client)["conversations"][0]["title"] == reply["title"]
-    turn_tokens = sum(reply["usage"].values())
-    assert titling_server.tokens_used_today(address) > turn_tokens  # the title's tokens were counted
-    # Only the first exchange is titled.
-    calls = len(titling_server.standin_requests())
-    again = client.post("/api/chat/history", json={"message": "and more", "conversation": "t"}).json()
-    assert again["title"] == reply["title"]
-    assert len(titling_server.standin_requests()) == calls + 1

@@ -197,3 +197,26 @@ def test_a_turn_refused_by_the_request_limit_keeps_no_reservation(ready: Any) ->
         begin_turn(request("hi", history=False, key=key))
     time.sleep(0.3)  # a reservation left behind would have landed by now
     assert services.token_budgets().state(key).used == used
+
+
+def test_claude_titles_a_conversation_once_when_the_operator_asks_and_the_caller_pays(
+    ready: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_chat.models import Usage
+    from claude_chat.settings import get_settings
+    from claude_chat.token_budget import billed_tokens
+
+    monkeypatch.setenv("CLAUDE_TITLES", "true")
+    get_settings.cache_clear()
+    try:
+        httpx.delete(f"{ready.url}/_standin/requests")
+        _, outcome = run_turn(request("Tell me about the Tagus"))
+        calls = httpx.get(f"{ready.url}/_standin/requests").json()
+        title_call = calls[-1]["body"]
+        assert len(calls) == 2 and title_call["max_tokens"] == 24 and "system" not in title_call
+        assert "Tell me about the Tagus" in title_call["messages"][0]["content"]
+        assert outcome.title is not None and outcome.title.startswith("Stand-in reply to: Write a title")
+        billed = sum(billed_tokens(Usage.model_validate(call["usage"])) for call in calls)
+        assert used_tokens() == billed  # the title's tokens too, settled to what they cost
+    finally:
+        get_settings.cache_clear()
