@@ -81,28 +81,50 @@ def resources_of_type(
     }
 
 
-def url_functions(template: dict[str, Any] | None = None) -> list[FunctionSpec]:
+# Globals.Function properties that SAM replaces rather than merges (samtranslator's CUSTOM_STRATEGIES).
+_REPLACED_BY_FUNCTION = {"Architectures"}
+
+
+def _merge_globals(global_value: Any, local_value: Any, path: str = "") -> Any:
+    """SAM's Globals rule: maps merge key by key, lists are the Globals' items then the function's,
+    anything else (or a type mismatch, such as an intrinsic against a list) is the function's own."""
+    if isinstance(global_value, dict) and isinstance(local_value, dict):
+        merged = dict(global_value)
+        for key, value in local_value.items():
+            child = f"{path}.{key}".lstrip(".")
+            merged[key] = _merge_globals(global_value[key], value, child) if key in global_value else value
+        return merged
+    if isinstance(global_value, list) and isinstance(local_value, list) and path not in _REPLACED_BY_FUNCTION:
+        return global_value + local_value
+    return local_value
+
+
+def function_properties(template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Each AWS::Serverless::Function's Properties with Globals.Function merged in, as SAM merges them."""
     template = template or load_template()
     globals_ = template.get("Globals", {}).get("Function", {})
+    return {
+        name: _merge_globals(globals_, resource.get("Properties", {}))
+        for name, resource in resources_of_type("AWS::Serverless::Function", template).items()
+    }
+
+
+def url_functions(template: dict[str, Any] | None = None) -> list[FunctionSpec]:
+    template = template or load_template()
     specs = []
-    for name, resource in resources_of_type("AWS::Serverless::Function", template).items():
-        properties = resource.get("Properties", {})
+    for name, properties in function_properties(template).items():
         url = properties.get("FunctionUrlConfig")
-        if not url:
+        if not url:  # with one in Globals, SAM gives every function a URL
             continue
-        environment = {
-            **globals_.get("Environment", {}).get("Variables", {}),
-            **properties.get("Environment", {}).get("Variables", {}),
-        }
         specs.append(
             FunctionSpec(
                 logical_id=name,
                 code_dir=ROOT / properties["CodeUri"],
-                handler=properties.get("Handler", globals_.get("Handler", "")),
+                handler=properties.get("Handler", ""),
                 cors=url.get("Cors", {}),
                 invoke_mode=url.get("InvokeMode", "BUFFERED"),
-                environment=environment,
-                timeout_seconds=_timeout(properties.get("Timeout", globals_.get("Timeout", 3)), template),
+                environment=properties.get("Environment", {}).get("Variables", {}),
+                timeout_seconds=_timeout(properties.get("Timeout", 3), template),
             )
         )
     return specs

@@ -11,6 +11,11 @@ Routes:
     POST /api/chat/history/stream   a turn of the caller's session, streamed
     POST /api/chat/ui               a turn for the Vercel AI SDK's useChat (claude_chat.ui_stream)
     POST /api/chat/stop             {"turn": "<X-Turn-Id>"}: stop that reply (free, no budget)
+
+And for the adapter alone (never a client; see `_from_the_adapter`):
+    GET  /healthz                      readiness (before the first request, and after each restore)
+    POST /snapstart/before-checkpoint  SnapStart: just before the snapshot (claude_chat.snapstart)
+    POST /snapstart/after-restore      SnapStart: in each restored copy, before its first request
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from claude_chat import services, stream_openapi
+from claude_chat import services, snapstart, stream_openapi
 from claude_chat.caller import Caller, resolve_caller
 from claude_chat.chat_turn import Turn, TurnRequest, begin_turn
 from claude_chat.deadline import Deadline
@@ -45,11 +50,17 @@ from claude_chat.streaming import events, stream_headers
 from claude_chat.ui_stream import read_ui_request, ui_chunks, ui_stream_headers
 
 logger = Logger()
+# Init, which SnapStart snapshots: settings and the DynamoDB client (no secret, no socket). The
+# anthropic SDK is already loaded, by claude_chat.chat_turn.
+snapstart.warm()
 
 # The Lambda Web Adapter puts the function URL's requestContext here, replacing any copy the client sent,
 # and the invocation's context (with its deadline, in epoch milliseconds) in the other.
 REQUEST_CONTEXT_HEADER = "x-amzn-request-context"
 LAMBDA_CONTEXT_HEADER = "x-amzn-lambda-context"
+# Where the adapter POSTs at the snapshot boundary (template.yaml: AWS_LWA_SNAPSTART_*_PATH); outside /api/.
+BEFORE_CHECKPOINT_PATH = "/snapstart/before-checkpoint"
+AFTER_RESTORE_PATH = "/snapstart/after-restore"
 
 # Each turn holds a thread while it streams (the SDK is synchronous). In AWS one turn runs per
 # execution environment; `make dev` runs every stream in this one process, and none may queue.
@@ -202,6 +213,38 @@ async def ready(_: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+def _from_the_adapter(request: Request) -> bool:
+    """A call the Web Adapter makes itself, not an invocation it forwards from a client.
+
+    Every request the adapter forwards carries its request and Lambda contexts, which it writes
+    over any copy a client sent; its own SnapStart POSTs carry neither. The adapter also answers
+    403 to a client request for a hook path, before the app sees it; this check holds without it.
+    """
+    return (
+        request.method == "POST"
+        and REQUEST_CONTEXT_HEADER not in request.headers
+        and LAMBDA_CONTEXT_HEADER not in request.headers
+    )
+
+
+async def before_checkpoint(request: Request) -> Response:
+    """The adapter's before-checkpoint hook: a non-2xx answer would fail the function's init."""
+    if not _from_the_adapter(request):
+        logger.warning("SnapStart hook path requested by a client: refused")
+        return _error(NotFound())
+    snapstart.before_checkpoint()
+    return Response(status_code=204)
+
+
+async def after_restore(request: Request) -> Response:
+    """The adapter's after-restore hook, before the copy serves: a non-2xx answer would fail the restore."""
+    if not _from_the_adapter(request):
+        logger.warning("SnapStart hook path requested by a client: refused")
+        return _error(NotFound())
+    snapstart.after_restore()
+    return Response(status_code=204)
+
+
 def _error(error: ApiError) -> Response:
     return Response(
         error.json(), status_code=error.status, headers=error.headers, media_type="application/json"
@@ -228,7 +271,13 @@ ROUTES = [
     Route("/api/chat/ui", chat_ui, methods=["POST"]),
     Route("/api/chat/stop", stop, methods=["POST"]),
 ]
+# The adapter's own routes. The hooks take every method, so a client learns nothing from a 405.
+ADAPTER_ROUTES = [
+    Route("/healthz", ready, methods=["GET"], include_in_schema=False),
+    Route(BEFORE_CHECKPOINT_PATH, before_checkpoint, methods=None, include_in_schema=False),
+    Route(AFTER_RESTORE_PATH, after_restore, methods=None, include_in_schema=False),
+]
 app = Starlette(
-    routes=[*ROUTES, Route("/healthz", ready, methods=["GET"], include_in_schema=False)],
+    routes=[*ROUTES, *ADAPTER_ROUTES],
     exception_handlers={404: _not_found, 405: _method_not_allowed},
 )

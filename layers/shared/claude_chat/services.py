@@ -148,6 +148,19 @@ def forget_claude() -> None:
     forget_api_key(get_settings())
 
 
+def close_connections() -> None:
+    """Closes the sockets the cached clients pool (SnapStart: none may enter a snapshot or leave one).
+
+    The DynamoDB client stays, with its loaded service model, and reconnects on next use. The
+    Claude client is forgotten: it is rebuilt, with the key read then, by the next turn.
+    """
+    global _claude  # noqa: PLW0603
+    if dynamodb.cache_info().currsize:
+        dynamodb().close()
+    with _claude_lock:
+        _claude = None  # its pooled sockets go with it; the next turn builds a client with a fresh pool
+
+
 def reset() -> None:
     """Forgets every cached object (tests: a fresh container)."""
     global _claude  # noqa: PLW0603
