@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from local.template import load_template
+from local.template import function_properties, load_template
 from tests.sam_offline import (
     offline_env,
     sam_only_transformed_template,
@@ -55,6 +55,8 @@ ADAPTER_VARIABLES = {
     "AWS_LWA_INVOKE_MODE",
     "AWS_LWA_PORT",
     "AWS_LWA_READINESS_CHECK_PATH",
+    "AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH",
+    "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH",
 }
 
 
@@ -117,24 +119,9 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each AWS::Serverless::Function's Properties with Globals.Function merged in, as SAM does."""
-    globals_ = template.get("Globals", {}).get("Function", {})
-    merged = {}
-    for name, resource in template["Resources"].items():
-        if resource.get("Type") != FUNCTION:
-            continue
-        properties = dict(resource.get("Properties", {}))
-        for key, value in globals_.items():
-            if key not in properties:
-                properties[key] = value
-            elif isinstance(value, list) and isinstance(properties[key], list):
-                properties[key] = value + properties[key]
-            elif isinstance(value, dict) and isinstance(properties[key], dict) and key == "Environment":
-                properties[key] = {
-                    "Variables": {**value.get("Variables", {}), **properties[key].get("Variables", {})}
-                }
-        merged[name] = properties
-    return merged
+    """Each AWS::Serverless::Function's Properties with Globals.Function merged in, as SAM does
+    (local/template.py, which `make dev` reads too; test_globals_merge_as_sam_merges_them checks it)."""
+    return function_properties(template)
 
 
 @pytest.fixture(scope="module")
@@ -412,7 +399,9 @@ def test_stream_function_streams_through_the_pinned_web_adapter(
     adapter = [layer for layer in stream["Layers"] if layer != {"Ref": "SharedLayer"}]
     layer_arn = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:"
     assert adapter == [{"Fn::Sub": layer_arn + "${WebAdapterLayerVersion}"}]
-    assert template["Parameters"]["WebAdapterLayerVersion"]["Default"] == 27
+    # Layer 30 is Web Adapter 1.1.0, the first with SnapStart hooks (29 was a release it withdrew).
+    assert template["Parameters"]["WebAdapterLayerVersion"]["Default"] == 30
+    assert template["Parameters"]["WebAdapterLayerVersion"]["MinValue"] == 30
     assert stream["Timeout"] == {"Ref": "StreamTimeoutSeconds"}
     assert template["Parameters"]["StreamTimeoutSeconds"]["Default"] <= 60
     assert template["Parameters"]["MaxTokens"]["Default"] <= 4096
@@ -852,11 +841,18 @@ def test_readme_sign_in_deploy_commands_give_valid_parameters(template: dict[str
     assert modes == {"cognito", "issuer"}
 
 
-def test_snapstart_on_published_versions_of_the_runtime_functions(functions: dict[str, Any]) -> None:
-    for name in BUFFERED_FUNCTIONS:
+def test_snapstart_on_published_versions_of_every_function(functions: dict[str, Any]) -> None:
+    for name in URL_FUNCTIONS:
         assert functions[name]["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
-    # The Web Adapter 1.0.0 (layer 27) gives the app no restore hook: see README, Cold starts.
-    assert "SnapStart" not in functions["StreamFunction"]
+    # The stream app learns of the snapshot only through the Web Adapter's hooks (1.1.0+), at the
+    # paths its app serves them on (functions/stream/app.py, which refuses them to clients).
+    source = (ROOT / functions["StreamFunction"]["CodeUri"] / "app.py").read_text(encoding="utf-8")
+    served = dict(re.findall(r'^(BEFORE_CHECKPOINT_PATH|AFTER_RESTORE_PATH) = "([^"]+)"$', source, re.MULTILINE))
+    variables = functions["StreamFunction"]["Environment"]["Variables"]
+    assert variables["AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH"] == served["BEFORE_CHECKPOINT_PATH"]
+    assert variables["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"] == served["AFTER_RESTORE_PATH"]
+    for path in served.values():
+        assert not path.startswith("/api/"), "no hook among the routes a page calls"
     for name, properties in functions.items():
         assert properties["AutoPublishAlias"] == "live", name
         assert properties["AutoPublishAliasAllProperties"] is True, name
@@ -1304,6 +1300,44 @@ def test_parameters_reach_functions_outside_globals(template: dict[str, Any]) ->
             if k not in ADAPTER_VARIABLES and k != "ANTHROPIC_API_KEY_SECRET_ARN"
         }
     assert settings["ChatFunction"] == settings["HistoryFunction"] == settings["StreamFunction"]
+
+
+# What every function shares is stated once, in Globals; each function states only what is its own.
+# Not FunctionUrlConfig nor AutoPublishAliasAllProperties: cfn-lint's SAM schema (`sam validate
+# --lint`) refuses both in Globals, though samtranslator takes them (test_sam_validate_lint_passes).
+SHARED_ONCE = {
+    "AutoPublishAlias",
+    "SnapStart",
+    "Runtime",
+    "Architectures",
+    "MemorySize",
+}
+
+
+def test_shared_function_settings_are_stated_once_in_globals(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert SHARED_ONCE <= set(globals_)
+    assert globals_["LoggingConfig"] == {"LogFormat": "JSON"}
+    for name in URL_FUNCTIONS:
+        own = template["Resources"][name]["Properties"]
+        assert not SHARED_ONCE & set(own), name
+        assert set(own["LoggingConfig"]) == {"LogGroup"}, name
+
+
+def test_globals_merge_as_sam_merges_them(functions: dict[str, Any]) -> None:
+    """What the tests above and `make dev` read (local/template.py) is what SAM deploys: each URL's
+    CORS, each function's logging and SnapStart, from the SAM transform itself (parameters unresolved)."""
+    resources = sam_only_transformed_template(TEMPLATE)["Resources"]
+    for name in URL_FUNCTIONS:
+        url = resources[f"{name}Url"]["Properties"]
+        expected_url = functions[name]["FunctionUrlConfig"]
+        assert url["AuthType"] == expected_url["AuthType"], name
+        assert url.get("InvokeMode", "BUFFERED") == expected_url.get("InvokeMode", "BUFFERED"), name
+        assert url["Cors"] == expected_url["Cors"], name
+        deployed = resources[name]["Properties"]
+        assert deployed["LoggingConfig"] == functions[name]["LoggingConfig"], name
+        assert deployed["SnapStart"] == functions[name]["SnapStart"], name
+        assert deployed["Architectures"] == functions[name]["Architectures"], name
 
 
 def test_reserved_concurrency_states_what_the_account_needs(template: dict[str, Any]) -> None:
