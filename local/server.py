@@ -34,7 +34,7 @@ from local.function_url import CorsPolicy, http_result, lambda_event
 from local.lambda_runtime import LAYER_PATH, FunctionWorkers, function_timeout, load_handler_module
 from local.page_headers import with_page_headers
 from local.template import FunctionSpec, url_functions
-from local.web_adapter import call_app
+from local.web_adapter import call_app, call_snapstart_hooks
 
 DEFAULT_PORT = 3000
 LOCAL_TABLE = "claude-chat-local"
@@ -73,6 +73,13 @@ class LocalFunctionUrls:
                     self._routes[(method, path)] = spec
                 self._paths.setdefault(path, set()).update(methods)
             self._cors[spec.logical_id] = CorsPolicy(spec.cors, allow_origins)
+
+    def call_snapstart_hooks(self) -> None:
+        """Each streaming app's SnapStart hooks, once, as its Web Adapter calls them around a snapshot."""
+        import asyncio
+
+        for app in self._streaming_apps.values():
+            asyncio.run(call_snapstart_hooks(app))
 
     def _merge_openapi(self, schema: dict[str, Any]) -> None:
         for key in ("openapi", "info"):
@@ -286,6 +293,7 @@ def build_app(port: int = DEFAULT_PORT) -> tuple[Starlette, FunctionWorkers, lis
     workers.warm_up()
     origins = os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",")
     urls = LocalFunctionUrls(specs, workers, origins)
+    urls.call_snapstart_hooks()
 
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(urls.openapi)

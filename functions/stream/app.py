@@ -272,10 +272,11 @@ ROUTES = [
     Route("/api/chat/stop", stop, methods=["POST"]),
 ]
 # The adapter's own routes. The hooks take every method, so a client learns nothing from a 405.
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ADAPTER_ROUTES = [
     Route("/healthz", ready, methods=["GET"], include_in_schema=False),
-    Route(BEFORE_CHECKPOINT_PATH, before_checkpoint, methods=None, include_in_schema=False),
-    Route(AFTER_RESTORE_PATH, after_restore, methods=None, include_in_schema=False),
+    Route(BEFORE_CHECKPOINT_PATH, before_checkpoint, methods=_ANY_METHOD, include_in_schema=False),
+    Route(AFTER_RESTORE_PATH, after_restore, methods=_ANY_METHOD, include_in_schema=False),
 ]
 app = Starlette(
     routes=[*ROUTES, *ADAPTER_ROUTES],

@@ -152,7 +152,7 @@ print(json.dumps({
         # The chat function imports the SDK at init on purpose: SnapStart snapshots it.
         ("functions/chat/app.py", {"anthropic", "aws_xray_sdk"}, {"uvicorn"}),
         ("functions/history/app.py", {"aws_xray_sdk"}, {"anthropic", "uvicorn"}),
-        # The stream function has no SnapStart: no X-Ray SDK on its cold start.
+        # The stream function: no X-Ray SDK on its cold start.
         ("functions/stream/app.py", {"anthropic"}, {"aws_xray_sdk"}),
     ],
 )
@@ -197,13 +197,17 @@ def test_snapstart_registers_a_restore_hook_that_reseeds_random(aws, monkeypatch
     from claude_chat import snapstart
 
     registered: list[Any] = []
+    before: list[Any] = []
     runtime = types.ModuleType("snapshot_restore_py")
     runtime.register_after_restore = registered.append  # type: ignore[attr-defined]
+    runtime.register_before_snapshot = before.append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", runtime)
     monkeypatch.setattr(snapstart, "RESTORE_HOOKS", [])
+    monkeypatch.setattr(snapstart, "BEFORE_CHECKPOINT_HOOKS", [])
     snapstart.prepare()
     snapstart.prepare()  # once per hook, however often init code runs
-    assert registered == [snapstart.reseed_random]
+    assert registered == [snapstart.after_restore]  # the stream app's after-restore route runs it too
+    assert before == [snapstart.before_checkpoint]
 
     # Two restored copies of one snapshot start with the same random state; the hook makes them differ.
     random.seed(1234)

@@ -847,7 +847,8 @@ def test_snapstart_on_published_versions_of_every_function(functions: dict[str, 
     # The stream app learns of the snapshot only through the Web Adapter's hooks (1.1.0+), at the
     # paths its app serves them on (functions/stream/app.py, which refuses them to clients).
     source = (ROOT / functions["StreamFunction"]["CodeUri"] / "app.py").read_text(encoding="utf-8")
-    served = dict(re.findall(r'^(BEFORE_CHECKPOINT_PATH|AFTER_RESTORE_PATH) = "([^"]+)"$', source, re.MULTILINE))
+    constants = r'^(BEFORE_CHECKPOINT_PATH|AFTER_RESTORE_PATH) = "([^"]+)"$'
+    served = dict(re.findall(constants, source, re.MULTILINE))
     variables = functions["StreamFunction"]["Environment"]["Variables"]
     assert variables["AWS_LWA_SNAPSTART_BEFORE_CHECKPOINT_PATH"] == served["BEFORE_CHECKPOINT_PATH"]
     assert variables["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"] == served["AFTER_RESTORE_PATH"]
@@ -1316,7 +1317,7 @@ SHARED_ONCE = {
 
 def test_shared_function_settings_are_stated_once_in_globals(template: dict[str, Any]) -> None:
     globals_ = template["Globals"]["Function"]
-    assert SHARED_ONCE <= set(globals_)
+    assert set(globals_) >= SHARED_ONCE
     assert globals_["LoggingConfig"] == {"LogFormat": "JSON"}
     for name in URL_FUNCTIONS:
         own = template["Resources"][name]["Properties"]
