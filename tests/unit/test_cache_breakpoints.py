@@ -97,8 +97,16 @@ def test_a_long_conversation_with_a_long_system_prompt_has_two_breakpoints() -> 
     assert breakpoints(request) == ["system.0", "messages.8"]
 
 
-def test_no_history_breakpoint_when_the_next_turn_sends_another_history() -> None:
+def test_before_the_window_moves_the_turn_only_reads_what_the_previous_turn_wrote() -> None:
+    # The next turn sends another history: no write past the history, but the previous turn's
+    # breakpoint (on its own message, now messages[16]) is read.
     request = client().build_request(history(9, 1000), chars(50), conversation=True, history_kept=False)
+    assert breakpoints(request) == ["messages.16"]
+    assert request["messages"][16]["content"] == [
+        {"type": "text", "text": chars(500), "cache_control": EPHEMERAL}
+    ]
+    # Under the minimum there is nothing to read either.
+    request = client().build_request(history(9, 100), chars(50), conversation=True, history_kept=False)
     assert breakpoints(request) == []
 
 

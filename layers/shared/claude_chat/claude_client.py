@@ -28,8 +28,10 @@ default Claude Haiku 4.5). The rule:
   previous breakpoint up to 20 blocks back; ours is 2 blocks back) and pays
   full price only for its own new message. When the history window will move
   on at the next turn (claude_chat.conversation_store.turns_to_send moves its
-  start in steps, so this is known), no later request can read the write, so
-  the breakpoint is left off.
+  start in steps, so this is known), no later request can read a write past
+  the history, so the breakpoint goes on the previous turn's message instead,
+  where the previous turn wrote: a read with nothing new to write (the API
+  reads only at breakpoints, so leaving it off would lose the read too).
 - A stateless turn marks nothing but a long enough system prompt: nobody sends
   its one-off message again.
 - Under the minimum there is no breakpoint: the API would ignore it (no write,
@@ -173,14 +175,23 @@ class ClaudeClient:
         system = self._settings.system_prompt
         prefix = estimated_tokens(system)
         messages: list[dict[str, Any]] = []
+        previous_turn_cached = False  # the prefix up to the previous turn's message reaches the minimum
         for turn in history:
+            prefix += estimated_tokens(turn.user)
+            previous_turn_cached = prefix >= minimum
             messages.append({"role": "user", "content": turn.user})
             messages.append({"role": "assistant", "content": turn.assistant})
-            prefix += estimated_tokens(turn.user) + estimated_tokens(turn.assistant)
+            prefix += estimated_tokens(turn.assistant)
         newest: dict[str, Any] = {"type": "text", "text": message}
         prefix += estimated_tokens(message)
         if conversation and history_kept and prefix >= minimum:
             newest["cache_control"] = _CACHE_BREAKPOINT
+        elif conversation and previous_turn_cached:
+            # Read what the previous turn wrote, and write nothing that the next turn cannot read.
+            previous = messages[-2]
+            previous["content"] = [
+                {"type": "text", "text": previous["content"], "cache_control": _CACHE_BREAKPOINT}
+            ]
         messages.append({"role": "user", "content": [newest]})
         request: dict[str, Any] = {
             "model": self._settings.claude_model,
