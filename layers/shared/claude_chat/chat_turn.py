@@ -297,10 +297,14 @@ def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:
 
 
 def _next_turn_sends_this_history(session: TurnSession, max_turns: int) -> bool:
-    """Whether the conversation's next turn starts its history where this one does (so it can read
-    this turn's cache write): turns_to_send moves the window's start in steps, so this is known now."""
     slot = session.slot
-    completed = slot.turns_before - (slot.replaces is not None)
+    return next_turn_sends_same_history(slot.turns_before - (slot.replaces is not None), max_turns)
+
+
+def next_turn_sends_same_history(completed: int, max_turns: int) -> bool:
+    """Whether a conversation's next turn starts its history where this one does (so it can read this
+    turn's cache write), `completed` turns before this one: turns_to_send moves the window's start in
+    steps, so this is known now."""
     start_now = completed - turns_to_send(completed, max_turns)
     start_next = completed + 1 - turns_to_send(completed + 1, max_turns)
     return start_next == start_now
