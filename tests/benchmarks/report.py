@@ -410,11 +410,21 @@ def markdown(results: dict[str, Any]) -> str:
             f"{row['cache_read_input_tokens']:,} | {_f(row['equivalent_input_tokens'], 0)} | "
             f"{_ratio(row['equivalent_input_tokens'], seed_equivalent)} | {row['errors']} |"
         )
-    if "caching" in results:
+    if "caching" in results and not money["ours"]["cache_read_input_tokens"]:
         add(
-            "\nThe conversation passes the minimum after a few turns: the turns before pay full price, as "
-            "on the API (see Prompt caching below for other conversations and models). The seed's failed "
-            "turns (see Growth) bill nothing, which flatters its total.\n"
+            "\nNothing is cached: with `HISTORY_MAX_MESSAGES=20` a request carries at most 9 earlier turns, "
+            "and 9 turns of this size stay under Claude Haiku 4.5's 4,096-token minimum whenever the "
+            "window keeps its start, so the client places no breakpoint (a write there could never be "
+            "read). Ours bills less than the seed only because it sends fewer past messages. The 0.31× "
+            "published before came from a stand-in that cached a prefix of any length; see Prompt "
+            "caching below for the conversations where caching does pay. The seed's failed turns (see "
+            "Growth) bill nothing, which flatters its total.\n"
+        )
+    elif "caching" in results:
+        add(
+            "\nThe turns before the conversation passes the model's minimum pay full price, as on the API "
+            "(see Prompt caching below for other conversations and models). The seed's failed turns (see "
+            "Growth) bill nothing, which flatters its total.\n"
         )
     else:
         add(
