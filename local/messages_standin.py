@@ -7,10 +7,10 @@ with the real event sequence, real error bodies and headers -- and answers
 deterministically: "Stand-in reply to: <last user message>", plus " (turn N)" when
 the request carries N-1 earlier assistant messages. One word is one output token.
 
-Prompt caching is emulated so tests can see that long chats pay less: blocks with
-`cache_control` are breakpoints, their prefixes are remembered, and a later
-request that repeats one (looking back up to 20 blocks from each breakpoint) is
-billed as a cache read. Input tokens are ceil(characters / 4) per block.
+Prompt caching is billed as the real API bills it (local/standin_caching.py): the
+model's minimum cacheable length, the 5-minute lifetime refreshed on a hit, at most
+4 breakpoints, tools and system prompt in the prefix, and automatic caching (a
+top-level `cache_control`). Input tokens are ceil(characters / 4) per block.
 
 A test steers one request with directives in the last user message; they are
 removed from the echoed reply, and several may be combined:
@@ -28,6 +28,8 @@ removed from the echoed reply, and several may be combined:
     [standin:words=50]          make the reply exactly 50 words ("w1 w2 ..." after the echo)
     [standin:echo=raw]          reply with the user's text itself, whitespace and newlines kept
                                 (Markdown for the browser tests), one delta per word
+    [standin:advance_clock=301] move the prompt cache's clock forward 301 s before billing this
+                                request (and every later one): cache expiry without sleeping
 
 A timing profile makes every request take as long as a real model would, so
 benchmarks can subtract the stand-in's own time from a backend's. It is off
@@ -61,17 +63,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
-import math
 import os
 import re
 import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +84,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from local import standin_caching
+from local.standin_caching import Block, InvalidCacheControl, PromptCache
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Stand-in: invalid request"),
@@ -98,8 +101,6 @@ _ERRORS: dict[int, tuple[str, str]] = {
     529: ("overloaded_error", "Overloaded"),
 }
 _DIRECTIVE = re.compile(r"\[standin:(\w+)=([^\]]*)\]")
-_CACHE_LOOKBACK_BLOCKS = 20
-_CACHE_CAPACITY = 4096
 _RECORDED_REQUESTS = 200
 # Request headers worth showing a test (retries, API version); never the credentials.
 _RECORDED_HEADERS = ("anthropic-version", "anthropic-beta", "x-stainless-retry-count")
@@ -199,6 +200,7 @@ class _Directives:
     drop_after: int | None = None
     words: int | None = None
     echo: str = "summary"
+    advance_clock: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> _Directives:
@@ -216,28 +218,21 @@ class _Directives:
                 drop_after=int(found["drop_after"]) if "drop_after" in found else None,
                 words=int(found["words"]) if "words" in found else None,
                 echo=found.get("echo", "summary"),
+                advance_clock=float(found.get("advance_clock", 0)),
             )
         except ValueError as error:
             raise _BadRequest(f"bad stand-in directive value: {error}") from error
         if directives.status is not None and not 400 <= directives.status <= 599:
             raise _BadRequest("stand-in directive status must be an HTTP error status (400-599)")
         counts = (directives.retry_after, directives.fail_after, directives.drop_after)
-        if min(directives.delay, directives.delta_delay or 0, *(n for n in counts if n is not None)) < 0:
+        floats = (directives.delay, directives.delta_delay or 0, directives.advance_clock)
+        if min(*floats, *(n for n in counts if n is not None)) < 0:
             raise _BadRequest("stand-in directive values must not be negative")
         if directives.echo not in ("summary", "raw"):
             raise _BadRequest("stand-in directive echo must be raw (or summary, the default)")
         if directives.words is not None and directives.words < 1:
             raise _BadRequest("stand-in directive words must be at least 1")
         return directives
-
-
-@dataclass(frozen=True)
-class _Block:
-    """One prompt block as the cache sees it: system blocks first, then message blocks."""
-
-    canonical: str
-    tokens: int
-    breakpoint: bool
 
 
 @dataclass(frozen=True)
@@ -248,20 +243,9 @@ class _Prompt:
     max_tokens: int
     stream: bool
     cache_seed: str
-    blocks: list[_Block]
+    blocks: list[Block]
     last_user_text: str
     assistant_turns: int
-
-
-def _tokens(text: str) -> int:
-    return max(1, math.ceil(len(text) / 4))
-
-
-def _block(role: str, block: dict[str, Any]) -> _Block:
-    stripped = {key: value for key, value in block.items() if key != "cache_control"}
-    canonical = json.dumps([role, stripped], sort_keys=True, separators=(",", ":"))
-    text = block["text"] if block.get("type") == "text" else json.dumps(stripped)
-    return _Block(canonical, _tokens(str(text)), "cache_control" in block)
 
 
 def _content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -307,7 +291,11 @@ def _parse_prompt(body: dict[str, Any]) -> _Prompt:
         raise _BadRequest("messages: Field required")
     if not messages:
         raise _BadRequest("messages: at least one message is required")
-    blocks = [_block("system", block) for block in _content_blocks(body.get("system") or [], "system")]
+    blocks = _tool_blocks(body.get("tools"))
+    blocks += [
+        _cache_block("system", block, f"system.{index}")
+        for index, block in enumerate(_content_blocks(body.get("system") or [], "system"))
+    ]
     last_user_text, assistant_turns = "", 0
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
@@ -324,47 +312,37 @@ def _parse_prompt(body: dict[str, Any]) -> _Prompt:
         final_text = content[-1].get("text", "") if is_final_assistant and content else ""
         if final_text != final_text.rstrip():
             raise _BadRequest("messages: final assistant content cannot end with trailing whitespace")
-        blocks.extend(_block(message["role"], block) for block in content)
+        blocks.extend(
+            _cache_block(message["role"], block, f"messages.{index}.content.{position}")
+            for position, block in enumerate(content)
+        )
         if message["role"] == "user":
             last_user_text = " ".join(block["text"] for block in content if block["type"] == "text")
         else:
             assistant_turns += 1
-    cache_seed = json.dumps([model, body.get("tools")], sort_keys=True, separators=(",", ":"))
+    try:
+        blocks = standin_caching.with_automatic_breakpoint(blocks, body.get("cache_control"))
+        standin_caching.check_breakpoints(blocks)
+    except InvalidCacheControl as invalid:
+        raise _BadRequest(str(invalid)) from invalid
+    cache_seed = json.dumps([model], separators=(",", ":"))  # tools are blocks of the prefix
     return _Prompt(model, max_tokens, stream, cache_seed, blocks, last_user_text, assistant_turns)
 
 
-class _PromptCache:
-    """Prefix hashes the stand-in has "cached", least recently used first."""
+def _cache_block(role: str, content: dict[str, Any], where: str) -> Block:
+    try:
+        return standin_caching.block(role, content, where)
+    except InvalidCacheControl as invalid:
+        raise _BadRequest(str(invalid)) from invalid
 
-    def __init__(self, capacity: int = _CACHE_CAPACITY) -> None:
-        self._prefixes: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
 
-    def bill(self, seed: str, blocks: Sequence[_Block]) -> tuple[int, int, int]:
-        """(cache read, cache creation, uncached input) tokens, as the real API splits them."""
-        running, prefixes = hashlib.sha256(seed.encode()), []
-        for block in blocks:
-            running.update(block.canonical.encode())
-            prefixes.append(running.hexdigest())
-        read = creation = covered = 0  # blocks[:covered] are billed already
-        with self._lock:
-            for end, block in enumerate(blocks):
-                if not block.breakpoint:
-                    continue
-                oldest = max(covered, end - _CACHE_LOOKBACK_BLOCKS)
-                hit = next((i for i in range(end, oldest - 1, -1) if prefixes[i] in self._prefixes), None)
-                if hit is not None:
-                    read += sum(b.tokens for b in blocks[covered : hit + 1])
-                    self._prefixes.move_to_end(prefixes[hit])
-                    covered = hit + 1
-                creation += sum(b.tokens for b in blocks[covered : end + 1])
-                covered = end + 1
-                self._prefixes[prefixes[end]] = None
-                self._prefixes.move_to_end(prefixes[end])
-            while len(self._prefixes) > self._capacity:
-                self._prefixes.popitem(last=False)
-        return read, creation, sum(b.tokens for b in blocks[covered:])
+def _tool_blocks(tools: Any) -> list[Block]:
+    """Tool definitions come first in the cached prefix (the API's order: tools, system, messages)."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+        raise _BadRequest("tools: Input should be a valid list")
+    return [_cache_block("tool", tool, f"tools.{index}") for index, tool in enumerate(tools)]
 
 
 @dataclass
@@ -457,7 +435,7 @@ class MessagesStandin:
         self.profile = TimingProfile.from_env() if profile is None else profile
         self._requests: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
         self._disconnects: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
-        self._cache = _PromptCache()
+        self.cache = PromptCache()
         self._lock = threading.Lock()
 
     @property
@@ -553,6 +531,8 @@ class MessagesStandin:
         self, request: Request, record: dict[str, Any], prompt: _Prompt, directives: _Directives
     ) -> Response:
         request_id: str = record["request_id"]
+        if directives.advance_clock:
+            self.cache.advance(directives.advance_clock)
         if directives.delay:
             await asyncio.sleep(directives.delay)
         fails = directives.fail_after is not None and not prompt.stream
@@ -562,7 +542,7 @@ class MessagesStandin:
         if status:
             return _error(status, request_id)
         words, stop_reason = _reply_words(prompt, directives)
-        read, creation, uncached = self._cache.bill(prompt.cache_seed, prompt.blocks)
+        bill = self.cache.bill(prompt.cache_seed, prompt.model, prompt.blocks)
         message = {
             "id": _new_id("msg_"),
             "type": "message",
@@ -571,12 +551,7 @@ class MessagesStandin:
             "content": [{"type": "text", "text": "".join(words)}],
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": uncached,
-                "output_tokens": len(words),
-                "cache_creation_input_tokens": creation,
-                "cache_read_input_tokens": read,
-            },
+            "usage": {**bill.usage(), "output_tokens": len(words)},
         }
         record["usage"] = message["usage"]
         if not prompt.stream and self.profile != TimingProfile():

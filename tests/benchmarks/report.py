@@ -220,6 +220,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"{' --smoke' if results['smoke'] else ''}`) on {results['date']}, in {results['seconds']:.0f} s. "
         "Do not edit: re-run `make bench` to refresh every figure, this file and its plot.*\n"
     )
+    for section, when in results.get("remeasured", {}).items():
+        add(
+            f"*Section `{section}` re-measured alone (`python -m tests.benchmarks.run --only {section}`) on "
+            f"{when['date']} at commit {when['commit']}; the other figures are from the run above.*\n"
+        )
     if results["smoke"]:
         add("> **Smoke run**: token sizes, so the figures below only show that every measurement runs.\n")
     add(
@@ -388,8 +393,10 @@ def markdown(results: dict[str, Any]) -> str:
     add(
         f"`make bench`, section `money`: one `POST /api/chat/history` conversation per system, "
         f"{sizes['money_turns']} turns of ~{sizes['money_message_chars']} characters each, billed by the "
-        "stand-in's prompt-cache emulation. Equivalent input tokens = input + 1.25 × cache writes + 0.1 × "
-        "cache reads (Anthropic's published multipliers for the 5-minute cache).\n"
+        "stand-in, which bills prompt caching as the API does (`local/standin_caching.py`; the default "
+        "model, Claude Haiku 4.5, caches nothing under 4,096 tokens). Equivalent input tokens = input + "
+        "1.25 × cache writes + 0.1 × cache reads (Anthropic's published multipliers for the 5-minute "
+        "cache).\n"
     )
     add(
         "| system | input | cache writes | cache reads | equivalent input tokens | ratio to seed "
@@ -403,12 +410,30 @@ def markdown(results: dict[str, Any]) -> str:
             f"{row['cache_read_input_tokens']:,} | {_f(row['equivalent_input_tokens'], 0)} | "
             f"{_ratio(row['equivalent_input_tokens'], seed_equivalent)} | {row['errors']} |"
         )
-    add(
-        "\nThe stand-in caches a prefix of any length; the real API caches only prefixes above a "
-        "model-specific minimum (1,024 to 4,096 tokens), so early turns of a short chat pay full price there "
-        "and the real saving starts once the conversation passes that minimum. The seed's failed turns "
-        "(see Growth) bill nothing, which flatters its total.\n"
-    )
+    if "caching" in results and not money["ours"]["cache_read_input_tokens"]:
+        add(
+            "\nNothing is cached: with `HISTORY_MAX_MESSAGES=20` a request carries at most 9 earlier turns, "
+            "and 9 turns of this size stay under Claude Haiku 4.5's 4,096-token minimum whenever the "
+            "window keeps its start, so the client places no breakpoint (a write there could never be "
+            "read). Ours bills less than the seed only because it sends fewer past messages. The 0.31× "
+            "published before came from a stand-in that cached a prefix of any length; see Prompt "
+            "caching below for the conversations where caching does pay. The seed's failed turns (see "
+            "Growth) bill nothing, which flatters its total.\n"
+        )
+    elif "caching" in results:
+        add(
+            "\nThe turns before the conversation passes the model's minimum pay full price, as on the API "
+            "(see Prompt caching below for other conversations and models). The seed's failed turns (see "
+            "Growth) bill nothing, which flatters its total.\n"
+        )
+    else:
+        add(
+            "\nThis run's stand-in cached a prefix of any length; the real API caches only prefixes above a "
+            "model-specific minimum (1,024 to 4,096 tokens), so these figures flatter caching. The seed's "
+            "failed turns (see Growth) bill nothing, which flatters its total.\n"
+        )
+    if "caching" in results:
+        _caching_section(results["caching"], add)
 
     add("## Scale: bounded load test on loopback\n")
     add(
@@ -444,3 +469,70 @@ def markdown(results: dict[str, Any]) -> str:
         "(default ../shared/anchors/express-seed)\n```\n"
     )
     return "\n".join(out)
+
+
+_STRATEGY_NAMES = {"none": "no caching", "ours": "ours", "automatic": "automatic caching"}
+
+
+def _caching_section(caching: dict[str, Any], add: Any) -> None:
+    """Prompt caching: what each strategy bills per scenario and model, against no caching."""
+    models = list(caching["minimums"])
+    add("## Prompt caching: what it saves, and when it costs more\n")
+    minimums = ", ".join(f"{model} {tokens:,}" for model, tokens in caching["minimums"].items())
+    add(
+        "`make bench`, section `caching` (alone: `python -m tests.benchmarks.run --only caching`; "
+        "`tests/benchmarks/caching.py`): each conversation is sent to the stand-in, which bills caching as "
+        "the API does (the model's minimum cacheable length, here "
+        f"{minimums} tokens; a 5-minute lifetime refreshed by each read; writes at 1.25×, reads at 0.1× "
+        "the input price), three ways: **no caching**, **ours** (the breakpoints `ClaudeClient."
+        "build_request` places, with the chat function's history window of "
+        f"{caching['max_history_turns']} turns), and the API's **automatic caching** (a top-level "
+        "`cache_control`, which caches up to the last block). Figures are uncached input token "
+        "equivalents (input + 1.25 × writes + 0.1 × reads) over the whole conversation; the ratio is to no "
+        "caching, and above 1.00× caching costs more than it saves. Messages are English-like text; "
+        "replies are the stand-in's, a fixed number of words. The time between turns is the stand-in's "
+        "clock (`[standin:advance_clock=...]`).\n"
+    )
+    add(
+        "| conversation | turns | message, chars | reply, words | system prompt, chars | between turns "
+        "| model | no caching | ours | automatic caching |"
+    )
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    costlier: list[str] = []
+    for row in caching["scenarios"]:
+        for model in models:
+            figures = row["models"][model]
+            none = figures["none"]["equivalent_input_tokens"]
+            cells = []
+            for strategy in ("none", "ours", "automatic"):
+                value = figures[strategy]["equivalent_input_tokens"]
+                ratio = value / none if none else math.nan
+                cells.append(f"{_f(value, 0)}" + ("" if strategy == "none" else f" ({ratio:.2f}×)"))
+                if strategy != "none" and ratio > 1:
+                    costlier.append(f"{row['name']} on {model} ({_STRATEGY_NAMES[strategy]}, {ratio:.2f}×)")
+            gap = (
+                f"{row['gap_seconds'] / 60:g} min"
+                if row["gap_seconds"] >= 60
+                else f"{row['gap_seconds']:g} s"
+            )
+            kind = "" if row["conversation"] else " (each a new caller)"
+            add(
+                f"| {row['name']}{kind} | {row['turns']} | {row['message_chars']:,} | {row['reply_words']} | "
+                f"{row['system_chars']:,} | {gap} | {model} | {' | '.join(cells)} |"
+            )
+    add(
+        "\n**When caching costs more than it saves:** "
+        + ("; ".join(costlier) if costlier else "in none of these conversations")
+        + ". A cache write costs 0.25× more than plain input and pays only when a request reads it within 5 "
+        "minutes: a chat whose turns come further apart pays every write and reads nothing. A prefix under "
+        "the model's minimum is neither written nor read, so a short chat (and every chat's first turns, "
+        "longest on Claude Haiku 4.5 with its 4,096-token minimum) costs exactly what it would without "
+        "caching: our client places no breakpoint there at all.\n"
+    )
+    add(
+        "**Ours against automatic caching:** the same reads in a growing chat, but automatic caching also "
+        "writes every stateless turn's one-off prompt (read by no one) and the turn before the history "
+        "window moves on, and cannot keep a long system prompt cached for other conversations; ours marks "
+        "the system prompt when it alone reaches the minimum, the newest message only when the next turn "
+        "can read it (`layers/shared/claude_chat/claude_client.py`, module docstring).\n"
+    )

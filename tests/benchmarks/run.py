@@ -6,6 +6,10 @@
                                               --output-dir (a temporary directory by default)
     python -m tests.benchmarks.run --render docs/bench-results.json
                                               re-render BENCHMARKS.md and the plot, measuring nothing
+    python -m tests.benchmarks.run --only caching,money
+                                              re-measure only those sections (`caching` needs no
+                                              backend, `money` starts ours and the seed), merge them
+                                              into docs/bench-results.json and re-render
 
 The full run fails when the seed comparator cannot run; the smoke run reports it skipped.
 """
@@ -26,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import measure, report
+from tests.benchmarks import caching, measure, report
 from tests.benchmarks.harness import ComparatorUnavailable, Ours, Seed, Standin
 from tests.dev_server import ROOT
 
@@ -99,6 +103,7 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
             lambda: measure.money(systems, standin, sizes.money_turns, sizes.money_message_chars),
             log,
         )
+        results["caching"] = measure.timed("caching", lambda: caching.measure(smoke), log)
         results["load"] = {}
         for name, system in systems.items():
             results["load"][name] = measure.timed(
@@ -113,6 +118,44 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
     results["seconds"] = time.perf_counter() - started
     write_report(results, output_dir)
     log(f"wrote {output_dir / 'BENCHMARKS.md'} in {results['seconds']:.0f} s")
+    return results
+
+
+ONLY_SECTIONS = ("caching", "money")
+
+
+def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any = print) -> dict[str, Any]:
+    """Re-measures some sections of a saved full run (at its sizes), merges them in, and re-renders."""
+    results: dict[str, Any] = json.loads(results_path.read_text())
+    sizes = measure.Sizes(**results["sizes"])
+    if "caching" in sections:
+        results["caching"] = measure.timed("caching", lambda: caching.measure(results["smoke"]), log)
+    if "money" in sections:
+        standin = Standin.start(sizes.first_token_ms, sizes.token_interval_ms)
+        systems: dict[str, measure.System] = {}
+        try:
+            systems["ours"] = Ours.start(standin)
+            systems["seed"] = Seed.start(standin)
+            results["money"] = measure.timed(
+                "money",
+                lambda: measure.money(systems, standin, sizes.money_turns, sizes.money_message_chars),
+                log,
+            )
+        finally:
+            for system in systems.values():
+                system.stop()
+            standin.stop()
+    machine = _machine()
+    results.setdefault("remeasured", {}).update(
+        {
+            section: {
+                "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "commit": machine["commit"],
+            }
+            for section in sections
+        }
+    )
+    write_report(results, output_dir)
     return results
 
 
@@ -137,7 +180,23 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RESULTS_JSON",
         help="only rewrite BENCHMARKS.md and the plot from results",
     )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"re-measure only these comma-separated sections ({', '.join(ONLY_SECTIONS)}) of "
+        "docs/bench-results.json (or --render's file) and re-render",
+    )
     arguments = parser.parse_args(argv)
+    if arguments.only:
+        sections = [section.strip() for section in arguments.only.split(",") if section.strip()]
+        unknown = sorted(set(sections) - set(ONLY_SECTIONS))
+        if unknown or not sections:
+            parser.error(f"--only takes {', '.join(ONLY_SECTIONS)}; not {', '.join(unknown) or 'nothing'}")
+        source = arguments.render or ROOT / "docs" / "bench-results.json"
+        run_only(
+            sections, source, arguments.output_dir or ROOT, log=lambda line: print(line, file=sys.stderr)
+        )
+        return 0
     if arguments.render:
         write_report(json.loads(arguments.render.read_text()), arguments.output_dir or ROOT)
         return 0

@@ -48,23 +48,29 @@ def test_every_turn_route_answers_through_bedrock_signed_and_cached(server: DevS
     plain = client.post("/api/chat", json={"message": "hello bedrock"})
     assert plain.status_code == 200, plain.text
     assert plain.json()["reply"] == "Stand-in reply to: hello bedrock"
-    first = client.post("/api/chat/history", json={"message": "one"}).json()
+    # Prompt caching works on Bedrock too: once the conversation passes Claude Haiku 4.5's minimum
+    # (4,096 tokens; ~2,250 a message here), a turn reads the conversation so far from the cache.
+    long = "a long message with context " * 320
+    first = client.post("/api/chat/history", json={"message": f"one {long}"}).json()
     token = first["session"]
-    second = client.post("/api/chat/history", json={"message": "two"}, headers={"X-Session-Id": token}).json()
-    assert second["reply"] == "Stand-in reply to: two (turn 2)"
-    # Prompt caching works on Bedrock too: the second turn reads the first from the cache.
-    assert second["usage"]["cache_read_input_tokens"] > 0
+    headers = {"X-Session-Id": token}
+    second = client.post("/api/chat/history", json={"message": f"two {long}"}, headers=headers).json()
+    assert second["reply"].startswith("Stand-in reply to: two a long message")
+    assert second["usage"]["cache_creation_input_tokens"] > 0
+    third = client.post("/api/chat/history", json={"message": "three"}, headers=headers).json()
+    assert third["reply"] == "Stand-in reply to: three (turn 3)"
+    assert third["usage"]["cache_read_input_tokens"] > 0
     with client.stream("POST", "/api/chat/stream", json={"message": "stream me"}) as response:
         data = list(_events(response))
     assert data[-1] == "[DONE]"
     assert "".join(json.loads(d)["text"] for d in data[:-1]) == "Stand-in reply to: stream me"
     with client.stream(
-        "POST", "/api/chat/history/stream", json={"message": "three"}, headers={"X-Session-Id": token}
+        "POST", "/api/chat/history/stream", json={"message": "four"}, headers={"X-Session-Id": token}
     ) as response:
         data = list(_events(response))
-    assert json.loads(data[-2])["done"] is True and json.loads(data[-2])["turns"] == 3
+    assert json.loads(data[-2])["done"] is True and json.loads(data[-2])["turns"] == 4
     history = client.get("/api/chat/history", headers={"X-Session-Id": token}).json()
-    assert [m["content"] for m in history["messages"]][-2:] == ["three", "Stand-in reply to: three (turn 3)"]
+    assert [m["content"] for m in history["messages"]][-2:] == ["four", "Stand-in reply to: four (turn 4)"]
     recorded = _bedrock_requests(server)
     assert len(recorded) >= 5
     assert {r["signature"] for r in recorded} == {"valid"}  # every call signed for bedrock, in its region

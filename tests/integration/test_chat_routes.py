@@ -76,7 +76,7 @@ def test_the_header_wins_over_the_cookie(client) -> None:
     assert read["messages"][0]["content"] == "session a"
 
 
-def test_history_sent_to_claude_is_cut_at_a_turn_boundary_and_cached(dev_server) -> None:
+def test_history_sent_to_claude_is_cut_at_a_turn_boundary(dev_server) -> None:
     token, usages = None, []
     for number in range(12):
         headers = {"X-Session-Id": token} if token else {}
@@ -92,12 +92,8 @@ def test_history_sent_to_claude_is_cut_at_a_turn_boundary_and_cached(dev_server)
     assert len(messages) % 2 == 1
     assert messages[0]["role"] == "user"
     assert messages[0]["content"] == "turn-5"  # the window moved in a step of half a window, not by one
-    assert messages[-1]["content"][0]["cache_control"] == {"type": "ephemeral"}
-    # Every turn after the first reads the conversation so far from the prompt cache.
-    assert usages[0]["cache_read_input_tokens"] == 0
-    assert usages[0]["cache_creation_input_tokens"] > 0
-    assert all(usage["cache_read_input_tokens"] > 0 for usage in usages[1:10]), usages
-    assert usages[11]["cache_read_input_tokens"] > 0
+    # Far under Claude Haiku 4.5's 4,096-token minimum: nothing to cache (see test_prompt_caching.py).
+    assert "cache_control" not in messages[-1]["content"][0]
 
 
 def test_the_stateless_route_sends_no_history(client, dev_server) -> None:

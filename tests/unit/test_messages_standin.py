@@ -68,6 +68,7 @@ def test_the_wire_format_is_the_real_one(server) -> None:
         "output_tokens",
         "cache_creation_input_tokens",
         "cache_read_input_tokens",
+        "cache_creation",
     }
 
 
@@ -266,8 +267,12 @@ def marked(role: str, text: str) -> dict[str, Any]:
     return {"role": role, "content": [{"type": "text", "text": text, "cache_control": EPHEMERAL}]}
 
 
+# Claude Haiku 4.5 caches nothing under 4,096 tokens: 4,200 tokens' worth of characters.
+LONG = 4 * 4200
+
+
 def test_a_longer_chat_reads_its_earlier_turns_from_the_cache(sdk) -> None:
-    first_text = f"{uuid.uuid4().hex} remember this " * 10
+    first_text = (f"{uuid.uuid4().hex} remember this " * 1000)[:LONG]
     first = sdk.messages.create(model=MODEL, max_tokens=64, messages=[marked("user", first_text)])
     assert first.usage.cache_read_input_tokens == 0
     assert first.usage.cache_creation_input_tokens == -(-len(first_text) // 4)
@@ -287,20 +292,21 @@ def test_a_longer_chat_reads_its_earlier_turns_from_the_cache(sdk) -> None:
 
 
 def test_tokens_after_the_last_breakpoint_are_plain_input(sdk) -> None:
-    system = [{"type": "text", "text": f"{uuid.uuid4().hex} system prompt", "cache_control": EPHEMERAL}]
+    text = (f"{uuid.uuid4().hex} system prompt " * 1000)[:LONG]
+    system = [{"type": "text", "text": text, "cache_control": EPHEMERAL}]
     usages = [
         sdk.messages.create(
             model=MODEL, max_tokens=64, system=system, messages=ask("12345678")["messages"]
         ).usage
         for _ in range(2)
     ]
-    assert (usages[0].cache_read_input_tokens, usages[0].cache_creation_input_tokens) == (0, 12)
-    assert (usages[1].cache_read_input_tokens, usages[1].cache_creation_input_tokens) == (12, 0)
+    assert (usages[0].cache_read_input_tokens, usages[0].cache_creation_input_tokens) == (0, 4200)
+    assert (usages[1].cache_read_input_tokens, usages[1].cache_creation_input_tokens) == (4200, 0)
     assert usages[0].input_tokens == usages[1].input_tokens == 2
 
 
 def test_a_different_model_does_not_share_the_cache(sdk) -> None:
-    messages = [marked("user", f"{uuid.uuid4().hex} shared prefix")]
+    messages = [marked("user", (f"{uuid.uuid4().hex} shared prefix " * 1000)[:LONG])]
     sdk.messages.create(model=MODEL, max_tokens=64, messages=messages)
     other = sdk.messages.create(model="standin-other-model", max_tokens=64, messages=messages)
     assert other.usage.cache_read_input_tokens == 0

@@ -34,6 +34,7 @@ from claude_chat import services
 from claude_chat.caller import Caller
 from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Turn as SavedTurn
+from claude_chat.conversation_store import turns_to_send
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, InternalError, NotConfigured, RateLimited, UpstreamTimeout
 from claude_chat.models import ChatRequest, ConversationTurnRequest, Usage
@@ -237,7 +238,13 @@ def begin_turn(request: TurnRequest) -> Turn:
                 replace_last=turn_body.replace_last,
             )
         history = session.slot.history if session is not None else ()
-        claude_request = claude.build_request(history, chat.message, conversation=session is not None)
+        claude_request = claude.build_request(
+            history,
+            chat.message,
+            conversation=session is not None,
+            history_kept=session is None
+            or _next_turn_sends_this_history(session, settings.history_max_turns),
+        )
         # The reservation goes beside the rate limit's answer when that is still on its way:
         # a stateless turn knows its prompt at once, so all its checks take one round trip.
         most = claude.most_tokens(claude_request)
@@ -287,6 +294,20 @@ def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:
     if turn.outcome is None:  # only a stopped turn ends without one, and nobody stops this one
         raise InternalError()
     return turn, turn.outcome
+
+
+def _next_turn_sends_this_history(session: TurnSession, max_turns: int) -> bool:
+    slot = session.slot
+    return next_turn_sends_same_history(slot.turns_before - (slot.replaces is not None), max_turns)
+
+
+def next_turn_sends_same_history(completed: int, max_turns: int) -> bool:
+    """Whether a conversation's next turn starts its history where this one does (so it can read this
+    turn's cache write), `completed` turns before this one: turns_to_send moves the window's start in
+    steps, so this is known now."""
+    start_now = completed - turns_to_send(completed, max_turns)
+    start_next = completed + 1 - turns_to_send(completed + 1, max_turns)
+    return start_next == start_now
 
 
 def _release(reserving: Future[Reservation]) -> None:

@@ -12,6 +12,40 @@ Requests, streaming, caching and usage are the same; Bedrock's errors carry
 their own names (`x-amzn-errortype`, or an exception frame mid-stream), which
 _BEDROCK_ERRORS maps onto the same contract errors.
 
+Prompt caching (build_request) follows the API's billing rules, so that every
+cache write it asks for can be read by a later request: a prefix cached on the
+API costs 1.25x its input price to write and 0.1x to read, lives 5 minutes
+after its last use, and is cached at all only when it is at least the model's
+minimum cacheable length (_MINIMUM_CACHEABLE_TOKENS; 4,096 tokens for the
+default Claude Haiku 4.5). The rule:
+
+- The system prompt gets a breakpoint when it alone reaches the minimum: it is
+  shared by every turn of every caller, so the next turn (any conversation's,
+  or a stateless one) reads it.
+- A conversation's newest message gets a breakpoint when the whole prompt
+  (system prompt, history, message) reaches the minimum and the next turn will
+  send the same history: the next turn then reads all of it (the API finds the
+  previous breakpoint up to 20 blocks back; ours is 2 blocks back) and pays
+  full price only for its own new message. When the history window will move
+  on at the next turn (claude_chat.conversation_store.turns_to_send moves its
+  start in steps, so this is known), no later request can read a write past
+  the history, so the breakpoint goes on the previous turn's message instead,
+  where the previous turn wrote: a read with nothing new to write (the API
+  reads only at breakpoints, so leaving it off would lose the read too).
+- A stateless turn marks nothing but a long enough system prompt: nobody sends
+  its one-off message again.
+- Under the minimum there is no breakpoint: the API would ignore it (no write,
+  no read), and the request says what it does. Prompt sizes are estimated low
+  (a token per 4 characters, which English text meets and code or non-Latin
+  text exceeds), so a breakpoint appears no earlier than the API caches.
+
+Automatic caching (a top-level `cache_control`, which puts the breakpoint on the
+last block) is not used: it would write every stateless turn's prompt and the
+turn before a window move, which no later request reads, and it cannot keep the
+system prompt cached on its own for other conversations. Caching pays when the
+next turn comes within 5 minutes; a chat whose turns are further apart pays the
+1.25x write for nothing (BENCHMARKS.md, "Prompt caching", measures both).
+
 Retries are ours, not the SDK's: the SDK would retry with its own timeout and
 backoff whatever time the invocation has left, so a 30 s function could start
 a third 25 s attempt and be killed mid-call. Here each attempt, and each wait
@@ -44,6 +78,27 @@ logger = Logger(child=True)
 
 _DEFAULT_RETRY_AFTER_SECONDS = 5
 _CACHE_BREAKPOINT = {"type": "ephemeral"}
+# Minimum cacheable prompt length per model family, in tokens: Anthropic's prompt-caching docs
+# (https://platform.claude.com/docs/en/build-with-claude/prompt-caching, "Cache limitations"; the
+# table is quoted in anthropics/anthropic-sdk-python issue 1194). Bedrock ids contain the same names.
+# The first family a model id contains wins, so longer names come first.
+_MINIMUM_CACHEABLE_TOKENS: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4-6", 4096),
+    ("claude-opus-4-5", 4096),
+    ("claude-haiku-4-5", 4096),
+    ("claude-sonnet-4-6", 1024),
+    ("claude-sonnet-4-5", 1024),
+    ("claude-opus-4-1", 1024),
+    ("claude-opus-4", 1024),
+    ("claude-sonnet-4", 1024),
+    ("claude-3-7-sonnet", 1024),
+    ("claude-3-5-haiku", 2048),
+    ("claude-3-haiku", 2048),
+)
+# A model the table does not know: the largest documented minimum, so a breakpoint is never ignored.
+_UNKNOWN_MODEL_MINIMUM_TOKENS = 4096
+# A low estimate of tokens per character of text (see the module docstring).
+_CHARACTERS_PER_TOKEN = 4
 # An attempt with less time than this before the deadline would only time out.
 _SHORTEST_ATTEMPT_SECONDS = 1.0
 _RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -108,32 +163,46 @@ class ClaudeClient:
                 max_retries=0,  # see the module docstring: retries fit the deadline
             )
 
-    def build_request(self, history: Sequence[Turn], message: str, *, conversation: bool) -> dict[str, Any]:
-        """The Messages API request for one turn.
+    def build_request(
+        self, history: Sequence[Turn], message: str, *, conversation: bool, history_kept: bool = True
+    ) -> dict[str, Any]:
+        """The Messages API request for one turn, with the cache breakpoints that pay (module docstring).
 
-        In a conversation, the newest message carries a cache breakpoint, so
-        the next turn reads the whole conversation so far from the prompt
-        cache instead of paying for it again. A stateless turn marks only the
-        system prompt, which every caller shares: marking a one-off message
-        would only pay the cache-write premium.
+        `history_kept`: the next turn of this conversation will send this turn's history again
+        (False when the history window moves on then, so nothing cached now could be read).
         """
+        minimum = minimum_cacheable_tokens(self._settings.claude_model)
+        system = self._settings.system_prompt
+        prefix = estimated_tokens(system)
         messages: list[dict[str, Any]] = []
+        previous_turn_cached = False  # the prefix up to the previous turn's message reaches the minimum
         for turn in history:
+            prefix += estimated_tokens(turn.user)
+            previous_turn_cached = prefix >= minimum
             messages.append({"role": "user", "content": turn.user})
             messages.append({"role": "assistant", "content": turn.assistant})
+            prefix += estimated_tokens(turn.assistant)
         newest: dict[str, Any] = {"type": "text", "text": message}
-        if conversation:
+        prefix += estimated_tokens(message)
+        if conversation and history_kept and prefix >= minimum:
             newest["cache_control"] = _CACHE_BREAKPOINT
+        elif conversation and previous_turn_cached:
+            # Read what the previous turn wrote, and write nothing that the next turn cannot read.
+            previous = messages[-2]
+            previous["content"] = [
+                {"type": "text", "text": previous["content"], "cache_control": _CACHE_BREAKPOINT}
+            ]
         messages.append({"role": "user", "content": [newest]})
         request: dict[str, Any] = {
             "model": self._settings.claude_model,
             "max_tokens": self._settings.max_tokens,
             "messages": messages,
         }
-        if self._settings.system_prompt:
-            request["system"] = [
-                {"type": "text", "text": self._settings.system_prompt, "cache_control": _CACHE_BREAKPOINT}
-            ]
+        if system:
+            block: dict[str, Any] = {"type": "text", "text": system}
+            if estimated_tokens(system) >= minimum:
+                block["cache_control"] = _CACHE_BREAKPOINT
+            request["system"] = [block]
         return request
 
     def title_request(self, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -243,6 +312,19 @@ class ClaudeStream:
         with contextlib.suppress(Exception):
             network = self._stream.response.extensions["network_stream"]
             network.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+
+
+def minimum_cacheable_tokens(model: str) -> int:
+    """The shortest prefix the model caches, in tokens; unknown models get the largest documented one."""
+    return next(
+        (tokens for family, tokens in _MINIMUM_CACHEABLE_TOKENS if family in model),
+        _UNKNOWN_MODEL_MINIMUM_TOKENS,
+    )
+
+
+def estimated_tokens(text: str) -> int:
+    """A low estimate of a text's tokens (module docstring): a breakpoint placed by it is never ignored."""
+    return len(text) // _CHARACTERS_PER_TOKEN
 
 
 @contextmanager
