@@ -126,6 +126,12 @@ def test_stop_keeps_what_the_user_saw(seen: dict[str, Any]) -> None:
     kept = stopped["saved"]["messages"][-1]["content"]
     assert kept.startswith(shown.strip())
     assert "w40" not in kept
+    # The page kept that session too (5.0.0 calls no onFinish for a stopped reply): the next turn
+    # continues the same conversation.
+    following = stopped["next"]
+    assert (following["status"], following["text"]) == ("ready", "Stand-in reply to: After the stop (turn 2)")
+    assert following["metadata"]["session"] == stopped["metadata"]["session"]
+    assert following["metadata"]["turns"] == 2
 
 
 def test_the_transport_parses_every_chunk(seen: dict[str, Any]) -> None:
