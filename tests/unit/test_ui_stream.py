@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 
 from claude_chat.errors import ApiError
-from claude_chat.ui_stream import read_ui_request
+from claude_chat.models import Usage
+from claude_chat.ui_stream import FinishChunk, FinishMetadata, model_chunk, read_ui_request
 
 
 def body(messages: list[Any], **fields: Any) -> str:
@@ -48,3 +50,11 @@ def test_the_last_message_is_checked_and_named(last: Any, wording: str) -> None:
         read_ui_request(body([LAST, last]))
     assert (raised.value.status, raised.value.code) == (422, "invalid_request")
     assert str(json.loads(raised.value.json())["error"]).startswith(wording)
+
+
+@pytest.mark.parametrize("stop_reason", ["end_turn", "stopped", None])
+def test_a_finish_chunk_matches_the_schema_the_description_states(stop_reason: str | None) -> None:
+    """Chunks leave without their None fields (model_chunk); the description must not require them."""
+    finish = FinishChunk(messageMetadata=FinishMetadata(usage=Usage(), stop_reason=stop_reason))
+    sent = json.loads(model_chunk(finish).decode().removeprefix("data: "))
+    jsonschema.validate(sent, FinishChunk.model_json_schema())

@@ -113,7 +113,7 @@ class FinishMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     usage: Usage
-    stop_reason: str | None
+    stop_reason: str | None = None  # None (Claude named none) leaves the chunk without it
     turns: int | None = None
     title: str | None = None
     session: str | None = None
