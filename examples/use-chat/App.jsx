@@ -28,11 +28,10 @@ export function App() {
   const { messages, sendMessage, status, stop, error } = useChat({
     id, // (6)
     transport, // (7)
-    // (8) `start` and `finish` carry metadata: session, conversation, turn (for /api/chat/stop), usage, turns, title
-    onFinish: ({ message }) => {
-      session.current = message.metadata?.session ?? session.current;
-    },
   });
+  // (8) `start` and `finish` carry metadata: session, conversation, turn (for /api/chat/stop), usage, turns, title.
+  // Keep the session from `start`: a stopped reply has no `finish` (and ai 5.0.0 calls no onFinish then).
+  session.current = messages.findLast((message) => message.metadata?.session)?.metadata.session ?? session.current;
   const [input, setInput] = useState("");
   const busy = status === "submitted" || status === "streaming";
   // Stop: abort the fetch (locally that alone stops Claude), and name the turn to the stop route, because

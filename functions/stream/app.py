@@ -158,7 +158,13 @@ async def _stream_turn(request: Request, with_history: bool, ai_sdk: bool = Fals
         caller = _caller(request, headers)
         read_body = (lambda: read_ui_request(body)) if ai_sdk else None
         turn_request = TurnRequest(
-            caller, body, with_history=with_history, deadline=deadline, stoppable=True, read_body=read_body
+            caller,
+            body,
+            with_history=with_history,
+            deadline=deadline,
+            stoppable=True,
+            read_body=read_body,
+            replace_same_message_only=ai_sdk,
         )
         return begin_turn(turn_request)
 

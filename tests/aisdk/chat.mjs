@@ -99,16 +99,17 @@ let chats = 0;
 function newChat(address, id = `aisdk-${process.pid}-${++chats}`) {
   const fetch = fetchFrom(address);
   const kept = { session: undefined };
+  // The session arrives on `start`, in the reply's metadata: kept from there (as the README's page does),
+  // a stopped reply's counts too (no `finish` came, and 5.0.0 calls no onFinish then).
+  const session = () =>
+    (kept.session = chat.messages.findLast((m) => m.metadata?.session)?.metadata.session ?? kept.session);
   const chat = new Chat({
     id,
     transport: new DefaultChatTransport({
       api: API,
       fetch,
-      headers: () => (kept.session ? { "X-Session-Id": kept.session } : {}),
+      headers: () => (session() ? { "X-Session-Id": kept.session } : {}),
     }),
-    onFinish: ({ message }) => {
-      kept.session = message.metadata?.session ?? kept.session;
-    },
   });
   return { chat, fetch, kept };
 }
@@ -189,7 +190,10 @@ async function stop() {
   const saved = await fetchFrom(stopAddress)(`${args.base}/api/conversations/${chat.id}`, {
     headers: session ? { "X-Session-Id": session } : {},
   });
-  return { ...after, saved_status: saved.status, saved: await saved.json() };
+  const savedBody = await saved.json();
+  // The next turn, with the session the page kept: the same conversation, the stopped turn in it.
+  await chat.sendMessage({ text: "After the stop" });
+  return { ...after, saved_status: saved.status, saved: savedBody, next: seen(chat, fetch) };
 }
 
 async function parse(text) {

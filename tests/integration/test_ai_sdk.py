@@ -126,6 +126,12 @@ def test_stop_keeps_what_the_user_saw(seen: dict[str, Any]) -> None:
     kept = stopped["saved"]["messages"][-1]["content"]
     assert kept.startswith(shown.strip())
     assert "w40" not in kept
+    # The page kept that session too (5.0.0 calls no onFinish for a stopped reply): the next turn
+    # continues the same conversation.
+    following = stopped["next"]
+    assert (following["status"], following["text"]) == ("ready", "Stand-in reply to: After the stop (turn 2)")
+    assert following["metadata"]["session"] == stopped["metadata"]["session"]
+    assert following["metadata"]["turns"] == 2
 
 
 def test_the_transport_parses_every_chunk(seen: dict[str, Any]) -> None:
@@ -235,3 +241,25 @@ def test_a_body_that_is_not_json(client: httpx.Client) -> None:
 def test_only_post(client: httpx.Client) -> None:
     response = client.get(UI)
     assert (response.status_code, response.json()["code"]) == (405, "method_not_allowed")
+
+
+def test_regenerating_a_reply_that_was_never_saved_keeps_the_turn_before(client: httpx.Client) -> None:
+    """useChat's regenerate() after a reply that was never saved (its request failed before the function
+    ran, or the reply failed) sends the same unanswered last user message with `regenerate-message`:
+    that message gets its answer; the conversation's last saved turn (another exchange) is not lost."""
+    first = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Alpha"}]}
+    with client.stream("POST", UI, json={**ui_body(id="regen-unsaved"), "messages": [first]}) as response:
+        response.read()
+    headers = {"X-Session-Id": response.headers["x-session-id"]}
+    reply = {"id": "a1", "role": "assistant", "parts": [{"type": "text", "text": "Stand-in reply to: Alpha"}]}
+    second = {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "Bravo"}]}
+    regenerate = {
+        **ui_body(id="regen-unsaved", trigger="regenerate-message"),
+        "messages": [first, reply, second],
+    }
+    with client.stream("POST", UI, json=regenerate, headers=headers) as response:
+        response.read()
+    assert response.status_code == 200
+    saved = client.get("/api/conversations/regen-unsaved", headers=headers).json()
+    assert [m["content"] for m in saved["messages"] if m["role"] == "user"] == ["Alpha", "Bravo"]
+    assert (saved["turns"], saved["title"]) == (2, "Alpha")

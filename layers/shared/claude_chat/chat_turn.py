@@ -63,6 +63,9 @@ class TurnRequest:
     # A transport with a body of its own (the AI SDK's, claude_chat.ui_stream) reads it here instead of
     # parse_chat_request: still after the request budget is drawn, so refusals match every other route.
     read_body: Callable[[], ConversationTurnRequest] | None = None
+    # `replace_last` replaces the last saved turn only if it holds this very message (the AI SDK's
+    # regenerate resends the last user message, saved or not: ui_stream).
+    replace_same_message_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,7 @@ def begin_turn(request: TurnRequest) -> Turn:
                 caller.user,
                 turn_body.conversation,
                 replace_last=turn_body.replace_last,
+                replace_only=turn_body.message if request.replace_same_message_only else None,
             )
         history = session.slot.history if session is not None else ()
         claude_request = claude.build_request(

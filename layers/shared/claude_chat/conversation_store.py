@@ -192,6 +192,7 @@ class ConversationStore:
         *,
         lasting: bool = False,
         replace_last: bool = False,
+        replace_only: str | None = None,
     ) -> Slot | None:
         """The next slot of a live conversation, with the history to send: one round trip.
 
@@ -204,7 +205,9 @@ class ConversationStore:
 
         With `replace_last`, the turn replaces the newest saved turn (regenerate, or
         edit and resend): that turn is left out of the history sent, and `save_turn`
-        deletes it.
+        deletes it. With `replace_only` too, only a newest turn whose message is that one is
+        replaced (AI SDK clients regenerate by resending the last user message, which may never
+        have been saved: then the turn before it is another exchange, and stays).
         """
         now = time.time() if now is None else now
         idle = not lasting and conversation_of(session_id) == DEFAULT_CONVERSATION
@@ -247,7 +250,7 @@ class ConversationStore:
             if item["sk"]["S"].startswith(prefix) and _slot_number(item["sk"]["S"]) < number
         ]
         replaces = None
-        if replace_last and earlier and turns > 0:
+        if replace_last and earlier and turns > 0 and replace_only in (None, _turn(earlier[0]).user):
             replaces, earlier = _slot_number(earlier[0]["sk"]["S"]), earlier[1:]
         keep = turns_to_send(turns - (replaces is not None), max_history_turns)
         history = tuple(_turn(item) for item in reversed(earlier[:keep]))

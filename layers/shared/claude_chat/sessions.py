@@ -127,19 +127,27 @@ class Sessions:
         conversation: str = DEFAULT_CONVERSATION,
         *,
         replace_last: bool = False,
+        replace_only: str | None = None,
     ) -> TurnSession:
         """The caller's live session (or a fresh one) with a slot taken for a new turn in one of its
         conversations: one round trip (a turn in another than the default conversation of an
         anonymous session slides the session's expiry beside taking its slot)."""
         token = self._known(presented, user)
         if token is not None:
-            slot = self._take_slot(token, conversation, max_history_turns, user is not None, replace_last)
+            slot = self._take_slot(
+                token,
+                conversation,
+                max_history_turns,
+                user is not None,
+                replace_last=replace_last,
+                replace_only=replace_only,
+            )
             if slot is not None:
                 log_session(token.session_id)
                 return TurnSession(token, slot)
         fresh = self.tokens.issue()
         log_session(fresh.session_id)
-        slot = self._take_slot(fresh, conversation, 0, False, False)
+        slot = self._take_slot(fresh, conversation, 0, False)
         if slot is None:  # a session id of 256 fresh random bits has no META to expire
             raise RuntimeError("a fresh session could not take its first slot")
         return TurnSession(fresh, slot)
@@ -150,7 +158,9 @@ class Sessions:
         conversation: str,
         max_history_turns: int,
         lasting: bool,
-        replace_last: bool,
+        *,
+        replace_last: bool = False,
+        replace_only: str | None = None,
     ) -> Slot | None:
         partition = partition_id(token.session_id, conversation)
         sliding = None
@@ -158,7 +168,12 @@ class Sessions:
             sliding = self._pool.submit(self.store.slide_session, token.session_id, token.issued_at)
         try:
             slot = self.store.take_slot(
-                partition, token.issued_at, max_history_turns, lasting=lasting, replace_last=replace_last
+                partition,
+                token.issued_at,
+                max_history_turns,
+                lasting=lasting,
+                replace_last=replace_last,
+                replace_only=replace_only,
             )
         finally:
             alive = sliding.result() if sliding is not None else True

@@ -92,7 +92,9 @@ class UIChatRequest(BaseModel):
     id: Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)] = Field(
         description="The chat id: which of the caller's conversations (1 to 64 of A-Z a-z 0-9 _ -)."
     )
-    messages: list[UIMessage] = Field(min_length=1, description="The chat; only its last message is read.")
+    messages: list[UIMessage] = Field(
+        min_length=1, description="The chat; only its last message is read (and checked)."
+    )
     trigger: Literal["submit-message", "regenerate-message"] = Field(
         description="`regenerate-message` replaces the conversation's last saved turn."
     )
@@ -111,7 +113,7 @@ class FinishMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     usage: Usage
-    stop_reason: str | None
+    stop_reason: str | None = None  # None (Claude named none) leaves the chunk without it
     turns: int | None = None
     title: str | None = None
     session: str | None = None
@@ -168,10 +170,17 @@ CHUNKS = (StartChunk, TextStartChunk, TextDeltaChunk, TextEndChunk, FinishChunk,
 def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> ConversationTurnRequest:
     """The turn an AI SDK body asks for, or the contract's ApiError (InvalidJson, InvalidRequest, ...)."""
     data = read_json_body(body, is_base64=is_base64).data
+    # Only the last message is read, so only it is checked: the transport sends the whole chat on every
+    # turn, and walking megabytes of it through the model would cost seconds of CPU for nothing.
+    messages = data.get("messages")
+    last_index = 0
+    if isinstance(messages, list) and len(messages) > 1:
+        last_index = len(messages) - 1
+        data = {**data, "messages": messages[-1:]}
     try:
         request = UIChatRequest.model_validate(data)
     except ValidationError as error:
-        raise _body_error(error.errors()) from error
+        raise _body_error([_at_index(e, last_index) for e in error.errors()]) from error
     last = request.messages[-1]
     if last.role != "user":
         raise InvalidRequest("The last of `messages` must be the user's message to answer.")
@@ -182,6 +191,14 @@ def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> Con
         return ConversationTurnRequest.model_validate(turn)
     except ValidationError as error:
         raise _text_error(error.errors()) from error
+
+
+def _at_index(error: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+    """An error in the one message checked, located at its place in the body's `messages`."""
+    location = tuple(error.get("loc", ()))
+    if location[:2] != ("messages", 0):
+        return error
+    return {**error, "loc": ("messages", index, *location[2:])}
 
 
 def _body_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
