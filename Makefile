@@ -99,13 +99,16 @@ ifneq ($(filter-out $(VENV),$(RUNTIME_VENV)),)
 else ifeq ($(RUNTIME_VENV),$(VENV))
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 else
-	@echo "########################################################################################"
-	@echo "# WARNING: no Python 3.13 here (python3.13 on PATH, or pyenv's). The functions run on"
-	@echo "# 3.13; this suite runs on Python $(PYTHON_VERSION) only, so a 3.13-only failure would not show."
-	@echo "# Install a 3.13, or set PYTHON_RUNTIME=/path/to/python3.13, to test the runtime's Python."
-	@echo "########################################################################################"
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	@$(NO_RUNTIME_WARNING)
+	$(VENV)/bin/pytest -n 2 --dist loadfile || { $(NO_RUNTIME_WARNING); exit 1; }
+	@$(NO_RUNTIME_WARNING)
 endif
+
+# Said before and after the run (a warning, not a failure), so it is not lost above the results.
+NO_RUNTIME_WARNING = printf '%s\n' \
+	"\#\#\# WARNING: no Python 3.13 here (a python3.13 that runs, or pyenv's). The functions run on 3.13;" \
+	"\#\#\# this suite runs on Python $(PYTHON_VERSION) only, so a 3.13-only failure would not show." \
+	"\#\#\# Install a 3.13, or set PYTHON_RUNTIME=/path/to/python3.13, to test the runtime's Python."
 
 unit: install
 	$(VENV)/bin/pytest tests/unit
