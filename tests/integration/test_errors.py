@@ -41,8 +41,11 @@ def test_unknown_route_is_404(client) -> None:
 
 
 def test_wrong_method_is_405_with_allow(client) -> None:
-    body = assert_error(client.get("/api/chat"), 405, "method_not_allowed")
+    refused = client.get("/api/chat")
+    body = assert_error(refused, 405, "method_not_allowed")
     assert "POST" in body["error"]
+    assert refused.headers["allow"] == "POST"
+    assert "ratelimit" not in refused.headers  # refused before the budget: it spends none
     response = client.put("/api/chat/history", json={"message": "hi"})
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "DELETE, GET, POST"
