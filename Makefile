@@ -95,7 +95,7 @@ format: $(VENV)/.installed
 test: install lint
 ifneq ($(filter-out $(VENV),$(RUNTIME_VENV)),)
 	$(RUNTIME_VENV)/bin/pytest -n 2 --dist loadfile
-	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q -n 2 tests/unit
 else ifeq ($(RUNTIME_VENV),$(VENV))
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 else
