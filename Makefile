@@ -88,7 +88,7 @@ format: $(VENV)/.installed
 # browser, static checks, benchmark smoke) runs once, on the runtime's Python 3.13: that is the
 # Python a deploy runs, and the integration and browser tests start `make dev` with the same
 # interpreter, so the servers run on 3.13 too. PYTHON (3.11, the oldest pyproject.toml accepts)
-# then runs tests/unit: the in-process tests of the layer, functions and local/, where a language
+# then runs tests/unit: the in-process tests of the layer's modules and local/, where a language
 # or standard-library difference between the two would show, in seconds. The HTTP, browser and
 # static tests exercise the same code through servers, browsers and tools whose Python is not the
 # question, so a second run of them would double the time for nothing a unit test would not catch.
