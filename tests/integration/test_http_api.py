@@ -30,37 +30,6 @@ def request(events, body: str | None, *, path: str = "/api/chat", ip: str = "203
     return event
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "code"),
-    [
-        ("{not json", 400, "invalid_json"),
-        ("", 400, "invalid_json"),
-        (None, 400, "invalid_json"),
-        ("[" * 100_000, 400, "invalid_json"),
-        ("{}", 422, "invalid_request"),
-        ('{"message": ""}', 422, "invalid_request"),
-        ('{"message": "   \\n "}', 422, "invalid_request"),
-        ('{"message": 42}', 422, "invalid_request"),
-        ('{"message": null}', 422, "invalid_request"),
-        ('{"message": ["hi"]}', 422, "invalid_request"),
-        ('["hi"]', 422, "invalid_request"),
-        ('[{"message": "hi"}]', 422, "invalid_request"),
-        ('{"message": "\\ud800"}', 422, "invalid_request"),
-        ('{"message": "hi", "message": "hi"}', 422, "invalid_request"),
-        ('{"message": NaN}', 400, "invalid_json"),
-        ('"hi"', 422, "invalid_request"),
-        ('{"message": "hi", "model": "claude-opus-4-1"}', 422, "invalid_request"),
-        (json.dumps({"message": "x" * 16_001}), 413, "message_too_long"),
-    ],
-)
-def test_bad_input_gets_a_clear_json_error(chat, events, body, status, code) -> None:
-    got_status, headers, payload = chat(request(events, body))
-    assert (got_status, payload["code"]) == (status, code)
-    assert payload["error"] and "Traceback" not in payload["error"]
-    assert headers["Content-Type"] == "application/json"
-    assert "RateLimit" in headers  # a bad request still costs budget and says so
-
-
 def test_a_lone_surrogate_is_named_in_the_error(chat, events) -> None:
     _, _, payload = chat(request(events, '{"message": "\\ud800"}'))
     assert "lone surrogate" in payload["error"]
@@ -117,38 +86,6 @@ def test_body_is_json_whatever_the_content_type(chat, events) -> None:
     assert status == 200
 
 
-def test_unknown_route_is_404_and_wrong_method_is_405(chat, events) -> None:
-    status, _, payload = chat(request(events, "{}", path="/api/nope"))
-    assert (status, payload["code"]) == (404, "not_found")
-    event = request(events, None)
-    event["requestContext"]["http"]["method"] = "GET"
-    status, headers, payload = chat(event)
-    assert (status, payload["code"], headers["Allow"]) == (405, "method_not_allowed", "POST")
-    assert "RateLimit" not in headers
-
-
-def test_budget_is_per_source_ip_and_ignores_x_forwarded_for(chat, events) -> None:
-    for n in range(5):
-        event = request(events, '{"message": "hi"}', ip="198.51.100.1")
-        event["headers"]["x-forwarded-for"] = f"10.0.0.{n}"
-        status, headers, _ = chat(event)
-        assert status == 200
-        assert headers["RateLimit-Remaining"] == str(4 - n)
-    event = request(events, '{"message": "hi"}', ip="198.51.100.1")
-    event["headers"]["x-forwarded-for"] = "10.9.9.9"
-    status, headers, payload = chat(event)
-    assert status == 429
-    assert payload == {
-        "error": "Too many requests. Please wait.",
-        "code": "rate_limited",
-        "retryAfter": int(headers["Retry-After"]),
-        "limit": "requests",
-    }
-    assert 1 <= payload["retryAfter"] <= 3600
-    assert headers["RateLimit"].startswith('"chat";r=0;t=')
-    assert chat(request(events, '{"message": "hi"}', ip="198.51.100.2"))[0] == 200
-
-
 def test_ipv6_callers_of_one_slash_56_share_a_budget(chat, events) -> None:
     for n in range(5):
         event = request(events, '{"message": "hi"}', ip=f"2001:db8:77:{n:x}::{n + 1}")
@@ -156,35 +93,6 @@ def test_ipv6_callers_of_one_slash_56_share_a_budget(chat, events) -> None:
     status, _, payload = chat(request(events, '{"message": "hi"}', ip="2001:db8:77:ff::9"))
     assert (status, payload["code"]) == (429, "rate_limited")
     assert chat(request(events, '{"message": "hi"}', ip="2001:db8:77:100::1"))[0] == 200
-
-
-@pytest.mark.parametrize(
-    ("directive", "status", "code", "retry_after"),
-    [
-        ("[standin:status=429][standin:retry_after=9]", 503, "upstream_unavailable", "9"),
-        ("[standin:status=529]", 503, "upstream_unavailable", "5"),
-        ("[standin:status=500]", 502, "upstream_error", None),
-        ("[standin:status=401]", 503, "not_configured", None),
-        ("[standin:status=400]", 502, "upstream_error", None),
-        ("[standin:delay=5]", 504, "upstream_timeout", None),
-    ],
-)
-def test_upstream_failures_map_to_the_contract_and_save_no_turn(
-    chat, events, aws, directive, status, code, retry_after
-) -> None:
-    body = json.dumps({"message": f"hello {directive}"})
-    got, headers, payload = chat(request(events, body, path="/api/chat/history"))
-    assert (got, payload["code"]) == (status, code)
-    assert headers.get("Retry-After") == retry_after
-    assert "X-Session-Id" not in headers
-    assert (
-        aws.scan(
-            TableName="claude-chat-test",
-            FilterExpression="begins_with(sk, :t)",
-            ExpressionAttributeValues={":t": {"S": "T#"}},
-        )["Items"]
-        == []
-    )
 
 
 def test_a_defect_is_a_500_json_error_without_a_stack_trace(chat, events, monkeypatch) -> None:
