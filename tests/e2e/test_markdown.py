@@ -9,6 +9,7 @@ below what a renderer with quadratic or worse paths takes (the old one: 35 s on 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -55,43 +56,54 @@ def render(page: Page, text: str) -> float:
     return float(page.evaluate(RENDER, text))
 
 
-# Inputs known to make Markdown parsers slow (quadratic or worse), the issue's first.
-HOSTILE = {
-    "issue 13: 500 backslash-dots, 8,000 [": "\\." * 500 + "[" * 8000,
-    "5,000 nested quotes": ">" * 5000 + " deep",
-    "10,000 *": "*" * 10000,
-    "10,000 _": "_" * 10000,
-    "5,000 backticks": "`" * 5000,
-    "backtick runs of every length": "".join("`" * n + "a" for n in range(1, 300)),
-    "20,000 open emphasis": "*a " * 20000,
-    "10,000 mixed emphasis": "**a _b " * 10000,
-    "10,000 open links": "[a](" * 10000,
-    "10,000 image openers": "![[" * 10000,
-    "10,000 empty links then )": "[](" * 10000 + ")" * 10000,
-    "5,000 list markers on a line": "- " * 5000 + "x",
-    "20,000 <": "<" * 20000,
-    "a 5,000-column table": "|a" * 5000 + "\n" + "|-" * 5000 + "\n" + "|b" * 5000,
-    "10,000 bare URLs": "http://a. " * 10000,
-    "links inside emphasis inside links": "[*[_[`x" * 5000,
+# Inputs known to make Markdown parsers slow (quadratic or worse), each built at a scale:
+# at 4 it is the full size (the issue's own input at 4 is 2,000 backslash-dots, 32,000 [).
+HOSTILE: dict[str, Callable[[int], str]] = {
+    "500 backslash-dots, 8,000 [ (issue 13)": lambda k: "\\." * (125 * k) + "[" * (2000 * k),
+    "5,000 nested quotes": lambda k: ">" * (1250 * k) + " deep",
+    "10,000 *": lambda k: "*" * (2500 * k),
+    "10,000 _": lambda k: "_" * (2500 * k),
+    "5,000 backticks": lambda k: "`" * (1250 * k),
+    "backtick runs of every length": lambda k: "".join("`" * n + "a" for n in range(1, 75 * k)),
+    "20,000 open emphasis": lambda k: "*a " * (5000 * k),
+    "10,000 mixed emphasis": lambda k: "**a _b " * (2500 * k),
+    "10,000 open links": lambda k: "[a](" * (2500 * k),
+    "10,000 image openers": lambda k: "![[" * (2500 * k),
+    "10,000 empty links then )": lambda k: "[](" * (2500 * k) + ")" * (2500 * k),
+    "5,000 list markers on a line": lambda k: "- " * (1250 * k) + "x",
+    "20,000 <": lambda k: "<" * (5000 * k),
+    "a 5,000-column table": lambda k: "|a" * (1250 * k) + "\n" + "|-" * (1250 * k) + "\n" + "|b" * (1250 * k),
+    "10,000 bare URLs": lambda k: "http://a. " * (2500 * k),
+    "links inside emphasis inside links": lambda k: "[*[_[`x" * (1250 * k),
 }
 
 
-@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_input_renders_in_well_under_a_second(md_page: Page, text: str) -> None:
+def fastest(page: Page, text: str, runs: int = 3) -> float:
+    """The best of a few renders: what the renderer costs, without a GC pause or a busy core."""
+    return min(render(page, text) for _ in range(runs))
+
+
+def test_the_issues_input_renders_in_well_under_a_second(md_page: Page) -> None:
     render(md_page, "warm up *the* `parser`")
-    took = render(md_page, text)
-    print(f"{len(text):>7} chars: {took:7.1f} ms")
+    took = render(md_page, "\\." * 500 + "[" * 8000)
+    print(f"the issue's input: {took:.1f} ms (the old renderer: 35 s)")
     assert took < 1000, f"{took:.0f} ms"
+
+
+@pytest.mark.parametrize("build", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_input_renders_in_linear_time(md_page: Page, build: Callable[[int], str]) -> None:
+    """Four times the text in well under sixteen times the time (what a quadratic path takes).
+
+    A ratio, not a bound in milliseconds: CI's machines are several times slower than this one,
+    and a slower machine slows both sizes alike. Each size's best of three renders is compared,
+    with a floor of a few milliseconds under which a timer measures noise.
+    """
+    render(md_page, "warm up *the* `parser`")
+    quarter, full = fastest(md_page, build(1)), fastest(md_page, build(4))
+    print(f"{len(build(4)):>7} chars: {full:7.1f} ms; a quarter of it: {quarter:6.1f} ms")
+    assert full < 8 * max(quarter, 4), f"{quarter:.0f} ms, then {full:.0f} ms for four times the text"
+    assert full < 10_000, f"{full:.0f} ms"  # the old renderer took 35 s on the issue's input
     assert md_page.locator("#md-test").inner_text(timeout=5000) is not None
-
-
-def test_the_issues_input_scales_linearly(md_page: Page) -> None:
-    render(md_page, "warm up")
-    times = [render(md_page, "\\." * (500 * k) + "[" * (8000 * k)) for k in (1, 4)]
-    print(f"x1: {times[0]:.1f} ms, x4: {times[1]:.1f} ms")
-    assert times[1] < 500, times
-    # Four times the text in well under sixteen times the time (quadratic would be 16x).
-    assert times[1] < 8 * max(times[0], 5), times
 
 
 XSS = {
@@ -300,27 +312,32 @@ def test_the_copy_button_copies_the_code_by_keyboard(md_page: Page, chat_server:
 
 
 def test_code_highlighting_stays_fast(md_page: Page) -> None:
+    """Highlighting has limits: a huge block stays plain, and only short blocks are auto-detected.
+
+    What is checked is what the page did (the DOM), and the times against plain text of the same
+    size measured in the same page, so a slower machine slows both alike.
+    """
     render(md_page, "warm up")
     lines = "\n".join(f"def f{i}(x):\n    return x * {i}  # c" for i in range(6000))
-    labelled = render(md_page, f"```python\n{lines[:90_000]}\n```")
+    plain = fastest(md_page, lines[:90_000])
+    labelled = fastest(md_page, f"```python\n{lines[:90_000]}\n```")
     expect(md_page.locator("#md-test code.hljs")).to_have_count(1)
     huge = render(md_page, f"```python\n{lines}\n```")
     expect(md_page.locator("#md-test code.hljs")).to_have_count(0)  # past the limit: plain text
     unlabelled = render(md_page, f"```\n{lines}\n```")
+    expect(md_page.locator("#md-test code.hljs")).to_have_count(0)  # too large to auto-detect
     short = "\n".join(lines.splitlines()[:60])
     first = render(md_page, f"```\n{short}\n```")  # the first detection compiles every grammar
-    detected = render(md_page, f"```\n{short}\n```")
+    detected = fastest(md_page, f"```\n{short}\n```")
+    expect(md_page.locator("#md-test code.hljs")).to_have_count(1)  # the short block was detected
     print(
-        f"90,000 chars of python highlighted: {labelled:.0f} ms; {len(lines)} chars: {huge:.0f} ms"
-        f" (plain), {unlabelled:.0f} ms unlabelled;"
+        f"90,000 chars: {plain:.0f} ms as a paragraph, {labelled:.0f} ms highlighted as python;"
+        f" {len(lines)} chars: {huge:.0f} ms (plain), {unlabelled:.0f} ms unlabelled;"
         f" {len(short)} chars auto-detected: {first:.0f} ms the first time, {detected:.0f} ms after"
     )
-    assert first < 600
-    assert labelled < 1000
-    assert huge < 300
-    assert unlabelled < 300  # no auto-detection over a large block
-    assert detected < 300
-    expect(md_page.locator("#md-test code.hljs")).to_have_count(1)  # the short block was detected
+    assert labelled < 20 * max(plain, 5), "highlighting costs far more than rendering the text"
+    assert detected < 20 * max(plain, 5)
+    assert max(labelled, huge, unlabelled, first) < 10_000
 
 
 def ordinary_reply(size: int) -> str:
@@ -359,6 +376,17 @@ STREAM = """async ({ text, deltas, checks }) => {
     d.append(window.md.renderMarkdown(t));
     return d.innerHTML;
   };
+  // Mid-stream, a code block still in the unfinished tail is not auto-detected (that would run
+  // every grammar on every frame): compare code blocks by their text, everything else exactly.
+  const plainCode = (html) => {
+    const d = document.createElement('div');
+    d.innerHTML = html;
+    for (const code of d.querySelectorAll('code')) {
+      code.textContent = code.textContent;
+      code.removeAttribute('class');
+    }
+    return d.innerHTML;
+  };
   const step = Math.ceil(text.length / deltas);
   const mismatches = [];
   const started = performance.now();
@@ -371,7 +399,7 @@ STREAM = """async ({ text, deltas, checks }) => {
       await frame();
       // What is shown mid-stream is what rendering the text so far in one go shows.
       const now = text.slice(0, Math.min(end, text.length));
-      if (box.innerHTML !== fresh(now)) mismatches.push(sent);
+      if (plainCode(box.innerHTML) !== plainCode(fresh(now))) mismatches.push(sent);
     } else if (sent % 4 === 0) {
       await task();
     }
@@ -386,23 +414,28 @@ STREAM = """async ({ text, deltas, checks }) => {
 
 
 def test_a_long_reply_streams_without_reparsing_everything(md_page: Page) -> None:
-    text = ordinary_reply(200_000)
+    """A 100 KB reply in 1,000 deltas: each frame parses only the unfinished tail.
+
+    The parse count is exact; the time is compared with rendering the whole reply once in the
+    same page (re-parsing everything on every frame costs hundreds of times that).
+    """
+    text = ordinary_reply(100_000)
     render(md_page, "warm up")
-    whole = render(md_page, text)
-    result = md_page.evaluate(STREAM, {"text": text, "deltas": 2000, "checks": [50, 333, 1000, 1500, 1999]})
+    whole = fastest(md_page, text, runs=2)
+    result = md_page.evaluate(STREAM, {"text": text, "deltas": 1000, "checks": [25, 333, 500, 750, 999]})
     stats = result["beforeFinish"]
     print(
-        f"200 KB reply in 2,000 deltas: {stats['frames']} frames ({result['ticks']} animation frames),"
+        f"100 KB reply in 1,000 deltas: {stats['frames']} frames ({result['ticks']} animation frames),"
         f" {stats['parsedChars'] / len(text):.1f}x the text parsed, {stats['ms']:.0f} ms rendering"
         f" in {result['elapsed']:.0f} ms; finish: {result['after']['ms'] - stats['ms']:.0f} ms;"
         f" one-shot render {whole:.0f} ms"
     )
     assert result["equal"], "the finished DOM differs from renderMarkdown's"
-    assert result["mismatches"] == [], "mid-stream DOM differs from rendering the text so far"
+    assert result["mismatches"] == [], f"mid-stream DOM differs from the text so far: {result['mismatches']}"
     assert 0 < stats["frames"] <= result["ticks"], "more renders than animation frames"
-    assert stats["frames"] < 2000
+    assert stats["frames"] < 1000
     assert stats["parsedChars"] < 4 * len(text), "the whole reply was parsed again and again"
-    assert stats["ms"] < 3000, json.dumps(result)
+    assert stats["ms"] < 5 * whole, json.dumps(result)
 
 
 def test_streaming_renders_once_per_frame_and_finish_is_synchronous(md_page: Page) -> None:

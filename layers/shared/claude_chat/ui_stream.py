@@ -101,17 +101,19 @@ class UIChatRequest(BaseModel):
     messageId: str | None = Field(default=None, description="Set by the SDK; not used.")
 
 
-class StartMetadata(BaseModel):
+class _Strict(BaseModel):
+    """What we send: exactly these fields (AI SDK 5.0.0 refuses any other)."""
+
     model_config = ConfigDict(extra="forbid")
 
+
+class StartMetadata(_Strict):
     turn: str = Field(description='The turn\'s id: `POST /api/chat/stop` {"turn"} stops this reply.')
     session: str | None = Field(default=None, description="The session token (send it as X-Session-Id).")
     conversation: str | None = None
 
 
-class FinishMetadata(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FinishMetadata(_Strict):
     usage: Usage
     stop_reason: str | None = None  # None (Claude named none) leaves the chunk without it
     turns: int | None = None
@@ -120,46 +122,34 @@ class FinishMetadata(BaseModel):
     conversation: str | None = None
 
 
-class StartChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StartChunk(_Strict):
     type: Literal["start"] = "start"
     messageId: str
     messageMetadata: StartMetadata
 
 
-class TextStartChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TextStartChunk(_Strict):
     type: Literal["text-start"] = "text-start"
     id: str
 
 
-class TextDeltaChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TextDeltaChunk(_Strict):
     type: Literal["text-delta"] = "text-delta"
     id: str
     delta: str
 
 
-class TextEndChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TextEndChunk(_Strict):
     type: Literal["text-end"] = "text-end"
     id: str
 
 
-class FinishChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FinishChunk(_Strict):
     type: Literal["finish"] = "finish"
     messageMetadata: FinishMetadata
 
 
-class ErrorChunk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ErrorChunk(_Strict):
     type: Literal["error"] = "error"
     errorText: str = Field(description='Our JSON error body, `{"error", "code"}`, as text.')
 
