@@ -29,7 +29,7 @@ from local.messages_standin import start_in_thread
 
 WRITE = 1.25
 READ = 0.1
-MODELS = ("claude-haiku-4-5", "claude-sonnet-4-5")
+MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6")
 STRATEGIES = ("none", "ours", "automatic")
 # A long system prompt: ~6,000 tokens (instructions, examples, a product manual), past every minimum.
 LONG_SYSTEM_PROMPT_CHARS = 24_000

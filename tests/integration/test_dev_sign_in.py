@@ -16,6 +16,7 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -291,22 +292,34 @@ def test_anonymous_make_dev_serves_an_empty_config_and_starts_no_provider(dev_se
     assert "Sign-in" not in dev_server.log()
 
 
-def test_the_provider_dies_with_the_server() -> None:
+def _group(pgid: int) -> list[str]:
+    """The command lines of the live processes of a process group (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) == pgid and stat[0] not in ("Z", "X"):
+                found.append((entry / "cmdline").read_text().replace("\0", " ")[:100])
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_everything_the_server_started_dies_with_it() -> None:
+    """A crashed `make dev` leaves nothing behind: the provider, the workers, the fork server."""
     server = start_dev_server(DEV_SIGN_IN="1")
     try:
         issuer = httpx.get(f"{server.base_url}/config.json", timeout=10).json()["issuer"]
         assert httpx.get(f"{issuer}/jwks", timeout=5).status_code == 200
+        assert len(_group(server.process.pid)) >= 6, _group(server.process.pid)  # workers and all
         # SIGKILL the server alone (not its process group): no cleanup code of ours runs.
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{issuer}/jwks", timeout=1)
-            except httpx.TransportError:
-                break
+        while time.monotonic() < deadline and _group(server.process.pid):
             time.sleep(0.2)
-        else:
-            pytest.fail("the provider still answers after the server was killed")
+        assert _group(server.process.pid) == [], "processes outlived the server"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{issuer}/jwks", timeout=1)
     finally:
         server.stop()

@@ -13,7 +13,7 @@ import pytest
 from local.messages_standin import StandinServer, start_in_thread
 
 HAIKU = "claude-haiku-4-5"
-SONNET = "claude-sonnet-4-5-20250929"
+SONNET = "claude-sonnet-4-6"
 EPHEMERAL = {"type": "ephemeral"}
 
 
