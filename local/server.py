@@ -19,7 +19,7 @@ import secrets
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -35,6 +35,9 @@ from local.lambda_runtime import LAYER_PATH, FunctionWorkers, function_timeout, 
 from local.page_headers import with_page_headers
 from local.template import FunctionSpec, url_functions
 from local.web_adapter import call_app, call_snapstart_hooks
+
+if TYPE_CHECKING:
+    from local.dynamodb import WsgiMiddleware  # imported when used: moto is slow to import
 
 DEFAULT_PORT = 3000
 LOCAL_TABLE = "claude-chat-local"
@@ -166,7 +169,7 @@ def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value.encode()) for name, value in headers]
 
 
-def _prepare_environment() -> list[str]:
+def _prepare_environment(wrap_dynamodb: WsgiMiddleware | None = None) -> list[str]:
     """Points the AWS SDK at the embedded DynamoDB and Claude at the stand-in; returns notes to print."""
     import boto3
 
@@ -180,7 +183,7 @@ def _prepare_environment() -> list[str]:
         "TABLE_NAME": LOCAL_TABLE,
     }.items():
         os.environ.setdefault(name, value)
-    dynamodb = LocalDynamoDB(port=int(os.environ.get("DYNAMODB_PORT", "0"))).start()
+    dynamodb = LocalDynamoDB(port=int(os.environ.get("DYNAMODB_PORT", "0")), wrap=wrap_dynamodb).start()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb.url
     create_table(boto3.client("dynamodb"), os.environ["TABLE_NAME"])
     notes.append(f"DynamoDB: embedded (moto) at {dynamodb.url}, table {os.environ['TABLE_NAME']!r}")
@@ -197,7 +200,7 @@ def _prepare_environment() -> list[str]:
         os.environ["ANTHROPIC_BASE_URL"] = standin.url
         notes.append(
             "Claude: no ANTHROPIC_API_KEY set, so replies come from the local Messages-API stand-in"
-            f" at {standin.url} (deterministic; see local/messages_standin.py for its directives)"
+            f" at {standin.url} (deterministic; see local/messages_standin/replies.py for its directives)"
         )
     if not os.environ.get("SESSION_SECRET"):
         os.environ["SESSION_SECRET"] = secrets.token_urlsafe(32)
@@ -220,8 +223,8 @@ def _prepare_bedrock() -> str:
         return (
             f"Claude: Amazon Bedrock at {os.environ['ANTHROPIC_BEDROCK_BASE_URL']}, with your AWS credentials"
         )
-    from local.bedrock_standin import BedrockRuntime, Credentials
     from local.messages_standin import start_in_thread
+    from local.messages_standin.bedrock import BedrockRuntime, Credentials
 
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK"):
         os.environ.pop(name, None)
@@ -236,7 +239,7 @@ def _prepare_bedrock() -> str:
     os.environ["ANTHROPIC_BEDROCK_BASE_URL"] = standin.url
     return (
         f"Claude: Amazon Bedrock (CLAUDE_PROVIDER=bedrock), played by the local stand-in at {standin.url}"
-        f" (SigV4 for bedrock in {region} checked; see local/bedrock_standin.py)"
+        f" (SigV4 for bedrock in {region} checked; see local/messages_standin/bedrock.py)"
     )
 
 
@@ -279,9 +282,11 @@ def _page_config(provider: DevProvider | None) -> dict[str, str]:
     return {"issuer": issuer, "clientId": client_id} if issuer and client_id else {}
 
 
-def build_app(port: int = DEFAULT_PORT) -> tuple[Starlette, FunctionWorkers, list[str], DevProvider | None]:
+def build_app(
+    port: int = DEFAULT_PORT, wrap_dynamodb: WsgiMiddleware | None = None
+) -> tuple[Starlette, FunctionWorkers, list[str], DevProvider | None]:
     """The app, its workers, notes to print, and the local provider when DEV_SIGN_IN is on."""
-    notes = _prepare_environment()
+    notes = _prepare_environment(wrap_dynamodb)
     provider = _start_sign_in(port) if _dev_sign_in_enabled() else None
     if provider is not None:
         notes.extend(provider.notes())
@@ -348,7 +353,9 @@ def display_url(host: str, port: int) -> str:
     return f"http://[{address}]:{port}/" if address.version == 6 else f"http://{address}:{port}/"
 
 
-def main() -> None:
+def main(wrap_dynamodb: WsgiMiddleware | None = None) -> None:
+    """`make dev`. `wrap_dynamodb` puts WSGI middleware in front of the embedded DynamoDB (the
+    benchmarks' call recorder, tests/benchmarks/counted_dynamodb.py); `make dev` passes none."""
     sys.path.insert(0, str(LAYER_PATH))
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", str(DEFAULT_PORT)))
@@ -356,7 +363,7 @@ def main() -> None:
     if sock is not None:
         sock.bind((host, port))  # before the slow start-up, so a taken port fails at once
     try:
-        app, workers, notes, provider = build_app(port)
+        app, workers, notes, provider = build_app(port, wrap_dynamodb)
     except ProviderError as error:
         sys.exit(f"make dev: {error}")
     for note in notes:

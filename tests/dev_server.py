@@ -101,7 +101,8 @@ class DevServer:
             self.process.wait(timeout=10)
 
 
-def start_dev_server(**settings: str) -> DevServer:
+def start_dev_server(*, module: str = "local.server", **settings: str) -> DevServer:
+    """`make dev` (or `python -m <module>`, a wrapper around it) with these environment settings."""
     port, standin_port = free_port(), free_port()
     env = {
         key: value
@@ -123,7 +124,7 @@ def start_dev_server(**settings: str) -> DevServer:
     env.update(settings)
     log_file = tempfile.NamedTemporaryFile(prefix="dev-server-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.server"],
+        [sys.executable, "-m", module],
         cwd=ROOT,
         env=env,
         stdout=log_file,

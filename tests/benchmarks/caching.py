@@ -1,6 +1,6 @@
 """`make bench`, section `caching`: what prompt caching saves, or costs, on realistic conversations.
 
-The stand-in bills caching as the real API does (local/standin_caching.py: the
+The stand-in bills caching as the real API does (local/messages_standin/caching.py: the
 model's minimum, the 5-minute lifetime, breakpoints), so the figures here are
 the API's bill for these prompts, in "uncached input token equivalents"
 (input + 1.25 x cache writes + 0.1 x cache reads). Each conversation is sent

@@ -68,7 +68,7 @@ def _spawn(
 
 @dataclass
 class Standin:
-    """The stand-in in a process of its own, with the timing profile both systems share."""
+    """The stand-in (timed_standin.py) in a process of its own, with the timing profile both systems share."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -79,7 +79,8 @@ class Standin:
         port = free_port()
         env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}"}
         command = [
-            sys.executable, "-m", "local.messages_standin", "--port", str(port), "--log-level", "warning",
+            sys.executable, "-m", "tests.benchmarks.timed_standin",
+            "--port", str(port), "--log-level", "warning",
             "--first-token-ms", str(first_token_ms), "--token-interval-ms", str(token_interval_ms),
         ]  # fmt: skip
         process, log = _spawn(command, env, ROOT, "standin")
@@ -104,7 +105,8 @@ class Standin:
 
 @dataclass
 class Ours:
-    """`make dev` (tests/dev_server.py) pointed at the shared stand-in, with DynamoDB call recording."""
+    """`make dev` (tests/dev_server.py) pointed at the shared stand-in, with DynamoDB call recording
+    (counted_dynamodb.py)."""
 
     dev: DevServer
     dynamodb_url: str
@@ -113,6 +115,7 @@ class Ours:
     def start(cls, standin: Standin) -> Ours:
         dynamodb_port = free_port()
         dev = start_dev_server(
+            module="tests.benchmarks.counted_dynamodb",
             ANTHROPIC_API_KEY="bench",
             ANTHROPIC_BASE_URL=standin.url,
             DYNAMODB_PORT=str(dynamodb_port),

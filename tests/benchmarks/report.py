@@ -241,7 +241,7 @@ def markdown(results: dict[str, Any]) -> str:
     add("## How it is measured\n")
     add(
         "Both systems run on this machine against **one** local Messages-API stand-in "
-        "(`local/messages_standin.py`, its own process) with a timing profile of "
+        "(`tests/benchmarks/timed_standin.py`, its own process) with a timing profile of "
         f"{sizes['first_token_ms']:g} ms to the first token and {sizes['token_interval_ms']:g} ms between "
         "tokens (`STANDIN_FIRST_TOKEN_MS`, `STANDIN_TOKEN_INTERVAL_MS`). Ours is `make dev` "
         "(`tests/dev_server.py`: the Lambda handlers in 4 worker processes, embedded DynamoDB, rate limit "
@@ -250,8 +250,8 @@ def markdown(results: dict[str, Any]) -> str:
         "**added** latency: the time the client saw minus the stand-in's own time for that very request "
         "(received → last byte, from the stand-in's timing record in `GET /_standin/requests`), so the "
         "model's pace cancels out. DynamoDB calls come from the embedded DynamoDB's call recorder "
-        "(`GET`/`DELETE /_calls` in `local/dynamodb.py`). Figures are median (p10–p90, n); "
-        "all processes share 2 cores, so spreads include CPU contention between them.\n"
+        "(`GET`/`DELETE /_calls` in `tests/benchmarks/counted_dynamodb.py`). Figures are median "
+        "(p10–p90, n); all processes share 2 cores, so spreads include CPU contention between them.\n"
     )
     add("## Goals\n")
     add("| goal | target | measured | met |")
@@ -393,8 +393,9 @@ def markdown(results: dict[str, Any]) -> str:
     add(
         f"`make bench`, section `money`: one `POST /api/chat/history` conversation per system, "
         f"{sizes['money_turns']} turns of ~{sizes['money_message_chars']} characters each, billed by the "
-        "stand-in, which bills prompt caching as the API does (`local/standin_caching.py`; the default "
-        "model, Claude Haiku 4.5, caches nothing under 4,096 tokens). Equivalent input tokens = input + "
+        "stand-in, which bills prompt caching as the API does (`local/messages_standin/caching.py`; the "
+        "default model, Claude Haiku 4.5, caches nothing under 4,096 tokens). Equivalent input tokens = "
+        "input + "
         "1.25 × cache writes + 0.1 × cache reads (Anthropic's published multipliers for the 5-minute "
         "cache).\n"
     )

@@ -2,7 +2,7 @@
 
 One dev server for the module, with no API key and no AWS account: the functions sign each
 call (SigV4) for the stand-in's Bedrock runtime, which checks the signature and answers in
-Bedrock's framing (local/bedrock_standin.py).
+Bedrock's framing (local/messages_standin/bedrock.py).
 """
 
 from __future__ import annotations

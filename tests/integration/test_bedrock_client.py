@@ -28,8 +28,14 @@ from claude_chat.errors import (
     UpstreamUnavailable,
 )
 from claude_chat.settings import DEFAULT_MODELS, Settings
-from local.bedrock_standin import BedrockRuntime, Credentials, chunk_event, encode_message, exception_event
 from local.messages_standin import StandinServer, start_in_thread
+from local.messages_standin.bedrock import (
+    BedrockRuntime,
+    Credentials,
+    chunk_event,
+    encode_message,
+    exception_event,
+)
 
 REGION = "eu-west-3"
 KEY, SECRET = "AKIDLOCALTEST", "local-test-secret"

@@ -1,4 +1,4 @@
-"""The stand-in's timing profile and per-request timing records, which the benchmarks subtract."""
+"""The benchmarks' stand-in: its timing profile and per-request timing records, which they subtract."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import anthropic
 import httpx
 import pytest
 
-from local.messages_standin import MessagesStandin, StandinServer, TimingProfile, start_in_thread
+from local.messages_standin import StandinServer
+from tests.benchmarks.timed_standin import TimedStandin, TimingProfile, start_in_thread
 
 FIRST_TOKEN, INTERVAL = 0.15, 0.03
 
@@ -48,7 +49,7 @@ def test_profile_comes_from_the_environment() -> None:
 
 def test_a_standin_reads_its_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STANDIN_FIRST_TOKEN_MS", "250")
-    assert MessagesStandin().profile == TimingProfile(0.25, 0.0)
+    assert TimedStandin().profile == TimingProfile(0.25, 0.0)
 
 
 def test_a_stream_is_paced_and_timed_as_sent(sdk: anthropic.Anthropic, server: StandinServer) -> None:

@@ -1,4 +1,4 @@
-"""The stand-in bills prompt caching as the real API does (local/standin_caching.py).
+"""The stand-in bills prompt caching as the real API does (local/messages_standin/caching.py).
 
 The rules come from Anthropic's prompt-caching documentation; each test below
 pins one of them on the cache directly, with a clock the test moves. What a
@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from local.standin_caching import Block, PromptCache, minimum_tokens
+from local.messages_standin.caching import Block, PromptCache, minimum_tokens
 
 HAIKU = "claude-haiku-4-5"
 SONNET = "claude-sonnet-4-5-20250929"

@@ -3,8 +3,8 @@
 Why: with CLAUDE_PROVIDER=bedrock the code under test runs `anthropic.AnthropicBedrock`, and
 that real code path (SigV4 signing, Bedrock's invoke paths, its binary event stream, its error
 shapes) should run locally and in the tests with no AWS account. So this speaks Bedrock's wire
-protocol around the replies of local/messages_standin.py (same directives, prompt cache,
-recorded requests and disconnects: it answers through `MessagesStandin.reply`):
+protocol around the stand-in's replies (same directives, prompt cache, recorded requests and
+disconnects: it answers through `MessagesStandin.reply`):
 
     POST /model/{modelId}/invoke                        the Messages API's JSON reply
     POST /model/{modelId}/invoke-with-response-stream   `application/vnd.amazon.eventstream`: one
@@ -42,7 +42,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from local.messages_standin import MessagesStandin, _new_id
+from local.messages_standin.server import MessagesStandin
+from local.messages_standin.wire import new_id
 
 SERVICE = "bedrock"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -232,7 +233,7 @@ class BedrockRuntime:
         return await self._answer(request, streaming=True)
 
     async def _answer(self, request: Request, *, streaming: bool) -> Response:
-        request_id = str(_new_id(""))
+        request_id = new_id("")
         raw = await request.body()
         try:
             body: Any = json.loads(raw)
