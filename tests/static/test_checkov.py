@@ -44,10 +44,6 @@ FUNCTION_CHILDREN = {
     "AWS::Lambda::Alias",
 }
 
-needs_checkov = pytest.mark.skipif(
-    not CHECKOV.exists(), reason=f"checkov not installed at {CHECKOV} (make install creates .venv-checkov)"
-)
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -59,14 +55,21 @@ def _clean_env() -> dict[str, str]:
     }
 
 
-def _checkov(path: Path) -> dict[str, Any]:
-    """checkov's JSON report of one file; fails the test if checkov itself broke or scanned nothing."""
+def _checkov(files: dict[str, str], directory: Path) -> dict[str, dict[str, Any]]:
+    """checkov's findings for each of several files, from one run (checkov takes ~10 s to start).
+
+    Fails the test if checkov itself broke, could not parse a file, or checked nothing in one.
+    """
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    # Without --quiet: the JSON then lists passed checks too, which show a file was checked at all.
+    flags = [flag for flag in CHECKOV_FLAGS if flag != "--quiet"]
     result = subprocess.run(
-        [str(CHECKOV), *CHECKOV_FLAGS, "--output", "json", "--file", str(path)],
+        [str(CHECKOV), *flags, "--output", "json", "--directory", str(directory)],
         capture_output=True,
         text=True,
         env=_clean_env(),
-        cwd=path.parent,
+        cwd=directory,
         timeout=300,
         check=False,
     )
@@ -76,12 +79,19 @@ def _checkov(path: Path) -> dict[str, Any]:
     assert len(reports) == 1, f"expected one cloudformation report, got {len(reports)}"
     report: dict[str, Any] = reports[0]
     summary = report["summary"]
-    assert summary["parsing_errors"] == 0, f"checkov could not parse {path.name}"
-    assert summary["resource_count"] > 0 and summary["passed"] + summary["failed"] > 0, (
-        f"checkov checked nothing in {path.name}: {summary}"
-    )
+    assert summary["parsing_errors"] == 0, f"checkov could not parse a file: {summary}"
     assert (result.returncode == 1) == (summary["failed"] > 0), (result.returncode, summary)
-    return report
+    by_file: dict[str, dict[str, Any]] = {
+        name: {"results": {"passed_checks": [], "failed_checks": []}} for name in files
+    }
+    for outcome in ("passed_checks", "failed_checks"):
+        for check in report.get("results", {}).get(outcome, []):
+            by_file[Path(check["file_path"]).name]["results"][outcome].append(check)
+    for name, found in by_file.items():
+        assert found["results"]["passed_checks"] or found["results"]["failed_checks"], (
+            f"checkov checked nothing in {name}"
+        )
+    return by_file
 
 
 def _failures(report: dict[str, Any]) -> list[str]:
@@ -148,12 +158,7 @@ def _suppressions(template: dict[str, Any]) -> list[tuple[str, Any]]:
 # --------------------------------------------------------------------------- the harness can fail
 
 
-@needs_checkov
-def test_checkov_reports_a_known_bad_template(tmp_path: Path) -> None:
-    """The harness sees findings: an admin role and an unencrypted table must not pass."""
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        """\
+KNOWN_BAD = """\
 AWSTemplateFormatVersion: "2010-09-09"
 Resources:
   Admin:
@@ -167,44 +172,54 @@ Resources:
           PolicyDocument:
             Statement:
               - {Effect: Allow, Action: "*", Resource: "*"}
-""",
-        encoding="utf-8",
-    )
-    failed = {check.split()[0] for check in _failures(_checkov(bad))}
+"""
+
+
+@pytest.fixture(scope="module")
+def checkov_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """One checkov run over everything this module checks, each file's findings apart.
+
+    What CloudFormation creates is checked too: the transformed template (SAM's roles, URLs,
+    permissions, versions and aliases) in both provider modes, with the function's skips handed
+    on to what SAM generates from it.
+    """
+    if not CHECKOV.exists():
+        pytest.skip(f"checkov not installed at {CHECKOV} (make install creates .venv-checkov)")
+    transformed = _hand_on_function_suppressions(transformed_template(TEMPLATE))
+    assert "Transform" not in transformed and transformed["Resources"], "the transform left a SAM template"
+    (bedrock,) = transformed_with_parameters([{"ClaudeProvider": "bedrock"}])
+    files = {
+        "template.yaml": TEMPLATE.read_text(encoding="utf-8"),
+        "github-deploy-role.yaml": DEPLOY_ROLE_TEMPLATE.read_text(encoding="utf-8"),
+        "transformed-template.json": json.dumps(transformed, indent=1),
+        "transformed-bedrock.json": json.dumps(_hand_on_function_suppressions(bedrock), indent=1),
+        "known-bad.yaml": KNOWN_BAD,
+    }
+    return _checkov(files, tmp_path_factory.mktemp("checkov"))
+
+
+def test_checkov_reports_a_known_bad_template(checkov_reports: dict[str, dict[str, Any]]) -> None:
+    """The harness sees findings: an admin role must not pass."""
+    failed = {check.split()[0] for check in _failures(checkov_reports["known-bad.yaml"])}
     assert {"CKV_AWS_60", "CKV_AWS_62", "CKV_AWS_63"} <= failed, failed
 
 
 # --------------------------------------------------------------------------- the templates
 
 
-@needs_checkov
-def test_deploy_role_template_passes_checkov() -> None:
-    _assert_clean(_checkov(DEPLOY_ROLE_TEMPLATE), DEPLOY_ROLE_TEMPLATE.name)
-
-
-@needs_checkov
-def test_template_passes_checkov() -> None:
-    _assert_clean(_checkov(TEMPLATE), TEMPLATE.name)
-
-
-@needs_checkov
-def test_transformed_template_passes_checkov(tmp_path: Path) -> None:
-    """What CloudFormation creates: SAM's roles, URLs, permissions, versions and aliases too."""
-    document = _hand_on_function_suppressions(transformed_template(TEMPLATE))
-    assert "Transform" not in document and document["Resources"], "the transform left a SAM template"
-    transformed = tmp_path / "transformed-template.json"
-    transformed.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    _assert_clean(_checkov(transformed), f"{TEMPLATE.name} after the SAM transform")
-
-
-@needs_checkov
-def test_bedrock_deploy_passes_checkov(tmp_path: Path) -> None:
-    """ClaudeProvider=bedrock as CloudFormation creates it, with its Bedrock grants."""
-    (document,) = transformed_with_parameters([{"ClaudeProvider": "bedrock"}])
-    document = _hand_on_function_suppressions(document)
-    transformed = tmp_path / "transformed-bedrock.json"
-    transformed.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    _assert_clean(_checkov(transformed), f"{TEMPLATE.name} with ClaudeProvider=bedrock")
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("github-deploy-role.yaml", DEPLOY_ROLE_TEMPLATE.name),
+        ("template.yaml", TEMPLATE.name),
+        ("transformed-template.json", f"{TEMPLATE.name} after the SAM transform"),
+        ("transformed-bedrock.json", f"{TEMPLATE.name} with ClaudeProvider=bedrock, transformed"),
+    ],
+)
+def test_what_we_deploy_passes_checkov(
+    checkov_reports: dict[str, dict[str, Any]], name: str, what: str
+) -> None:
+    _assert_clean(checkov_reports[name], what)
 
 
 @pytest.mark.parametrize("path", [TEMPLATE, DEPLOY_ROLE_TEMPLATE], ids=lambda path: path.name)
