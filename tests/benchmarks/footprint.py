@@ -662,7 +662,8 @@ def goal(results: dict[str, Any]) -> dict[str, Any] | None:
         "measured": f"{worst['infrastructure_share']:.1%} at most "
         f"({worst['conversation']}, {worst['function']})",
         "met": worst["infrastructure_share"] < 0.05,
-        "why": f"per 1,000 turns of the {worst['conversation']}, Lambda costs ${worst['dollars']['lambda']:.4f} "
+        "why": f"per 1,000 turns of the {worst['conversation']}, Lambda costs "
+        f"${worst['dollars']['lambda']:.4f} "
         f"(mostly billed while waiting for Claude) and DynamoDB ${worst['dollars']['dynamodb']:.4f} against "
         f"${worst['dollars']['tokens']:.4f} of tokens: a turn this short buys few tokens",
     }
