@@ -84,6 +84,12 @@ TODAY_MB = 1024
 GOAL_CPU_MS = 6.0  # issue 15's goal for the handler's CPU per warm turn on this machine
 
 
+def function_python() -> str:
+    """The functions' interpreter: Python 3.13, Lambda's runtime, where the repo's 3.13 venv exists."""
+    runtime = ROOT / ".venv-py313" / "bin" / "python"
+    return str(runtime) if runtime.exists() else sys.executable
+
+
 @dataclass(frozen=True)
 class Conversation:
     name: str
@@ -201,7 +207,7 @@ class _Buffered:
     def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
         module, handler = spec.handler.rsplit(".", 1)
         command = [
-            sys.executable,
+            function_python(),
             str(Path(__file__).with_name("footprint_runtime.py")),
             str(spec.code_dir),
             module,
@@ -262,7 +268,7 @@ class _Streaming:
         self.spec = spec
         self.port = free_port()
         command = [
-            sys.executable,
+            function_python(),
             "-m",
             "uvicorn",
             "app:app",
@@ -503,7 +509,11 @@ def measure(smoke: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
     finally:
         dynamodb.stop()
         standin.stop()
-    results = {"functions": functions, "conversations": [asdict(c) for c in conversations]}
+    version = subprocess.run(
+        [function_python(), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    results = {"functions": functions, "conversations": [asdict(c) for c in conversations], "python": version}
     results["model"] = model(results)
     return results
 
@@ -691,7 +701,7 @@ def markdown(results: dict[str, Any]) -> str:
         "starts it, uvicorn and the Starlette app, fed the requests the Web Adapter forwards), with DynamoDB "
         "(moto) and the Messages-API stand-in in other processes, the stand-in answering at once. Peak "
         "memory "
-        "is the process's peak resident set (ru_maxrss, or VmHWM for uvicorn), after import + init and after "
+        "is the process's peak resident set (VmHWM), after import + init and after "
         "each series of `/api/chat/history` (or `/history/stream`) turns; CPU is user + system time of the "
         "process, all threads, per turn (mean). The history function reads each conversation back (a page, "
         "the list, the JSON export). "
@@ -719,11 +729,10 @@ def markdown(results: dict[str, Any]) -> str:
     add("")
     add(
         "StreamFunction's sandbox also runs the Lambda Web Adapter (a Rust binary, its own process), "
-        "not run "
-        f"here: counted as {ADAPTER_ALLOWANCE_MB} MB. Lambda's Python runtime client runs in the handler's "
-        "process (a few MB, not measured: this loop stands in for it). Figures are CPython "
-        f"{sys.version_info.major}.{sys.version_info.minor} on this x86_64 machine; Lambda runs 3.13 on "
-        "arm64.\n"
+        f"not run here: counted as {ADAPTER_ALLOWANCE_MB} MB. Lambda's Python runtime client runs in the "
+        "handler's process (a few MB, not measured: this loop stands in for it). Figures are CPython "
+        f"{footprint.get('python', '?')} (`.venv-py313`, where it exists) on this x86_64 machine; Lambda "
+        "runs Python 3.13 on arm64.\n"
     )
     add("## Memory size per function\n")
     add(
@@ -736,7 +745,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"function gets the smallest size that fits its peak {HEADROOM:g} times over (the peak is x86_64 "
         "CPython; arm64, the runtime client and a larger turn than measured add some, and running out of "
         "memory kills the turn) and adds at most "
-        f"{LATENCY_BUDGET_MS:g} ms of CPU time over today's {TODAY_MB:,} MB on its heaviest measured turn. "
+        f"{LATENCY_BUDGET_MS:g} ms of CPU time over today's {TODAY_MB:,} MB on its typical turn (a short "
+        "chat's; a history read for HistoryFunction), on a grid of 128 MB steps (finer steps would chase "
+        "the noise in CPU per turn). "
         "Added latency is CPU per turn x (1,769 / size - 1), against a full vCPU, taking this machine's "
         "core for one vCPU; cost per 1,000 short-chat turns (history reads for HistoryFunction) includes the "
         f"model's time at {FIRST_TOKEN_S * 1000:g} ms to the first token and {TOKEN_INTERVAL_S * 1000:g} "
