@@ -76,7 +76,7 @@ FIRST_TOKEN_S, TOKEN_INTERVAL_S = 0.4, 0.015  # the other sections' stand-in pac
 # each add some; an out-of-memory error kills the turn, so a size must fit the peak 1.5 times over.
 HEADROOM = 1.5
 # Lambda Web Adapter (a Rust binary, its own process in StreamFunction's sandbox): not measured here
-# (it is not run locally); an allowance from its size (a few MB static binary, tokio and hyper).
+# (it is not run locally); an estimate from its size (a 4-5 MB binary, tokio and hyper buffers).
 ADAPTER_ALLOWANCE_MB = 10
 # "Without hurting latency": a size may add at most this much CPU time per turn over today's 1,024 MB.
 LATENCY_BUDGET_MS = 5.0
@@ -728,8 +728,10 @@ def markdown(results: dict[str, Any]) -> str:
             )
     add("")
     add(
-        "StreamFunction's sandbox also runs the Lambda Web Adapter (a Rust binary, its own process), "
-        f"not run here: counted as {ADAPTER_ALLOWANCE_MB} MB. Lambda's Python runtime client runs in the "
+        "Lambda's memory size bounds the whole sandbox. StreamFunction's also runs the Lambda Web Adapter "
+        "(a Rust binary of about 4-5 MB, aws/aws-lambda-web-adapter PRs 114 and 120; its own process), "
+        f"not run here: estimated at {ADAPTER_ALLOWANCE_MB} MB resident (its pages plus tokio and hyper "
+        "buffers for one request at a time), not measured. Lambda's Python runtime client runs in the "
         "handler's process (a few MB, not measured: this loop stands in for it). Figures are CPython "
         f"{footprint.get('python', '?')} (`.venv-py313`, where it exists) on this x86_64 machine; Lambda "
         "runs Python 3.13 on arm64.\n"
