@@ -65,7 +65,7 @@ PRICES_NOTE = (
     "Claude Haiku 4.5 $1 per million input tokens, $5 per million output tokens, 5-minute cache writes "
     "1.25x and cache reads 0.1x the input price (platform.claude.com, Pricing and the Haiku 4.5 "
     "overview, late 2026). Free tiers, SnapStart's snapshot cache and restore charges (both scale with "
-    "the memory size too), CloudWatch Logs and data transfer are left out."
+    "the memory size too), DynamoDB storage, CloudWatch Logs and data transfer are left out."
 )
 
 FULL_VCPU_MB = 1769  # Lambda: one full vCPU at 1,769 MB; the CPU share is proportional below it
