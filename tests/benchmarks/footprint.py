@@ -44,7 +44,7 @@ from tests.benchmarks import capacity
 from tests.benchmarks.harness import Standin, _spawn, _stop, _wait_for_port
 from tests.dev_server import ROOT, free_port
 
-# Prices, us-east-1, as published on the providers' pages and read in late 2026 (see PRICES_NOTE).
+# Prices, us-east-1, as published on the providers' pages (sources and date: PRICES_NOTE).
 PRICES = {
     "lambda_arm64_gb_second": 0.0000133334,  # first 6 billion GB-s a month
     "lambda_request": 0.20 / 1e6,
@@ -57,15 +57,17 @@ PRICES = {
 }
 PRICES_DATE = "2026-09-20"
 PRICES_NOTE = (
-    "Prices (USD, us-east-1, as published on 2026-09-20 or before and unchanged in the copies read in "
-    "late 2026): AWS Lambda arm64 $0.0000133334 per GB-second (first 6 billion GB-s a month) and "
-    "$0.20 per million requests (aws.amazon.com/lambda/pricing, as transcribed on 2026-09-20); DynamoDB "
-    "on-demand, Standard table class, $0.625 per million write request units and $0.125 per million read "
-    "request units (the on-demand prices since the November 2024 cut; AWS News Blog, updated 2025-01-31); "
-    "Claude Haiku 4.5 $1 per million input tokens, $5 per million output tokens, 5-minute cache writes "
-    "1.25x and cache reads 0.1x the input price (platform.claude.com, Pricing and the Haiku 4.5 "
-    "overview, late 2026). Free tiers, SnapStart's snapshot cache and restore charges (both scale with "
-    "the memory size too), DynamoDB storage, CloudWatch Logs and data transfer are left out."
+    "Prices (USD, us-east-1), taken as unchanged on 2026-09-20, the date of the newest copy of AWS's "
+    "Lambda pricing page found: AWS Lambda arm64 $0.0000133334 per GB-second (the first 6 billion GB-s "
+    "a month; that copy renders its GB-second rates in the browser, so this rate is the arm64 one long "
+    "published there, as in price tables that cite it, e.g. artillery 2.0.28's) and $0.20 per million "
+    "requests (in that copy); DynamoDB on-demand, Standard table class, $0.625 per million write request "
+    "units and $0.125 per million read request units (since the November 2024 cut; AWS News Blog, "
+    "updated 2025-01-31); Claude Haiku 4.5 $1 per million input tokens and $5 per million output tokens "
+    "(platform.claude.com, the Haiku 4.5 overview, read late 2026, where it is a legacy model), 5-minute "
+    "cache writes 1.25x and cache reads 0.1x the input price (its Pricing page). Free tiers, SnapStart's "
+    "snapshot cache and restore charges (both scale with the memory size too), DynamoDB storage, "
+    "CloudWatch Logs and data transfer are left out."
 )
 
 FULL_VCPU_MB = 1769  # Lambda: one full vCPU at 1,769 MB; the CPU share is proportional below it
