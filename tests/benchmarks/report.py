@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import footprint
+
 COLD_START_GOAL = 1.15
 # Why a handler's init is heavier than a bare `import anthropic` (`python -X importtime` shows it).
 _COLD_START_REASONS = {
@@ -132,6 +134,9 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             "why": "" if met else f"outcomes {scale['outcomes']}",
         }
     )
+    cost = footprint.goal(results)  # once the footprint section has run
+    if cost is not None:
+        found.append(cost)
     return found
 
 
@@ -436,6 +441,8 @@ def markdown(results: dict[str, Any]) -> str:
     if "caching" in results:
         _caching_section(results["caching"], add)
 
+    if results.get("footprint"):
+        add(footprint.markdown(results))
     add("## Scale: bounded load test on loopback\n")
     add(
         f"`make bench`, section `load`: {sizes['load_clients']} concurrent clients, each from its own "

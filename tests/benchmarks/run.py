@@ -8,8 +8,9 @@
                                               re-render BENCHMARKS.md and the plot, measuring nothing
     python -m tests.benchmarks.run --only caching,money
                                               re-measure only those sections (`caching` needs no
-                                              backend, `money` starts ours and the seed), merge them
-                                              into docs/bench-results.json and re-render
+                                              backend, `money` starts ours and the seed, `footprint`
+                                              each function alone), merge them into
+                                              docs/bench-results.json and re-render
 
 The full run fails when the seed comparator cannot run; the smoke run reports it skipped.
 """
@@ -30,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import caching, measure, report
+from tests.benchmarks import caching, footprint, measure, report
 from tests.benchmarks.harness import ComparatorUnavailable, Ours, Seed, Standin
 from tests.dev_server import ROOT
 
@@ -104,6 +105,7 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
             log,
         )
         results["caching"] = measure.timed("caching", lambda: caching.measure(smoke), log)
+        results["footprint"] = measure.timed("footprint", lambda: footprint.measure(smoke, log), log)
         results["load"] = {}
         for name, system in systems.items():
             results["load"][name] = measure.timed(
@@ -121,7 +123,7 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
     return results
 
 
-ONLY_SECTIONS = ("caching", "money")
+ONLY_SECTIONS = ("caching", "money", "footprint")
 
 
 def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -130,6 +132,10 @@ def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any
     sizes = measure.Sizes(**results["sizes"])
     if "caching" in sections:
         results["caching"] = measure.timed("caching", lambda: caching.measure(results["smoke"]), log)
+    if "footprint" in sections:  # starts its own stand-in, DynamoDB and functions
+        results["footprint"] = measure.timed(
+            "footprint", lambda: footprint.measure(results["smoke"], log), log
+        )
     if "money" in sections:
         standin = Standin.start(sizes.first_token_ms, sizes.token_interval_ms)
         systems: dict[str, measure.System] = {}

@@ -34,6 +34,10 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert results["money"]["ours"]["equivalent_input_tokens"] > 0
     long_chat = next(row for row in results["caching"]["scenarios"] if row["name"] == "long chat")
     assert all(model["ours"]["cache_read_input_tokens"] > 0 for model in long_chat["models"].values())
+    functions = results["footprint"]["functions"]
+    assert set(functions) == {"ChatFunction", "HistoryFunction", "StreamFunction"}
+    assert all(function["peak_mb"] >= function["init_mb"] > 0 for function in functions.values())
+    assert results["footprint"]["model"]["thousand_turns"]
     assert results["load"]["ours"]["completed"] > 0
     assert set(results["load"]) == systems
     assert results["goals"]
@@ -41,6 +45,7 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert report.startswith("# Benchmarks")
     assert "docs/bench-growth.png" in report
+    assert "## Cost of 1,000 turns" in report
     assert ("Comparator skipped" in report) != seed_ran
     assert (tmp_path / "docs" / "bench-growth.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "docs" / "bench-results.json").is_file()
