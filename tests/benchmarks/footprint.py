@@ -173,8 +173,9 @@ TABLE = "claude-chat-footprint"
 
 def _serve_dynamodb(port: int) -> None:
     from local.dynamodb import LocalDynamoDB
+    from tests.benchmarks.counted_dynamodb import CallRecorder
 
-    LocalDynamoDB(port=port).start()
+    LocalDynamoDB(port=port, wrap=CallRecorder).start()
     while True:
         time.sleep(3600)
 
