@@ -1,0 +1,324 @@
+"""The chat function's own CPU per warm turn, apart from the time it waits on DynamoDB and Claude.
+
+The added latency of BENCHMARKS.md mixes the handler's work with everything
+around it (the dev server's process hop, moto answering DynamoDB in Python,
+the client). This measure isolates the handler: ChatFunction's `lambda_handler`
+runs in a process of its own (as in a Lambda execution environment), fed the
+function-URL events of events/*.json, while DynamoDB (moto) and the
+Messages-API stand-in run in other processes. `time.process_time()` around
+each invocation then counts the CPU of the handler's process only (all its
+threads: the turn's DynamoDB calls run on a thread pool); waiting on a socket
+costs none.
+
+Run as a module it is that handler process (the parent, `measure()`, starts
+the other two and reads its JSON from stdout). With `--profile`, the same
+turns run under cProfile with a per-thread CPU clock (`time.thread_time`), in
+the main thread and in every pool thread, and the self time is summed by the
+package it was spent in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.dev_server import ROOT, free_port
+
+EVENTS = ROOT / "events"
+TABLE = "bench-handler-cpu"
+DYNAMODB_CHILD = """
+import sys, time, boto3
+from local.dynamodb import LocalDynamoDB, create_table
+db = LocalDynamoDB(port={port}).start()
+create_table(boto3.client("dynamodb", endpoint_url=db.url), {table!r})
+print("ready", flush=True)
+sys.stdin.read()  # until the parent closes it
+"""
+
+# Where self time goes, by the file a function is in (first match wins); the rest is "other".
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("our layer and handler (claude_chat, functions/)", ("claude_chat/", "functions/")),
+    ("Powertools (logger, resolver, tracer)", ("aws_lambda_powertools/",)),
+    ("pydantic validation and serialisation", ("pydantic/", "pydantic_core/", "annotated_types/")),
+    ("anthropic SDK (request building, response parsing)", ("anthropic/",)),
+    ("httpx/httpcore (Claude's HTTP)", ("httpx/", "httpcore/", "h11/", "anyio/")),
+    ("botocore/boto3 (DynamoDB: serialise, sign, parse)", ("botocore/", "boto3/", "s3transfer/")),
+    ("urllib3 (DynamoDB's HTTP)", ("urllib3/",)),
+    ("json", ("json/", "{built-in method _json", "{method 'encode' of '_json")),
+    ("hmac/hashlib (signing)", ("hmac.py", "hashlib", "{built-in method _hashlib", "_sha")),
+    ("logging", ("logging/",)),
+    ("threads and futures (waiting: lock acquire)", ("concurrent/", "threading.py", "queue.py")),
+    ("sockets and ssl", ("socket.py", "ssl.py", "selectors.py", "{method 'recv", "{method 'send")),
+)
+
+
+def _event(template: str, message: str, session: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / template).read_text()))
+    event["body"] = json.dumps({"message": message})
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    if session is not None:
+        event["headers"]["x-session-id"] = session
+    return event
+
+
+def _handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    from local.lambda_runtime import load_handler_module
+    from local.template import url_functions
+
+    spec = next(spec for spec in url_functions() if spec.logical_id == "ChatFunction")
+    for name, value in spec.environment.items():
+        if isinstance(value, str | int | float):
+            os.environ.setdefault(name, str(value))
+    module = load_handler_module(spec)
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, spec.handler.rsplit(".", 1)[1])
+    return handler
+
+
+class _Turns:
+    """Warm turns of one kind against the handler, one at a time, each timed in CPU and wall clock."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], stateful: bool) -> None:
+        self._handler = handler
+        self._stateful = stateful
+        self._session: str | None = None
+        self._count = 0
+
+    def one(self) -> tuple[float, float, float]:
+        from local.lambda_runtime import LocalLambdaContext
+
+        self._count += 1
+        template = "chat-history.json" if self._stateful else "chat.json"
+        event = _event(template, f"Turn {self._count}: what is AWS Lambda?", self._session)
+        context = LocalLambdaContext(function_name="ChatFunction")
+        cpu, thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
+        result = self._handler(event, context)
+        cpu, thread, wall = (
+            time.process_time() - cpu,
+            time.thread_time() - thread,
+            time.perf_counter() - wall,
+        )
+        if result.get("statusCode") != 200:
+            raise RuntimeError(f"turn failed: {result.get('statusCode')} {result.get('body')}")
+        if self._stateful:
+            self._session = json.loads(result["body"])["session"]
+        return cpu * 1000, thread * 1000, wall * 1000
+
+
+class _ThreadProfiles:
+    """cProfile in the main thread and in each pool thread (one profiler per thread, per-thread CPU)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+        self.active = False
+
+    def profiler(self) -> cProfile.Profile:
+        found: cProfile.Profile | None = getattr(self._local, "profiler", None)
+        if found is None:
+            found = cProfile.Profile(time.thread_time)
+            self._local.profiler = found
+            with self._lock:
+                self._all.append(found)
+        return found
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def profiled(*args: Any, **kwargs: Any) -> Any:
+            if not self.active:
+                return fn(*args, **kwargs)
+            profiler = self.profiler()
+            profiler.enable()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                profiler.disable()
+
+        return profiled
+
+    def stats(self) -> pstats.Stats:
+        first, *rest = self._all
+        stats = pstats.Stats(first)
+        for other in rest:
+            stats.add(other)
+        return stats
+
+
+def _categorise(stats: pstats.Stats, turns: int) -> dict[str, Any]:
+    per_category: dict[str, float] = defaultdict(float)
+    per_function: list[tuple[float, str]] = []
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (filename, line, name), (_, _, self_time, cumulative, _) in raw.items():
+        where = f"{filename}:{line}({name})" if filename != "~" else name
+        category = next(
+            (label for label, marks in CATEGORIES if any(mark in where for mark in marks)), "other"
+        )
+        per_category[category] += self_time
+        per_function.append((self_time, where))
+    total = sum(per_category.values())
+    per_function.sort(reverse=True)
+    return {
+        "total_ms_per_turn": total * 1000 / turns,
+        "categories": {
+            label: {"ms_per_turn": seconds * 1000 / turns, "share": seconds / total if total else 0}
+            for label, seconds in sorted(per_category.items(), key=lambda item: -item[1])
+        },
+        "top_functions": [
+            {"where": _short(where), "ms_per_turn": seconds * 1000 / turns} for seconds, where in per_function[:25]
+        ],
+    }
+
+
+def _short(where: str) -> str:
+    for marker in ("site-packages/", "layers/shared/", str(ROOT) + "/", "lib/python3"):
+        if marker in where:
+            return where.split(marker, 1)[1]
+    return where
+
+
+def child(warm_up: int, turns: int, profile: bool) -> dict[str, Any]:
+    """In the handler's process: warm turns of each kind, alternating, and their CPU."""
+    handler = _handler()
+    kinds = {"stateless": _Turns(handler, stateful=False), "stateful": _Turns(handler, stateful=True)}
+    for _ in range(warm_up):
+        for kind in kinds.values():
+            kind.one()
+    results: dict[str, Any] = {name: {"cpu_ms": [], "main_thread_ms": [], "wall_ms": []} for name in kinds}
+    profiles: dict[str, _ThreadProfiles] = {}
+    if profile:
+        from claude_chat import services
+
+        pool = services.pool()
+        original_submit = pool.submit
+        current: dict[str, _ThreadProfiles] = {}
+
+        def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            profiles_now = current.get("kind")
+            return original_submit(profiles_now.wrap(fn) if profiles_now else fn, *args, **kwargs)
+
+        pool.submit = submit  # type: ignore[method-assign]
+    for _ in range(turns):
+        for name, kind in kinds.items():
+            if profile:
+                profiles.setdefault(name, _ThreadProfiles())
+                current["kind"] = profiles[name]
+                profiles[name].active = True
+                main = profiles[name].profiler()
+                main.enable()
+                try:
+                    kind.one()
+                finally:
+                    main.disable()
+                    profiles[name].active = False
+                continue
+            cpu, thread, wall = kind.one()
+            results[name]["cpu_ms"].append(cpu)
+            results[name]["main_thread_ms"].append(thread)
+            results[name]["wall_ms"].append(wall)
+    if profile:
+        return {name: _categorise(profiles[name].stats(), turns) for name in kinds}
+    return results
+
+
+@contextlib.contextmanager
+def _dynamodb_process() -> Any:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", DYNAMODB_CHILD.format(port=port, table=TABLE)],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the DynamoDB process did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.executable) -> dict[str, Any]:
+    """CPU per warm turn of the chat handler, stateless and stateful, and (if asked) where it goes."""
+    from tests.benchmarks.harness import Standin
+    from tests.benchmarks.measure import summary
+
+    standin = Standin.start(0, 0)  # the model's pace costs the handler no CPU: no need to wait for it
+    try:
+        with _dynamodb_process() as dynamodb_url:
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}",
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+                "TABLE_NAME": TABLE,
+                "ANTHROPIC_API_KEY": "bench",
+                "ANTHROPIC_BASE_URL": standin.url,
+                "SESSION_SECRET": "bench-handler-cpu",
+                "RATE_LIMIT_MAX": "1000000",
+                "DAILY_TOKEN_BUDGET": "1000000000",
+                "CLAUDE_MAX_RETRIES": "0",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+
+            def run_child(*flags: str) -> dict[str, Any]:
+                command = [python, "-m", "tests.benchmarks.handler_cpu", "--warm-up", str(warm_up),
+                           "--turns", str(turns), *flags]  # fmt: skip
+                output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+                if output.returncode != 0:
+                    raise RuntimeError(f"handler process failed:\n{output.stderr[-3000:]}")
+                parsed: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+                return parsed
+
+            timed = run_child()
+            results: dict[str, Any] = {
+                "python": subprocess.run(
+                    [python, "-c", "import platform; print(platform.python_version())"],
+                    capture_output=True, text=True, check=True,
+                ).stdout.strip(),  # fmt: skip
+                "warm_up": warm_up,
+                "turns": turns,
+            }
+            for name, figures in timed.items():
+                results[name] = {key: summary(values) for key, values in figures.items()}
+            if profile:
+                results["profile"] = run_child("--profile")
+    finally:
+        standin.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The chat handler's process (see the module's docstring).")
+    parser.add_argument("--warm-up", type=int, default=3)
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--profile", action="store_true")
+    arguments = parser.parse_args(argv)
+    result = child(arguments.warm_up, arguments.turns, arguments.profile)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
