@@ -157,17 +157,46 @@ class _ThreadProfiles:
         return stats
 
 
+def _category(where: str) -> str | None:
+    return next((label for label, marks in CATEGORIES if any(mark in where for mark in marks)), None)
+
+
+def _where(function: tuple[str, int, str]) -> str:
+    filename, line, name = function
+    return f"{filename}:{line}({name})" if filename != "~" else name
+
+
 def _categorise(stats: pstats.Stats, turns: int) -> dict[str, Any]:
+    """Self time by category; a built-in or stdlib function's goes to its callers' categories.
+
+    (`isinstance` or `dict.get` say nothing about who asked; their callers do. The split
+    follows the time each caller spent in them, up to a few levels.)
+    """
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    memo: dict[Any, dict[str, float]] = {}
+
+    def shares(function: Any, depth: int = 0) -> dict[str, float]:
+        if function in memo:
+            return memo[function]
+        own = _category(_where(function))
+        callers = raw.get(function, (0, 0, 0, 0, {}))[4]
+        if own is not None or not callers or depth > 6:
+            result = {own or "other (stdlib, unattributed)": 1.0}
+        else:
+            total = sum(edge[2] for edge in callers.values()) or 1.0
+            result = defaultdict(float)
+            for caller, edge in callers.items():
+                for label, share in shares(caller, depth + 1).items():
+                    result[label] += share * edge[2] / total
+        memo[function] = dict(result)
+        return memo[function]
+
     per_category: dict[str, float] = defaultdict(float)
     per_function: list[tuple[float, str]] = []
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    for (filename, line, name), (_, _, self_time, cumulative, _) in raw.items():
-        where = f"{filename}:{line}({name})" if filename != "~" else name
-        category = next(
-            (label for label, marks in CATEGORIES if any(mark in where for mark in marks)), "other"
-        )
-        per_category[category] += self_time
-        per_function.append((self_time, where))
+    for function, (_, _, self_time, _, _) in raw.items():
+        for label, share in shares(function).items():
+            per_category[label] += self_time * share
+        per_function.append((self_time, _where(function)))
     total = sum(per_category.values())
     per_function.sort(reverse=True)
     return {
@@ -179,7 +208,19 @@ def _categorise(stats: pstats.Stats, turns: int) -> dict[str, Any]:
         "top_functions": [
             {"where": _short(where), "ms_per_turn": seconds * 1000 / turns} for seconds, where in per_function[:25]
         ],
+        "top_cumulative": _cumulative(raw, turns),
     }
+
+
+def _cumulative(raw: dict[Any, Any], turns: int) -> list[dict[str, Any]]:
+    """Our layer's and Powertools' functions by time including callees: which steps cost most."""
+    ours = [
+        (entry[3], _where(function))
+        for function, entry in raw.items()
+        if any(mark in function[0] for mark in ("claude_chat/", "functions/", "aws_lambda_powertools/"))
+    ]
+    ours.sort(reverse=True)
+    return [{"where": _short(where), "ms_per_turn": seconds * 1000 / turns} for seconds, where in ours[:30]]
 
 
 def _short(where: str) -> str:
@@ -189,7 +230,7 @@ def _short(where: str) -> str:
     return where
 
 
-def child(warm_up: int, turns: int, profile: bool) -> dict[str, Any]:
+def child(warm_up: int, turns: int, profile: bool, dump: Path | None = None) -> dict[str, Any]:
     """In the handler's process: warm turns of each kind, alternating, and their CPU."""
     handler = _handler()
     kinds = {"stateless": _Turns(handler, stateful=False), "stateful": _Turns(handler, stateful=True)}
@@ -229,6 +270,9 @@ def child(warm_up: int, turns: int, profile: bool) -> dict[str, Any]:
             results[name]["main_thread_ms"].append(thread)
             results[name]["wall_ms"].append(wall)
     if profile:
+        if dump is not None:  # for a closer look: python -m pstats <dump>.<kind>
+            for name in kinds:
+                profiles[name].stats().dump_stats(f"{dump}.{name}")
         return {name: _categorise(profiles[name].stats(), turns) for name in kinds}
     return results
 
@@ -282,6 +326,9 @@ def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.ex
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
             }
 
+            if os.environ.get("HANDLER_CPU_DUMP"):  # profiling by hand: keep the pstats files
+                env["HANDLER_CPU_DUMP"] = os.environ["HANDLER_CPU_DUMP"]
+
             def run_child(*flags: str) -> dict[str, Any]:
                 command = [python, "-m", "tests.benchmarks.handler_cpu", "--warm-up", str(warm_up),
                            "--turns", str(turns), *flags]  # fmt: skip
@@ -303,7 +350,8 @@ def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.ex
             for name, figures in timed.items():
                 results[name] = {key: summary(values) for key, values in figures.items()}
             if profile:
-                results["profile"] = run_child("--profile")
+                dump = os.environ.get("HANDLER_CPU_DUMP")
+                results["profile"] = run_child("--profile", *(["--dump", dump] if dump else []))
     finally:
         standin.stop()
     return results
@@ -314,8 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=int, default=3)
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--dump", type=Path, help="with --profile: also write pstats files <DUMP>.<kind>")
     arguments = parser.parse_args(argv)
-    result = child(arguments.warm_up, arguments.turns, arguments.profile)
+    result = child(arguments.warm_up, arguments.turns, arguments.profile, arguments.dump)
     print(json.dumps(result))
     return 0
 
