@@ -206,7 +206,8 @@ def _categorise(stats: pstats.Stats, turns: int) -> dict[str, Any]:
             for label, seconds in sorted(per_category.items(), key=lambda item: -item[1])
         },
         "top_functions": [
-            {"where": _short(where), "ms_per_turn": seconds * 1000 / turns} for seconds, where in per_function[:25]
+            {"where": _short(where), "ms_per_turn": seconds * 1000 / turns}
+            for seconds, where in per_function[:25]
         ],
         "top_cumulative": _cumulative(raw, turns),
     }
@@ -280,8 +281,13 @@ def child(warm_up: int, turns: int, profile: bool, dump: Path | None = None) -> 
 @contextlib.contextmanager
 def _dynamodb_process() -> Any:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}",
-           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", DYNAMODB_CHILD.format(port=port, table=TABLE)],
         cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -332,7 +338,9 @@ def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.ex
             def run_child(*flags: str) -> dict[str, Any]:
                 command = [python, "-m", "tests.benchmarks.handler_cpu", "--warm-up", str(warm_up),
                            "--turns", str(turns), *flags]  # fmt: skip
-                output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+                output = subprocess.run(
+                    command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+                )
                 if output.returncode != 0:
                     raise RuntimeError(f"handler process failed:\n{output.stderr[-3000:]}")
                 parsed: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
@@ -342,8 +350,10 @@ def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.ex
             results: dict[str, Any] = {
                 "python": subprocess.run(
                     [python, "-c", "import platform; print(platform.python_version())"],
-                    capture_output=True, text=True, check=True,
-                ).stdout.strip(),  # fmt: skip
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip(),
                 "warm_up": warm_up,
                 "turns": turns,
             }
