@@ -75,15 +75,19 @@ def _event(template: str, message: str, session: str | None) -> dict[str, Any]:
     return event
 
 
-def _handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def _handler(logical_id: str = "ChatFunction") -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """A function's handler (for the stream function: its ASGI app), loaded as its runtime would."""
     from local.lambda_runtime import load_handler_module
     from local.template import url_functions
 
-    spec = next(spec for spec in url_functions() if spec.logical_id == "ChatFunction")
+    spec = next(spec for spec in url_functions() if spec.logical_id == logical_id)
     for name, value in spec.environment.items():
         if isinstance(value, str | int | float):
             os.environ.setdefault(name, str(value))
     module = load_handler_module(spec)
+    if logical_id == "StreamFunction":
+        app: Callable[[dict[str, Any], Any], dict[str, Any]] = module.app
+        return app
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, spec.handler.rsplit(".", 1)[1])
     return handler
 
@@ -94,7 +98,7 @@ class _Turns:
     def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], stateful: bool) -> None:
         self._handler = handler
         self._stateful = stateful
-        self._session: str | None = None
+        self.session: str | None = None
         self._count = 0
 
     def one(self) -> tuple[float, float, float]:
@@ -102,7 +106,7 @@ class _Turns:
 
         self._count += 1
         template = "chat-history.json" if self._stateful else "chat.json"
-        event = _event(template, f"Turn {self._count}: what is AWS Lambda?", self._session)
+        event = _event(template, f"Turn {self._count}: what is AWS Lambda?", self.session)
         context = LocalLambdaContext(function_name="ChatFunction")
         cpu, thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
         result = self._handler(event, context)
@@ -114,7 +118,7 @@ class _Turns:
         if result.get("statusCode") != 200:
             raise RuntimeError(f"turn failed: {result.get('statusCode')} {result.get('body')}")
         if self._stateful:
-            self._session = json.loads(result["body"])["session"]
+            self.session = json.loads(result["body"])["session"]
         return cpu * 1000, thread * 1000, wall * 1000
 
 
@@ -278,6 +282,85 @@ def child(warm_up: int, turns: int, profile: bool, dump: Path | None = None) -> 
     return results
 
 
+def _after_restore_hooks() -> float:
+    """What Lambda's Python runtime runs in a restored copy of the chat or history function: the hooks
+    registered with snapshot_restore_py (ours, claude_chat.snapstart; Powertools registers none)."""
+    from claude_chat import snapstart
+
+    started = time.perf_counter()
+    for hook in snapstart.RESTORE_HOOKS:
+        hook()
+    return (time.perf_counter() - started) * 1000
+
+
+def _stream_after_restore(app: Any) -> float:
+    """What the Web Adapter asks of a restored stream function: an empty POST to its after-restore path."""
+    import asyncio
+
+    path = os.environ["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"content-length", b"0")], "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    started = time.perf_counter()
+    asyncio.run(app(scope, receive, send))
+    took = (time.perf_counter() - started) * 1000
+    if statuses != [204]:
+        raise RuntimeError(f"the stream function's after-restore hook answered {statuses}")
+    return took
+
+
+def restore_child(rounds: int) -> dict[str, Any]:
+    """Each function's after-restore path, timed in a warm process (nothing here can be snapshotted),
+    and the first request after it (which reconnects to DynamoDB and Claude) against a warm one."""
+    chat = _handler("ChatFunction")
+    history = _handler("HistoryFunction")
+    stream = _handler("StreamFunction")
+    from local.lambda_runtime import LocalLambdaContext
+
+    turns = _Turns(chat, stateful=True)
+
+    def read_history() -> float:
+        event = json.loads((EVENTS / "history-get.json").read_text())
+        event["headers"]["x-session-id"] = turns.session
+        started = time.perf_counter()
+        result = history(event, LocalLambdaContext(function_name="HistoryFunction"))
+        if result.get("statusCode") != 200:
+            raise RuntimeError(f"history read failed: {result.get('statusCode')}")
+        return (time.perf_counter() - started) * 1000
+
+    figures: dict[str, list[float]] = defaultdict(list)
+    for _ in range(3):  # warm up every path
+        turns.one()
+        read_history()
+    for _ in range(rounds):
+        turns.one()
+        cpu, _, wall = turns.one()
+        figures["chat_warm_ms"].append(wall)
+        figures["chat_warm_cpu_ms"].append(cpu)
+        figures["chat_hook_ms"].append(_after_restore_hooks())
+        cpu, _, wall = turns.one()
+        figures["chat_first_ms"].append(wall)
+        figures["chat_first_cpu_ms"].append(cpu)
+        read_history()
+        figures["history_warm_ms"].append(read_history())
+        figures["history_hook_ms"].append(_after_restore_hooks())
+        figures["history_first_ms"].append(read_history())
+        figures["stream_hook_ms"].append(_stream_after_restore(stream))
+    return dict(figures)
+
+
 @contextlib.contextmanager
 def _dynamodb_process() -> Any:
     port = free_port()
@@ -307,7 +390,9 @@ def _dynamodb_process() -> Any:
             process.wait()
 
 
-def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.executable) -> dict[str, Any]:
+def measure(
+    warm_up: int, turns: int, profile: bool = True, restore_rounds: int = 0, python: str = sys.executable
+) -> dict[str, Any]:
     """CPU per warm turn of the chat handler, stateless and stateful, and (if asked) where it goes."""
     from tests.benchmarks.harness import Standin
     from tests.benchmarks.measure import summary
@@ -362,6 +447,9 @@ def measure(warm_up: int, turns: int, profile: bool = True, python: str = sys.ex
             if profile:
                 dump = os.environ.get("HANDLER_CPU_DUMP")
                 results["profile"] = run_child("--profile", *(["--dump", dump] if dump else []))
+            if restore_rounds:
+                restore = run_child("--restore", str(restore_rounds))
+                results["restore"] = {key: summary(values) for key, values in restore.items()}
     finally:
         standin.stop()
     return results
@@ -373,7 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--dump", type=Path, help="with --profile: also write pstats files <DUMP>.<kind>")
+    parser.add_argument("--restore", type=int, metavar="ROUNDS", help="time the after-restore paths instead")
     arguments = parser.parse_args(argv)
+    if arguments.restore:
+        print(json.dumps(restore_child(arguments.restore)))
+        return 0
     result = child(arguments.warm_up, arguments.turns, arguments.profile, arguments.dump)
     print(json.dumps(result))
     return 0
