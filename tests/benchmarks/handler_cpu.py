@@ -455,6 +455,17 @@ def measure(
     return results
 
 
+# (warm-up turns, measured turns of each kind, restore rounds): the full benchmark's and the smoke test's.
+FULL = (3, 30, 15)
+SMOKE = (1, 2, 2)
+
+
+def measure_sized(smoke: bool) -> dict[str, Any]:
+    """The section `handler_cpu` of `make bench` (or of its smoke test)."""
+    warm_up, turns, restore_rounds = SMOKE if smoke else FULL
+    return measure(warm_up, turns, profile=True, restore_rounds=restore_rounds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The chat handler's process (see the module's docstring).")
     parser.add_argument("--warm-up", type=int, default=3)
