@@ -264,7 +264,7 @@ def _handler_cpu_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         why = (
             f"most of it is the DynamoDB client: botocore and urllib3 take {_f(client)} ms of it by the "
             "profile"
-            + (f", {_f(client / calls, 2)} ms for each of the turn's {calls} calls" if calls else "")
+            + (f", {_f(client / calls, 2)} ms for each of the turn's {calls:.0f} calls" if calls else "")
             + " (request building, SigV4 signing, HTTP, response parsing). Those calls are the design's "
             "(rate limit, token budgets, session: issue 11), so that part stays whatever the handler does; "
             "the rest (the anthropic SDK, which builds a typed event for each streamed delta, Powertools, "
@@ -314,6 +314,13 @@ def _handler_cpu_section(results: dict[str, Any], add: Any) -> None:
         )
         add("| where | stateless: ms (share) | stateful: ms (share) |")
         add("|---|---|---|")
+        calls_of = {
+            kind: results.get("warm", {}).get(kind, {}).get("ours", {}).get("dynamodb", {}).get("calls")
+            for kind in ("stateless", "stateful")
+        }
+        per_call = _dynamodb_client_ms(cpu, "stateful") / (calls_of["stateful"] or float("nan"))
+        calls = " (stateless) or ".join(_f(calls_of[kind], 0) for kind in ("stateless", "stateful"))
+        calls += " (stateful) of them"
         labels = list(profile["stateful"]["categories"])
         labels += [label for label in profile["stateless"]["categories"] if label not in labels]
         for label in labels:
@@ -326,8 +333,8 @@ def _handler_cpu_section(results: dict[str, Any], add: Any) -> None:
         add(
             "\nThe DynamoDB client dominates: every call goes through botocore's whole pipeline (parameter "
             "serialisation, a dozen event hooks, endpoint resolution, SigV4 signing, urllib3 and "
-            "`http.client`, response parsing), about 1.4 ms of CPU per call on this machine, and a turn "
-            "makes 5 (stateless) or 9 (stateful) of them. The anthropic SDK comes next: it builds the "
+            f"`http.client`, response parsing), about {_f(per_call, 2)} ms of CPU per call here by the "
+            f"profile, and a turn makes {calls}. The anthropic SDK comes next: it builds the "
             "request, then parses each streamed event into a typed object and keeps a running snapshot of "
             "the message, so its share grows with the reply's length (the stand-in's replies are short). "
             "Powertools (event conversion, routing, the request-body validation), pydantic, our own layer, "
