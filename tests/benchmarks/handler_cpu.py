@@ -12,9 +12,9 @@ costs none.
 
 Run as a module it is that handler process (the parent, `measure()`, starts
 the other two and reads its JSON from stdout). With `--profile`, the same
-turns run under cProfile with a per-thread CPU clock (`time.thread_time`), in
-the main thread and in every pool thread, and the self time is summed by the
-package it was spent in.
+turns run under cProfile with a CPU clock (`time.process_time`), the pool's
+calls run inline so that one profiler sees them all, and the self time is
+summed by the package it was spent in.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import os
 import pstats
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -122,43 +122,14 @@ class _Turns:
         return cpu * 1000, thread * 1000, wall * 1000
 
 
-class _ThreadProfiles:
-    """cProfile in the main thread and in each pool thread (one profiler per thread, per-thread CPU)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[cProfile.Profile] = []
-        self._lock = threading.Lock()
-        self.active = False
-
-    def profiler(self) -> cProfile.Profile:
-        found: cProfile.Profile | None = getattr(self._local, "profiler", None)
-        if found is None:
-            found = cProfile.Profile(time.thread_time)
-            self._local.profiler = found
-            with self._lock:
-                self._all.append(found)
-        return found
-
-    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def profiled(*args: Any, **kwargs: Any) -> Any:
-            if not self.active:
-                return fn(*args, **kwargs)
-            profiler = self.profiler()
-            profiler.enable()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                profiler.disable()
-
-        return profiled
-
-    def stats(self) -> pstats.Stats:
-        first, *rest = self._all
-        stats = pstats.Stats(first)
-        for other in rest:
-            stats.add(other)
-        return stats
+def _run_inline(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+    """The pool's `submit`, run in the calling thread: one profiler then sees a turn's every call."""
+    future: Future[Any] = Future()
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except Exception as error:  # handed to whoever reads the future, as the pool does
+        future.set_exception(error)
+    return future
 
 
 def _category(where: str) -> str | None:
@@ -243,32 +214,23 @@ def child(warm_up: int, turns: int, profile: bool, dump: Path | None = None) -> 
         for kind in kinds.values():
             kind.one()
     results: dict[str, Any] = {name: {"cpu_ms": [], "main_thread_ms": [], "wall_ms": []} for name in kinds}
-    profiles: dict[str, _ThreadProfiles] = {}
+    profiles = {name: cProfile.Profile(time.process_time) for name in kinds}
     if profile:
+        # One profiler per kind, in this thread: before Python 3.12 cProfile follows one thread, from
+        # 3.12 it sees every thread's calls on one stack and allows one profiler at a time. So the
+        # pool's calls run inline while profiling (the same work, one call after another; the CPU
+        # figures come from the run without the profiler), and the process's CPU clock is exact.
         from claude_chat import services
 
-        pool = services.pool()
-        original_submit = pool.submit
-        current: dict[str, _ThreadProfiles] = {}
-
-        def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-            profiles_now = current.get("kind")
-            return original_submit(profiles_now.wrap(fn) if profiles_now else fn, *args, **kwargs)
-
-        pool.submit = submit  # type: ignore[method-assign]
+        services.pool().submit = _run_inline  # type: ignore[method-assign]
     for _ in range(turns):
         for name, kind in kinds.items():
             if profile:
-                profiles.setdefault(name, _ThreadProfiles())
-                current["kind"] = profiles[name]
-                profiles[name].active = True
-                main = profiles[name].profiler()
-                main.enable()
+                profiles[name].enable()
                 try:
                     kind.one()
                 finally:
-                    main.disable()
-                    profiles[name].active = False
+                    profiles[name].disable()
                 continue
             cpu, thread, wall = kind.one()
             results[name]["cpu_ms"].append(cpu)
@@ -277,8 +239,8 @@ def child(warm_up: int, turns: int, profile: bool, dump: Path | None = None) -> 
     if profile:
         if dump is not None:  # for a closer look: python -m pstats <dump>.<kind>
             for name in kinds:
-                profiles[name].stats().dump_stats(f"{dump}.{name}")
-        return {name: _categorise(profiles[name].stats(), turns) for name in kinds}
+                profiles[name].dump_stats(f"{dump}.{name}")
+        return {name: _categorise(pstats.Stats(profiles[name]), turns) for name in kinds}
     return results
 
 

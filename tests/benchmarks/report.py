@@ -307,8 +307,9 @@ def _handler_cpu_section(results: dict[str, Any], add: Any) -> None:
     profile = cpu.get("profile")
     if profile:
         add(
-            "\nWhere it goes: the same turns under cProfile with a per-thread CPU clock, in the main "
-            "thread and the pool's, self time summed by the package it was spent in (a built-in or "
+            "\nWhere it goes: the same turns under cProfile with a CPU clock (the pool's DynamoDB calls "
+            "run inline meanwhile, so one profiler sees them), self time summed by the package it was "
+            "spent in (a built-in or "
             "standard-library function's goes to its callers' packages). cProfile slows Python code "
             "more than C, so the shares are indicative; ms are each share of the median above.\n"
         )
