@@ -55,7 +55,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Powertools (logger, resolver, tracer)", ("aws_lambda_powertools/",)),
     ("pydantic validation and serialisation", ("pydantic/", "pydantic_core/", "annotated_types/")),
     ("anthropic SDK (request building, response parsing)", ("anthropic/",)),
-    ("httpx/httpcore (Claude's HTTP)", ("httpx/", "httpcore/", "h11/", "anyio/")),
+    ("httpx/httpcore (Claude's HTTP)", ("httpx/", "httpx2/", "httpcore/", "h11/", "anyio/")),
     ("botocore/boto3 (DynamoDB: serialise, sign, parse)", ("botocore/", "boto3/", "s3transfer/")),
     ("urllib3 (DynamoDB's HTTP)", ("urllib3/",)),
     ("json", ("json/", "{built-in method _json", "{method 'encode' of '_json")),
@@ -101,7 +101,7 @@ class _Turns:
         self.session: str | None = None
         self._count = 0
 
-    def one(self) -> tuple[float, float, float]:
+    def one(self, profiler: cProfile.Profile | None = None) -> tuple[float, float, float]:
         from local.lambda_runtime import LocalLambdaContext
 
         self._count += 1
@@ -109,7 +109,13 @@ class _Turns:
         event = _event(template, f"Turn {self._count}: what is AWS Lambda?", self.session)
         context = LocalLambdaContext(function_name="ChatFunction")
         cpu, thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
-        result = self._handler(event, context)
+        if profiler is not None:
+            profiler.enable()
+        try:
+            result = self._handler(event, context)
+        finally:
+            if profiler is not None:
+                profiler.disable()
         cpu, thread, wall = (
             time.process_time() - cpu,
             time.thread_time() - thread,
@@ -226,11 +232,7 @@ def child(warm_up: int, turns: int, profile: bool, dump: Path | None = None) -> 
     for _ in range(turns):
         for name, kind in kinds.items():
             if profile:
-                profiles[name].enable()
-                try:
-                    kind.one()
-                finally:
-                    profiles[name].disable()
+                kind.one(profiles[name])
                 continue
             cpu, thread, wall = kind.one()
             results[name]["cpu_ms"].append(cpu)
