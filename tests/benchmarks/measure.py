@@ -302,6 +302,9 @@ spec.loader.exec_module(module)
 """
 
 
+TRACING_OFF = ", tracing off"  # a variant of a function's cold start, not a function of its own
+
+
 def cold_starts(rounds: int) -> dict[str, Any]:
     """Import and init of each handler module in a fresh interpreter, against `import anthropic`."""
     from local.template import url_functions
@@ -327,11 +330,16 @@ def cold_starts(rounds: int) -> dict[str, Any]:
         env = {
             **{k: str(v) for k, v in spec.environment.items() if isinstance(v, str | int | float)},
             **base_env,
+            # As in Lambda: Powertools reads it to tell Lambda from elsewhere, so the Tracer (and the
+            # X-Ray SDK) is on, as template.yaml's `Tracing: Active` has it (claude_chat/tracing.py).
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
         }
         code = COLD_CHILD.format(
             layer=layer, code_dir=str(spec.code_dir), body=LOAD_HANDLER.format(path=str(path))
         )
         subjects[spec.logical_id] = (code, env)
+        if "claude_chat.tracing" in path.read_text():  # and what init costs with tracing off
+            subjects[f"{spec.logical_id}{TRACING_OFF}"] = (code, {**env, "POWERTOOLS_TRACE_DISABLED": "true"})
     times: dict[str, list[float]] = {name: [] for name in subjects}
     names = list(subjects)
     warm_up = 1 if rounds > 1 else 0  # a round that warms the OS file cache, not counted (not in smoke)

@@ -8,9 +8,9 @@
                                               re-render BENCHMARKS.md and the plot, measuring nothing
     python -m tests.benchmarks.run --only caching,money
                                               re-measure only those sections (`caching` needs no
-                                              backend, `money` starts ours and the seed, `footprint`
-                                              each function alone), merge them into
-                                              docs/bench-results.json and re-render
+                                              backend, `money` starts ours and the seed; `cold_start`,
+                                              `handler_cpu` and `footprint` start what they need),
+                                              merge them into docs/bench-results.json and re-render
 
 The full run fails when the seed comparator cannot run; the smoke run reports it skipped.
 """
@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import caching, footprint, measure, report
+from tests.benchmarks import caching, footprint, handler_cpu, measure, report
 from tests.benchmarks.harness import ComparatorUnavailable, Ours, Seed, Standin
 from tests.dev_server import ROOT
 
@@ -76,6 +76,7 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
     }
     # Cold starts first, while nothing else competes for the CPU.
     results["cold_start"] = measure.timed("cold starts", lambda: measure.cold_starts(sizes.cold_rounds), log)
+    results["handler_cpu"] = measure.timed("handler CPU", lambda: handler_cpu.measure_sized(smoke), log)
     standin = Standin.start(sizes.first_token_ms, sizes.token_interval_ms)
     systems: dict[str, measure.System] = {}
     try:
@@ -123,7 +124,7 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
     return results
 
 
-ONLY_SECTIONS = ("caching", "money", "footprint")
+ONLY_SECTIONS = ("caching", "money", "cold_start", "handler_cpu", "footprint")
 
 
 def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -132,6 +133,14 @@ def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any
     sizes = measure.Sizes(**results["sizes"])
     if "caching" in sections:
         results["caching"] = measure.timed("caching", lambda: caching.measure(results["smoke"]), log)
+    if "cold_start" in sections:
+        results["cold_start"] = measure.timed(
+            "cold starts", lambda: measure.cold_starts(sizes.cold_rounds), log
+        )
+    if "handler_cpu" in sections:
+        results["handler_cpu"] = measure.timed(
+            "handler CPU", lambda: handler_cpu.measure_sized(results["smoke"]), log
+        )
     if "footprint" in sections:  # starts its own stand-in, DynamoDB and functions
         results["footprint"] = measure.timed(
             "footprint", lambda: footprint.measure(results["smoke"], log), log

@@ -30,6 +30,11 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
         assert ours["dynamodb"]["calls"] >= 1
     assert results["streaming"]["ours"]["delta_delay_ms"]["n"] > 0
     assert {"import anthropic", "ChatFunction", "HistoryFunction"} <= set(results["cold_start"])
+    cpu = results["handler_cpu"]
+    for kind in ("stateless", "stateful"):
+        assert 0 < cpu[kind]["cpu_ms"]["median"] < cpu[kind]["wall_ms"]["max"] * 2  # CPU, not nothing
+        assert cpu["profile"][kind]["categories"]
+    assert {"chat_hook_ms", "chat_first_ms", "history_hook_ms", "stream_hook_ms"} <= set(cpu["restore"])
     assert results["growth"]["ours"]["turns"][-1]["dynamodb"]["write_units"] > 0
     assert results["money"]["ours"]["equivalent_input_tokens"] > 0
     long_chat = next(row for row in results["caching"]["scenarios"] if row["name"] == "long chat")
@@ -46,6 +51,7 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert report.startswith("# Benchmarks")
     assert "docs/bench-growth.png" in report
     assert "## Cost of 1,000 turns" in report
+    assert "## Handler CPU per warm turn" in report
     assert ("Comparator skipped" in report) != seed_ran
     assert (tmp_path / "docs" / "bench-growth.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "docs" / "bench-results.json").is_file()

@@ -162,10 +162,12 @@ def test_importing_a_handler_reads_no_secret_and_only_what_it_uses(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("ANTHROPIC_", "SESSION_SECRET", "AWS_"))
+        if not key.startswith(("ANTHROPIC_", "SESSION_SECRET", "AWS_", "POWERTOOLS_TRACE"))
     }
     env.update(
         PYTHONPATH=f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}",
+        # As in Lambda, where template.yaml turns tracing on: the Tracer (and the X-Ray SDK) loads at init.
+        LAMBDA_TASK_ROOT=str(ROOT / Path(handler).parent),
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="init",
         AWS_SECRET_ACCESS_KEY="init",
