@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import multiprocessing
 import os
 import sys
@@ -20,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 from local.template import ROOT, FunctionSpec
 
@@ -99,9 +100,23 @@ def function_timeout(spec: FunctionSpec) -> float:
 
 def _start_worker(specs: list[FunctionSpec], server: int) -> None:
     threading.Thread(target=_exit_with_server, args=(server,), name="server-watch", daemon=True).start()
+    # Before the handlers' loggers exist: they keep the stream they were given.
+    sys.stdout = whole_lines(io.FileIO(1, "w", closefd=False))
+    sys.stderr = whole_lines(io.FileIO(2, "w", closefd=False))
     for spec in specs:
         module = load_handler_module(spec)
         _handlers[spec.logical_id] = getattr(module, spec.handler.rsplit(".", 1)[1])
+
+
+def whole_lines(raw: io.RawIOBase) -> TextIO:
+    """A stream that writes each line with one write(), as one process's stdout in Lambda reads.
+
+    A worker's stdout is otherwise unbuffered: print() writes the text and its newline apart, and
+    the workers share one log, so two EMF metric lines ran together on one line (5 times in 300
+    turns from 16 clients, before this).
+    """
+    buffered = io.BufferedWriter(raw, buffer_size=1 << 20)
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors="backslashreplace", line_buffering=True)
 
 
 def _exit_with_server(server: int) -> None:
