@@ -113,7 +113,9 @@ def start_dev_server(*, module: str = "local.server", **settings: str) -> DevSer
         PYTHONPATH=f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}",
         PORT=str(port),
         STANDIN_PORT=str(standin_port),
-        DEV_WORKERS="4",
+        # Two "execution environments" each: enough for a turn to overlap another; the servers
+        # of the concurrency tests ask for four (each worker's init costs CPU at every start).
+        DEV_WORKERS="2",
         RATE_LIMIT_MAX="5",
         # An hour-long window: a test's few requests never straddle a window boundary.
         RATE_LIMIT_WINDOW_SECONDS="3600",

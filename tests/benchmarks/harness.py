@@ -127,6 +127,7 @@ class Ours:
             # (the integration tests turn retries off; a benchmark must not count that race as a failure).
             CLAUDE_MAX_RETRIES="2",
             POWERTOOLS_LOG_LEVEL="WARNING",
+            DEV_WORKERS="4",  # what BENCHMARKS.md says: the handlers in 4 worker processes
         )
         return cls(dev, f"http://127.0.0.1:{dynamodb_port}")
 

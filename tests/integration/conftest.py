@@ -17,7 +17,7 @@ from tests.dev_server import DevServer, start_dev_server
 
 @pytest.fixture(scope="session")
 def dev_server() -> Iterator[DevServer]:
-    server = start_dev_server()
+    server = start_dev_server(DEV_WORKERS="4")  # concurrency tests run here: turns really overlap
     yield server
     server.stop()
 

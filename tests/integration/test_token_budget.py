@@ -24,7 +24,7 @@ WORST_TURN = 30 + 32 + MAX_TOKENS
 @pytest.fixture(scope="module")
 def budget_server() -> Iterator[DevServer]:
     server = start_dev_server(
-        RATE_LIMIT_MAX="1000", DAILY_TOKEN_BUDGET=str(BUDGET), MAX_TOKENS=str(MAX_TOKENS)
+        RATE_LIMIT_MAX="1000", DAILY_TOKEN_BUDGET=str(BUDGET), MAX_TOKENS=str(MAX_TOKENS), DEV_WORKERS="4"
     )
     yield server
     server.stop()
