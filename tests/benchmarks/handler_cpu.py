@@ -355,9 +355,18 @@ def _dynamodb_process() -> Any:
 
 
 def measure(
-    warm_up: int, turns: int, profile: bool = True, restore_rounds: int = 0, python: str = sys.executable
+    warm_up: int,
+    turns: int,
+    profile: bool = True,
+    restore_rounds: int = 0,
+    python: str = sys.executable,
+    one_process: bool = False,
 ) -> dict[str, Any]:
-    """CPU per warm turn of the chat handler, stateless and stateful, and (if asked) where it goes."""
+    """CPU per warm turn of the chat handler, stateless and stateful, and (if asked) where it goes.
+
+    Each part runs in a process of its own, so that profiling and restores never touch the timed
+    turns; `one_process` runs them one after another in one process instead (the smoke test).
+    """
     from tests.benchmarks.harness import Standin
     from tests.benchmarks.measure import summary
 
@@ -395,7 +404,10 @@ def measure(
                 parsed: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
                 return parsed
 
-            timed = run_child()
+            together: dict[str, Any] = {}
+            if one_process:  # the smoke run: every part once, in one process (imports cost ~1.5 s)
+                together = run_child("--all", str(restore_rounds))
+            timed = together.get("timed") or run_child()
             results: dict[str, Any] = {
                 "python": subprocess.run(
                     [python, "-c", "import platform; print(platform.python_version())"],
@@ -410,9 +422,11 @@ def measure(
                 results[name] = {key: summary(values) for key, values in figures.items()}
             if profile:
                 dump = os.environ.get("HANDLER_CPU_DUMP")
-                results["profile"] = run_child("--profile", *(["--dump", dump] if dump else []))
+                results["profile"] = together.get("profile") or run_child(
+                    "--profile", *(["--dump", dump] if dump else [])
+                )
             if restore_rounds:
-                restore = run_child("--restore", str(restore_rounds))
+                restore = together.get("restore") or run_child("--restore", str(restore_rounds))
                 results["restore"] = {key: summary(values) for key, values in restore.items()}
     finally:
         standin.stop()
@@ -427,7 +441,7 @@ SMOKE = (1, 2, 2)
 def measure_sized(smoke: bool) -> dict[str, Any]:
     """The section `handler_cpu` of `make bench` (or of its smoke test)."""
     warm_up, turns, restore_rounds = SMOKE if smoke else FULL
-    return measure(warm_up, turns, profile=True, restore_rounds=restore_rounds)
+    return measure(warm_up, turns, profile=True, restore_rounds=restore_rounds, one_process=smoke)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,7 +451,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--dump", type=Path, help="with --profile: also write pstats files <DUMP>.<kind>")
     parser.add_argument("--restore", type=int, metavar="ROUNDS", help="time the after-restore paths instead")
+    parser.add_argument("--all", type=int, metavar="ROUNDS", help="timed, profiled, then restore rounds")
     arguments = parser.parse_args(argv)
+    if arguments.all:
+        timed = child(arguments.warm_up, arguments.turns, False)
+        profiled = child(0, arguments.turns, True)
+        restore = restore_child(arguments.all)
+        print(json.dumps({"timed": timed, "profile": profiled, "restore": restore}))
+        return 0
     if arguments.restore:
         print(json.dumps(restore_child(arguments.restore)))
         return 0

@@ -75,7 +75,9 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
         "command": "make bench-smoke" if smoke else "make bench",
     }
     # Cold starts first, while nothing else competes for the CPU.
-    results["cold_start"] = measure.timed("cold starts", lambda: measure.cold_starts(sizes.cold_rounds), log)
+    results["cold_start"] = measure.timed(
+        "cold starts", lambda: measure.cold_starts(sizes.cold_rounds, variants=not smoke), log
+    )
     results["handler_cpu"] = measure.timed("handler CPU", lambda: handler_cpu.measure_sized(smoke), log)
     standin = Standin.start(sizes.first_token_ms, sizes.token_interval_ms)
     systems: dict[str, measure.System] = {}
