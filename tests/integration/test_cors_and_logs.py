@@ -86,4 +86,3 @@ def test_a_page_on_another_origin_can_read_the_export_file_name(client) -> None:
     assert response.headers["content-disposition"] == 'attachment; filename="cafe-creme.md"'
     exposed = response.headers["access-control-expose-headers"].split(",")
     assert "content-disposition" in exposed
-
