@@ -31,6 +31,7 @@ def server() -> Iterator[DevServer]:
         RATE_LIMIT_MAX="100",
         DAILY_TOKEN_BUDGET=str(BUDGET),
         MAX_TOKENS="200",
+        DEV_WORKERS="4",  # parallel turns must really overlap to race for the budget
     )
     yield server
     server.stop()
