@@ -46,6 +46,8 @@ from typing import Any
 # Minimum cacheable prompt length per model family, in tokens (the documentation's table). A model
 # id matches the first family it contains, so "claude-opus-4-6" comes before "claude-opus-4", and
 # Bedrock ids ("us.anthropic.claude-haiku-4-5-20251001-v1:0") match like Anthropic's.
+# A copy of the client's table (claude_chat/claude_client.py) on purpose: the stand-in plays the
+# API, so a wrong entry on our side shows in the tests as a write no turn reads, not as agreement.
 MINIMUM_CACHEABLE_TOKENS: tuple[tuple[str, int], ...] = (
     ("claude-opus-4-6", 4096),
     ("claude-opus-4-5", 4096),
