@@ -98,8 +98,12 @@ def function_timeout(spec: FunctionSpec) -> float:
     return float(override) if override else spec.timeout_seconds
 
 
-def _start_worker(specs: list[FunctionSpec], server: int) -> None:
+def _start_worker(specs: list[FunctionSpec], server: int, environment: dict[str, str]) -> None:
     threading.Thread(target=_exit_with_server, args=(server,), name="server-watch", daemon=True).start()
+    # The function's environment as the server configured it: a forked worker would otherwise have
+    # the fork server's, as it was when that started (once per server process, for every pool).
+    os.environ.clear()
+    os.environ.update(environment)
     # Before the handlers' loggers exist: they keep the stream they were given.
     sys.stdout = whole_lines(io.FileIO(1, "w", closefd=False))
     sys.stderr = whole_lines(io.FileIO(2, "w", closefd=False))
@@ -175,7 +179,7 @@ class FunctionWorkers:
             max_workers=workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(specs, os.getpid()),
+            initargs=(specs, os.getpid(), dict(os.environ)),
         )
 
     def warm_up(self) -> None:
