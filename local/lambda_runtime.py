@@ -74,6 +74,7 @@ def load_handler_module(spec: FunctionSpec) -> ModuleType:
 
 
 _handlers: dict[str, Any] = {}
+_memory_mb: dict[str, int] = {}  # each function's MemorySize, which its context reports
 
 # Imported once, by the fork server that every worker is forked from, so that a worker pays only
 # for its handler's own import and init (a spawned worker paid ~1.5 s of CPU importing these
@@ -110,6 +111,7 @@ def _start_worker(specs: list[FunctionSpec], server: int, environment: dict[str,
     for spec in specs:
         module = load_handler_module(spec)
         _handlers[spec.logical_id] = getattr(module, spec.handler.rsplit(".", 1)[1])
+        _memory_mb[spec.logical_id] = spec.memory_mb
 
 
 def whole_lines(raw: io.RawIOBase) -> TextIO:
@@ -150,7 +152,11 @@ def _alive(pid: int) -> bool:
 
 def _invoke(logical_id: str, event: dict[str, Any], timeout_seconds: float) -> tuple[Any, float]:
     """The handler's result and how long it ran: the clock starts when a worker takes the call."""
-    context = LocalLambdaContext(function_name=logical_id, timeout_seconds=timeout_seconds)
+    context = LocalLambdaContext(
+        function_name=logical_id,
+        memory_limit_in_mb=_memory_mb.get(logical_id, 1024),
+        timeout_seconds=timeout_seconds,
+    )
     result = _handlers[logical_id](event, context)
     return result, time.monotonic() - context.started
 
