@@ -323,3 +323,16 @@ def test_everything_the_server_started_dies_with_it() -> None:
             httpx.get(f"{issuer}/jwks", timeout=1)
     finally:
         server.stop()
+
+
+def test_a_stopped_server_leaves_no_files(tmp_path: Path) -> None:
+    """`kill <pid>` (SIGTERM, as the tests stop servers) exits through the server's cleanup: the fork
+    server's socket directory (multiprocessing's pymp-*, under TMPDIR) goes with it."""
+    server = start_dev_server(TMPDIR=str(tmp_path))
+    try:
+        assert list(tmp_path.glob("pymp-*")), "the fork server's directory is not where this test looks"
+        os.kill(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=20)
+        assert list(tmp_path.glob("pymp-*")) == []
+    finally:
+        server.stop()
