@@ -305,9 +305,13 @@ def _group(pgid: int) -> list[str]:
     return found
 
 
-def test_everything_the_server_started_dies_with_it() -> None:
-    """A crashed `make dev` leaves nothing behind: the provider, the workers, the fork server."""
-    server = start_dev_server(DEV_SIGN_IN="1")
+def test_everything_the_server_started_dies_with_it(tmp_path: Path) -> None:
+    """A crashed `make dev` leaves no process behind: the provider, the workers, the fork server.
+
+    (Only its fork server's socket directory, which no code of a SIGKILLed process can remove: in
+    pytest's temporary directory here, not in /tmp.)
+    """
+    server = start_dev_server(DEV_SIGN_IN="1", TMPDIR=str(tmp_path))
     try:
         issuer = httpx.get(f"{server.base_url}/config.json", timeout=10).json()["issuer"]
         assert httpx.get(f"{issuer}/jwks", timeout=5).status_code == 200
