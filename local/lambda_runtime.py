@@ -13,6 +13,7 @@ import importlib.util
 import io
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -74,6 +75,7 @@ def load_handler_module(spec: FunctionSpec) -> ModuleType:
 
 
 _handlers: dict[str, Any] = {}
+_memory_mb: dict[str, int] = {}  # each function's MemorySize, which its context reports
 
 # Imported once, by the fork server that every worker is forked from, so that a worker pays only
 # for its handler's own import and init (a spawned worker paid ~1.5 s of CPU importing these
@@ -98,14 +100,22 @@ def function_timeout(spec: FunctionSpec) -> float:
     return float(override) if override else spec.timeout_seconds
 
 
-def _start_worker(specs: list[FunctionSpec], server: int) -> None:
+def _start_worker(specs: list[FunctionSpec], server: int, environment: dict[str, str]) -> None:
     threading.Thread(target=_exit_with_server, args=(server,), name="server-watch", daemon=True).start()
+    # Ctrl-C reaches the whole process group; the server ends its workers (or they leave with it),
+    # so a worker need not die mid-invocation printing a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The function's environment as the server configured it: a forked worker would otherwise have
+    # the fork server's, as it was when that started (once per server process, for every pool).
+    os.environ.clear()
+    os.environ.update(environment)
     # Before the handlers' loggers exist: they keep the stream they were given.
     sys.stdout = whole_lines(io.FileIO(1, "w", closefd=False))
     sys.stderr = whole_lines(io.FileIO(2, "w", closefd=False))
     for spec in specs:
         module = load_handler_module(spec)
         _handlers[spec.logical_id] = getattr(module, spec.handler.rsplit(".", 1)[1])
+        _memory_mb[spec.logical_id] = spec.memory_mb
 
 
 def whole_lines(raw: io.RawIOBase) -> TextIO:
@@ -146,7 +156,11 @@ def _alive(pid: int) -> bool:
 
 def _invoke(logical_id: str, event: dict[str, Any], timeout_seconds: float) -> tuple[Any, float]:
     """The handler's result and how long it ran: the clock starts when a worker takes the call."""
-    context = LocalLambdaContext(function_name=logical_id, timeout_seconds=timeout_seconds)
+    context = LocalLambdaContext(
+        function_name=logical_id,
+        memory_limit_in_mb=_memory_mb.get(logical_id, 1024),
+        timeout_seconds=timeout_seconds,
+    )
     result = _handlers[logical_id](event, context)
     return result, time.monotonic() - context.started
 
@@ -175,7 +189,7 @@ class FunctionWorkers:
             max_workers=workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(specs, os.getpid()),
+            initargs=(specs, os.getpid(), dict(os.environ)),
         )
 
     def warm_up(self) -> None:

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -353,6 +354,10 @@ def display_url(host: str, port: int) -> str:
     return f"http://[{address}]:{port}/" if address.version == 6 else f"http://{address}:{port}/"
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)  # what a shell reports for a process ended by the signal
+
+
 def main(wrap_dynamodb: WsgiMiddleware | None = None) -> None:
     """`make dev`. `wrap_dynamodb` puts WSGI middleware in front of the embedded DynamoDB (the
     benchmarks' call recorder, tests/benchmarks/counted_dynamodb.py); `make dev` passes none."""
@@ -374,8 +379,14 @@ def main(wrap_dynamodb: WsgiMiddleware | None = None) -> None:
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("DEV_LOG_LEVEL", "warning"))
     )
+    # uvicorn shuts down on SIGTERM, then raises it again with this handler in place: exit through
+    # Python's cleanup, not the default handler's instant death, which left the fork server's
+    # socket directory (a pymp-* in TMPDIR) behind at every `kill`.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[sock] if sock is not None else None)
+    except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once it has shut down: not an error
+        sys.exit(128 + signal.SIGINT)
     finally:
         workers.close()
         if provider is not None:

@@ -57,6 +57,7 @@ class FunctionSpec:
     invoke_mode: str
     environment: dict[str, Any]
     timeout_seconds: float = 3.0  # Lambda's own default
+    memory_mb: int = 128  # Lambda's own default
 
     @property
     def module_name(self) -> str:
@@ -125,6 +126,7 @@ def url_functions(template: dict[str, Any] | None = None) -> list[FunctionSpec]:
                 invoke_mode=url.get("InvokeMode", "BUFFERED"),
                 environment=properties.get("Environment", {}).get("Variables", {}),
                 timeout_seconds=_timeout(properties.get("Timeout", 3), template),
+                memory_mb=int(properties.get("MemorySize", 128)),
             )
         )
     return specs

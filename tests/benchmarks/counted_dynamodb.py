@@ -11,8 +11,9 @@ working out capacity units, since moto reports constant ones):
     GET    /_calls?bodies=1     the same, each call with its "request" and "response" JSON
     DELETE /_calls              the same snapshot, then forgets it (read and reset in one step)
 
-The server's worker processes import this module too (multiprocessing's spawn
-re-imports the main module), so it imports nothing that local.server does not.
+The server's worker processes import this module too (a process multiprocessing's
+fork server starts re-imports the main module), so it imports nothing that
+local.server does not.
 """
 
 from __future__ import annotations

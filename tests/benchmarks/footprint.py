@@ -715,7 +715,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"{c['reply_words']:,}-word replies"
             for c in footprint["conversations"]
         )
-        + ".\n"
+        + f"; **stateless**: the {footprint['conversations'][0]['name']}'s turns through `/api/chat`, "
+        "without a session. Tracing is off "
+        "here, as everywhere outside Lambda (Powertools' rule), so the X-Ray SDK that init loads when "
+        "deployed and its subsegment per DynamoDB call are in none of these figures. CPU per turn here "
+        "is not the handler CPU section's figure: these turns carry longer replies (each streamed delta "
+        "parsed by the anthropic SDK) and the runtime loop's own work. StreamFunction's CPU is read from "
+        "/proc, in 10 ms ticks (a mean over many turns is still fair).\n"
     )
     add(
         "| function | template MB | interpreter MB | after import + init MB | peak MB | init CPU ms "

@@ -305,9 +305,13 @@ def _group(pgid: int) -> list[str]:
     return found
 
 
-def test_everything_the_server_started_dies_with_it() -> None:
-    """A crashed `make dev` leaves nothing behind: the provider, the workers, the fork server."""
-    server = start_dev_server(DEV_SIGN_IN="1")
+def test_everything_the_server_started_dies_with_it(tmp_path: Path) -> None:
+    """A crashed `make dev` leaves no process behind: the provider, the workers, the fork server.
+
+    (Only its fork server's socket directory, which no code of a SIGKILLed process can remove: in
+    pytest's temporary directory here, not in /tmp.)
+    """
+    server = start_dev_server(DEV_SIGN_IN="1", TMPDIR=str(tmp_path))
     try:
         issuer = httpx.get(f"{server.base_url}/config.json", timeout=10).json()["issuer"]
         assert httpx.get(f"{issuer}/jwks", timeout=5).status_code == 200
@@ -321,5 +325,34 @@ def test_everything_the_server_started_dies_with_it() -> None:
         assert _group(server.process.pid) == [], "processes outlived the server"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{issuer}/jwks", timeout=1)
+    finally:
+        server.stop()
+
+
+def test_a_stopped_server_leaves_no_files(tmp_path: Path) -> None:
+    """`kill <pid>` (SIGTERM, as the tests stop servers) exits through the server's cleanup: the fork
+    server's socket directory (multiprocessing's pymp-*, under TMPDIR) goes with it."""
+    server = start_dev_server(TMPDIR=str(tmp_path))
+    try:
+        assert list(tmp_path.glob("pymp-*")), "the fork server's directory is not where this test looks"
+        os.kill(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=20)
+        assert list(tmp_path.glob("pymp-*")) == []
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_stops_the_server_quietly() -> None:
+    """Ctrl-C (SIGINT to the whole process group) ends every process, with no traceback in the log."""
+    server = start_dev_server()
+    try:
+        assert server.client().post("/api/chat", json={"message": "hi"}).status_code == 200
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=20) == 130
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group(server.process.pid):
+            time.sleep(0.2)
+        assert _group(server.process.pid) == []
+        assert "Traceback" not in server.log(), server.log()[-3000:]
     finally:
         server.stop()

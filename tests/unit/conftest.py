@@ -9,6 +9,7 @@ in-process mock (the `aws` fixture), which opens no socket.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from typing import Any
@@ -32,3 +33,7 @@ def _in_process_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", _refuse("open a connection"))
     monkeypatch.setattr(socket.socket, "bind", _refuse("listen on a socket"))
     monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("start a subprocess"))
+    # The ways around Popen: a shell, a spawn, and fork (multiprocessing's default on Linux).
+    for name in ("system", "posix_spawn", "posix_spawnp", "fork", "forkpty"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, _refuse("start a subprocess"))

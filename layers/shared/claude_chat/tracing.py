@@ -1,8 +1,10 @@
 """X-Ray tracing for the buffered functions (Powertools Tracer), built only when tracing is on.
 
-Kept out of the modules every function imports: the X-Ray SDK adds about
-0.3 s to a cold start. In AWS (template.yaml: Tracing: Active) tracing is on,
-and the SnapStart functions pay that once, at publish time. Where Powertools
+Kept out of the modules every function imports: the X-Ray SDK takes about
+0.25 s to import alone, though only some 20 ms after what the handlers import
+anyway (BENCHMARKS.md, the cold-start rows with tracing off). In AWS
+(template.yaml: Tracing: Active) tracing is on, and the SnapStart functions
+pay that once, at publish time. Where Powertools
 would disable the Tracer anyway (POWERTOOLS_TRACE_DISABLED, or outside
 Lambda: `make dev`, the tests), a disabled Tracer still imports the SDK (to
 switch it off), so `tracer` is then a stand-in that wraps nothing and the SDK
