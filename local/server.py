@@ -385,8 +385,6 @@ def main(wrap_dynamodb: WsgiMiddleware | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[sock] if sock is not None else None)
-    except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once it has shut down: not an error
-        sys.exit(128 + signal.SIGINT)
     finally:
         workers.close()
         if provider is not None:
