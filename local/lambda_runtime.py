@@ -13,6 +13,7 @@ import importlib.util
 import io
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -101,6 +102,9 @@ def function_timeout(spec: FunctionSpec) -> float:
 
 def _start_worker(specs: list[FunctionSpec], server: int, environment: dict[str, str]) -> None:
     threading.Thread(target=_exit_with_server, args=(server,), name="server-watch", daemon=True).start()
+    # Ctrl-C reaches the whole process group: the server ends (local/server.py's _stop) and its
+    # workers leave with it, so a worker need not die mid-invocation printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The function's environment as the server configured it: a forked worker would otherwise have
     # the fork server's, as it was when that started (once per server process, for every pool).
     os.environ.clear()

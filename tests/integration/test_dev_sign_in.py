@@ -329,14 +329,26 @@ def test_everything_the_server_started_dies_with_it(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_a_stopped_server_leaves_no_files(tmp_path: Path) -> None:
-    """`kill <pid>` (SIGTERM, as the tests stop servers) exits through the server's cleanup: the fork
-    server's socket directory (multiprocessing's pymp-*, under TMPDIR) goes with it."""
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_a_stopped_server_leaves_nothing(tmp_path: Path, how: str) -> None:
+    """`kill <pid>` (SIGTERM to the server, as the tests stop servers) or Ctrl-C (SIGINT to the whole
+    process group) ends every process at once, with the exit status a shell reports for the signal,
+    the fork server's socket directory (multiprocessing's pymp-*, under TMPDIR) removed, and no
+    traceback from a worker cut short."""
     server = start_dev_server(TMPDIR=str(tmp_path))
     try:
+        assert server.client().post("/api/chat", json={"message": "hi"}).status_code == 200
         assert list(tmp_path.glob("pymp-*")), "the fork server's directory is not where this test looks"
-        os.kill(server.process.pid, signal.SIGTERM)
-        server.process.wait(timeout=20)
+        if how == "kill":
+            os.kill(server.process.pid, signal.SIGTERM)
+        else:
+            os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=20) == 128 + (signal.SIGTERM if how == "kill" else signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group(server.process.pid):
+            time.sleep(0.2)
+        assert _group(server.process.pid) == []
         assert list(tmp_path.glob("pymp-*")) == []
+        assert "Traceback" not in server.log(), server.log()[-3000:]
     finally:
         server.stop()
