@@ -79,14 +79,13 @@ _memory_mb: dict[str, int] = {}  # each function's MemorySize, which its context
 
 # Imported once, by the fork server that every worker is forked from, so that a worker pays only
 # for its handler's own import and init (a spawned worker paid ~1.5 s of CPU importing these
-# again; a test run starts about twenty servers of four workers). Libraries only: the layer and
+# again, at every server start; a test run starts about twenty). Libraries only: the layer and
 # the handlers are imported in each worker, so their module-level init runs there, per
 # "execution environment", as in Lambda. The fork server forks before any thread or client
 # exists, which `fork` from this threaded server could not promise.
 PRELOADED_LIBRARIES = (
     "anthropic",
     "boto3",
-    "botocore.session",
     "pydantic",
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.logging",
