@@ -48,6 +48,10 @@ from claude_chat.models import (
     ErrorReply,
     ExportedConversation,
     HistoryReply,
+    ModelInfo,
+    ModelPrices,
+    ModelsReply,
+    MoneyUsage,
     RenameRequest,
     RequestUsage,
     ResetReply,
@@ -55,8 +59,10 @@ from claude_chat.models import (
     UsageReply,
 )
 from claude_chat.models import ConversationSummary as ConversationSummaryReply
+from claude_chat.pricing import PRICES_AS_OF, usd
 from claude_chat.request_body import read_json_body, request_error
 from claude_chat.sessions import OpenSession
+from claude_chat.settings import get_settings
 from claude_chat.tracing import tracer
 
 logger = Logger()
@@ -123,26 +129,52 @@ def reset_history() -> Response[ResetReply]:
 
 @app.get(
     "/api/usage",
-    summary="The caller's budgets: requests in this window, tokens today (free)",
+    summary="The caller's budgets: requests in this window, tokens and money today (free)",
     responses=_no_store(openapi_responses(UsageReply)),
 )
 def usage() -> Response[UsageReply]:
     caller = app.caller
-    tokens_read = services.pool().submit(
-        services.token_budgets().state, caller.client_key, per_key=caller.daily_tokens
+    day_read = services.pool().submit(
+        services.admission().day_use, caller.client_key, caller.limits(get_settings())
     )
     window = services.rate_limiter().peek(caller.client_key)
-    tokens = tokens_read.result()
+    day = day_read.result()
+    tokens, money = day.limits.tokens, day.limits.nanos
     reply = UsageReply(
         requests=RequestUsage(limit=window.limit, remaining=window.remaining, reset=window.reset_after),
         tokens=TokenUsage(
-            limit=tokens.budget or None,
-            used=tokens.used,
-            remaining=tokens.remaining if tokens.budget else None,
-            reset=tokens.reset_after,
+            limit=tokens or None,
+            used=day.tokens,
+            remaining=max(0, tokens - day.tokens) if tokens else None,
+            reset=day.reset_after,
+        ),
+        money=MoneyUsage(
+            limit=usd(money) if money else None,
+            spent=usd(day.nanos),
+            remaining=usd(max(0, money - day.nanos)) if money else None,
+            reset=day.reset_after,
         ),
     )
     return _uncached(Response(status_code=200, content_type="application/json", body=reply.model_dump()))
+
+
+@app.get(
+    "/api/models",
+    summary="The models the caller may choose, with their prices (free)",
+    responses=openapi_responses(ModelsReply),
+)
+def models() -> Response[dict[str, Any]]:
+    choices = services.catalog().choices(app.caller.groups)
+    reply = ModelsReply(
+        models=[
+            ModelInfo(id=choice.name, default=index == 0, prices=ModelPrices(**choice.prices.as_usd()))
+            for index, choice in enumerate(choices)
+        ],
+        prices_as_of=PRICES_AS_OF,
+    )
+    response = Response(status_code=200, content_type="application/json", body=reply.model_dump())
+    response.headers["Cache-Control"] = "private, max-age=300"  # the caller's choices change with a deploy
+    return response
 
 
 _CONVERSATION_ID = Path(pattern=CONVERSATION_ID_PATTERN, description="The conversation's id.")
@@ -316,7 +348,9 @@ def _listed(conversation_id: str) -> tuple[OpenSession, ConversationSummary]:
     record = session.record
     if record.updated_at is None:
         raise ConversationNotFound()
-    summary = ConversationSummary(conversation_id, record.title or "", record.turns, record.updated_at)
+    summary = ConversationSummary(
+        conversation_id, record.title or "", record.turns, record.updated_at, record.model
+    )
     return session, summary
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from claude_chat import services
+from claude_chat.admission import Limits
 from claude_chat.caller import Caller
 from claude_chat.chat_turn import Turn, TurnRequest, begin_turn, run_turn
 from claude_chat.deadline import Deadline
@@ -55,7 +56,7 @@ def token_of(turn: Turn) -> str:
 
 
 def used_tokens() -> int:
-    return services.token_budgets().state(KEY).used
+    return services.admission().day_use(KEY, Limits()).tokens
 
 
 def test_a_plain_turn_is_a_streamed_turn_read_to_the_end(ready: Any) -> None:
@@ -192,19 +193,19 @@ def test_a_turn_refused_by_the_request_limit_keeps_no_reservation(ready: Any) ->
     key = "192.0.2.77"
     for _ in range(5):  # RATE_LIMIT_MAX in tests
         run_turn(request("hi", history=False, key=key))
-    used = services.token_budgets().state(key).used
+    used = services.admission().day_use(key, Limits()).tokens
     with pytest.raises(RateLimited):
         begin_turn(request("hi", history=False, key=key))
     time.sleep(0.3)  # a reservation left behind would have landed by now
-    assert services.token_budgets().state(key).used == used
+    assert services.admission().day_use(key, Limits()).tokens == used
 
 
 def test_claude_titles_a_conversation_once_when_the_operator_asks_and_the_caller_pays(
     ready: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from claude_chat.models import Usage
+    from claude_chat.pricing import billed_tokens
     from claude_chat.settings import get_settings
-    from claude_chat.token_budget import billed_tokens
 
     monkeypatch.setenv("CLAUDE_TITLES", "true")
     get_settings.cache_clear()

@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from claude_chat import services
+from claude_chat.admission import Limits
 from claude_chat.caller import Caller
 from claude_chat.chat_turn import TurnRequest, begin_turn, run_turn
 from claude_chat.claude_client import ClaudeReply, ClaudeStream
@@ -75,4 +76,6 @@ def test_a_failed_counter_update_gives_back_the_other_counters_reservation(
     monkeypatch.setattr(TokenBudgets, "_take", throttled_global)
     with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the turn answers, it did not run
         begin_turn(request("hello"))
-    assert services.token_budgets().state(KEY).used == 0, "a reservation stayed on the caller's counter"
+    assert services.admission().day_use(KEY, Limits()).tokens == 0, (
+        "a reservation stayed on the caller's counter"
+    )

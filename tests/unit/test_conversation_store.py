@@ -1,13 +1,21 @@
-"""Conversations in DynamoDB (moto): slots at start, no lost messages, constant cost, resets, the list."""
+"""Conversations in DynamoDB (moto): slots at start, no lost messages, constant cost, resets, the list.
+
+A turn's slot is planned by a read (`plan_turn`) and taken by its admission, which applies the store's
+check in the same transaction as the budgets (claude_chat.admission); `take_slot` below does both,
+as a turn does.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from claude_chat.admission import Check
 from claude_chat.conversation_store import ConversationStore, Slot, Turn, partition_id, turns_to_send
 
 TTL = 3600
@@ -23,8 +31,35 @@ def store(aws: Any) -> ConversationStore:
     )
 
 
+_TICKS = itertools.count()  # turns sent one after another start at later times, a microsecond apart
+
+
+def apply(store: ConversationStore, check: Check) -> bool:
+    """Applies an admission check as the admission transaction does; False when its condition fails."""
+    kind, body = next(iter(check.item.items()))
+    try:
+        store._db.transact_write_items(
+            TransactItems=[{kind: {**body, "TableName": os.environ["TABLE_NAME"]}}]
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "TransactionCanceledException":
+            raise
+        return False
+    return True
+
+
+def take_slot(
+    store: ConversationStore, session_id: str, issued_at: int, history: int, now: float, **options: Any
+) -> Slot | None:
+    now += next(_TICKS) / 1_000_000
+    planned = store.plan_turn(session_id, issued_at, history, now=now, **options)
+    if planned is not None:
+        assert apply(store, store.check(planned, now))
+    return planned
+
+
 def slot(store: ConversationStore, session_id: str = "s1", history: int = 10, now: int = NOW) -> Slot:
-    taken = store.take_slot(session_id, NOW, history, now=now)
+    taken = take_slot(store, session_id, NOW, history, now=now)
     assert taken is not None
     return taken
 
@@ -94,18 +129,19 @@ def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStor
     store.touch(loaded, now=NOW + 2000)
     assert store.load("s1", NOW).expires_at == NOW + 2000 + TTL
     generation = store.load("s1", NOW).generation
-    turn_item = aws.get_item(
+    (turn_item,) = aws.query(
         TableName=os.environ["TABLE_NAME"],
-        Key={"pk": {"S": "S#s1"}, "sk": {"S": f"T#{generation:010d}#0000000001"}},
-    )["Item"]
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :turns)",
+        ExpressionAttributeValues={":pk": {"S": "S#s1"}, ":turns": {"S": f"T#{generation:010d}#"}},
+    )["Items"]
     assert int(turn_item["expires_at"]["N"]) >= NOW + MAX_AGE
 
 
 def test_an_expired_session_takes_no_slot(store: ConversationStore) -> None:
     say(store, "u", now=NOW)
-    assert store.take_slot("s1", NOW, 10, now=NOW + TTL + 1) is None
-    assert store.take_slot("never-written", NOW, 10, now=NOW + TTL + 1) is None
-    assert store.take_slot("never-written", NOW, 10, now=NOW + TTL - 1) is not None
+    assert take_slot(store, "s1", NOW, 10, now=NOW + TTL + 1) is None
+    assert take_slot(store, "never-written", NOW, 10, now=NOW + TTL + 1) is None
+    assert take_slot(store, "never-written", NOW, 10, now=NOW + TTL - 1) is not None
 
 
 def test_a_session_without_turns_lives_ttl_after_issue(store: ConversationStore) -> None:
@@ -160,7 +196,7 @@ def test_sessions_written_before_slots_continue_after_their_turns(store: Convers
                   "user": {"S": f"u{number}"}, "assistant": {"S": "a"}},
         )  # fmt: skip
     taken = slot(store, "old")
-    assert taken.number == 3
+    assert taken.number > 2  # a time: after every number of the old scheme
     assert [turn.user for turn in taken.history] == ["u1", "u2"]
     assert store.save_turn(taken, Turn("u3", "a"), now=NOW).turns == 3
     assert users(store, "old") == ["u1", "u2", "u3"]
@@ -200,7 +236,7 @@ def test_a_conversation_created_again_after_ttl_never_reuses_old_turn_keys(
 def test_the_list_is_newest_first_and_only_of_saved_conversations(store: ConversationStore) -> None:
     for offset, conversation in enumerate(["a", "b", "c"]):
         say(store, f"first of {conversation}", partition_id("s1", conversation), now=NOW + offset)
-    store.take_slot(partition_id("s1", "in-flight"), NOW, 10, now=NOW + 5)  # a slot, nothing saved
+    take_slot(store, partition_id("s1", "in-flight"), NOW, 10, now=NOW + 5)  # a slot, nothing saved
     say(store, "again", partition_id("s1", "a"), now=NOW + 9)
     say(store, "someone else's", partition_id("s2", "z"), now=NOW + 10)
     found, more = store.conversations("s1", limit=10)
@@ -247,8 +283,8 @@ def test_replace_last_leaves_the_old_turn_out_and_deletes_it_once(store: Convers
     partition = partition_id("s1", "r")
     store.save_turn(slot(store, partition), Turn("one", "r1"), now=NOW, title="one")
     store.save_turn(slot(store, partition), Turn("two", "r2"), now=NOW)
-    first = store.take_slot(partition, NOW, 10, now=NOW, replace_last=True)
-    second = store.take_slot(partition, NOW, 10, now=NOW, replace_last=True)
+    first = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True)
+    second = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True)
     assert first is not None and second is not None
     assert [t.user for t in first.history] == ["one"] and first.replaces == second.replaces
     assert store.save_turn(first, Turn("two again", "r"), now=NOW).turns == 2
@@ -258,10 +294,10 @@ def test_replace_last_leaves_the_old_turn_out_and_deletes_it_once(store: Convers
 
 
 def test_a_turn_elsewhere_slides_the_session_and_fails_once_it_expired(store: ConversationStore) -> None:
-    assert store.slide_session("s1", NOW, now=NOW)
+    assert apply(store, store.session_check("s1", NOW, now=NOW))
     assert store.load("s1", NOW).expires_at == NOW + TTL
-    assert store.slide_session("s1", NOW, now=NOW + TTL - 1)
-    assert not store.slide_session("s1", NOW, now=NOW + 2 * TTL)
+    assert apply(store, store.session_check("s1", NOW, now=NOW + TTL - 1))
+    assert not apply(store, store.session_check("s1", NOW, now=NOW + 2 * TTL))
 
 
 def test_a_title_from_the_first_message_shows_what_it_says() -> None:

@@ -1,12 +1,16 @@
-"""The rate limiter against DynamoDB (moto): exact counts, windows, and header fields."""
+"""The request window against DynamoDB (moto), drawn as a turn draws it (claude_chat.admission):
+exact counts, windows, header fields, and refusals that cost nothing."""
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from claude_chat.rate_limiter import RateLimiter
+from claude_chat.admission import Admission, Charge, Limits
+from claude_chat.errors import RateLimited
+from claude_chat.rate_limiter import RateLimitDecision, RateLimiter
 
 WINDOW = 60
 T0 = 1_800_000_000.0  # a window boundary: 1_800_000_000 is a multiple of 60
@@ -17,35 +21,61 @@ def limiter(aws) -> RateLimiter:
     return RateLimiter(aws, os.environ["TABLE_NAME"], limit=3, window_seconds=WINDOW)
 
 
-def test_admits_exactly_the_limit_then_refuses(limiter: RateLimiter) -> None:
-    decisions = [limiter.consume("198.51.100.7", now=T0 + 1) for _ in range(5)]
-    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+@pytest.fixture
+def admission(aws, limiter: RateLimiter) -> Admission:
+    off = Limits()
+    return Admission(
+        aws, os.environ["TABLE_NAME"], limiter, global_limits=off, shards=1, pool=ThreadPoolExecutor(2)
+    )
+
+
+def consume(admission: Admission, key: str, now: float) -> RateLimitDecision:
+    """One request drawn from the key's window, then the window as the turn's headers show it."""
+    try:
+        admission.admit(key, Charge(), Limits(), now=now)
+    except RateLimited as refused:
+        if (
+            refused.limit != "requests"
+            or refused.headers["Retry-After"] != refused.headers["RateLimit-Reset"]
+        ):
+            raise
+        return RateLimitDecision(
+            False, 3, int(refused.headers["RateLimit-Remaining"]), WINDOW, refused.retry_after
+        )
+    return admission.limiter.peek(key, now=now)
+
+
+def test_admits_exactly_the_limit_then_refuses(admission: Admission) -> None:
+    decisions = [consume(admission, "198.51.100.7", now=T0 + 1) for _ in range(5)]
     assert [d.remaining for d in decisions] == [2, 1, 0, 0, 0]
+    assert [d.allowed for d in decisions][3:] == [False, False]
 
 
-def test_budgets_are_per_ip(limiter: RateLimiter) -> None:
+def test_budgets_are_per_ip(admission: Admission) -> None:
     for _ in range(3):
-        assert limiter.consume("198.51.100.7", now=T0).allowed
-    assert not limiter.consume("198.51.100.7", now=T0).allowed
-    assert limiter.consume("198.51.100.8", now=T0).allowed
-    assert limiter.consume("2001:db8::1", now=T0).allowed
+        assert consume(admission, "198.51.100.7", now=T0).remaining >= 0
+    assert not consume(admission, "198.51.100.7", now=T0).allowed
+    assert consume(admission, "198.51.100.8", now=T0).remaining == 2
+    assert consume(admission, "2001:db8::1", now=T0).remaining == 2
 
 
-def test_a_new_window_restores_the_budget(limiter: RateLimiter) -> None:
+def test_a_new_window_restores_the_budget(admission: Admission) -> None:
     for _ in range(4):
-        limiter.consume("198.51.100.7", now=T0 + 59)
-    assert not limiter.consume("198.51.100.7", now=T0 + 59.5).allowed
-    assert limiter.consume("198.51.100.7", now=T0 + WINDOW).allowed
+        consume(admission, "198.51.100.7", now=T0 + 59)
+    assert not consume(admission, "198.51.100.7", now=T0 + 59.5).allowed
+    assert consume(admission, "198.51.100.7", now=T0 + WINDOW).remaining == 2
 
 
-def test_reset_is_seconds_until_the_window_ends_never_a_timestamp(limiter: RateLimiter) -> None:
-    decision = limiter.consume("198.51.100.7", now=T0 + 45.2)
-    assert decision.reset_after == 15
-    assert limiter.consume("198.51.100.7", now=T0 + 59.9).reset_after == 1
+def test_reset_is_seconds_until_the_window_ends_never_a_timestamp(admission: Admission) -> None:
+    assert consume(admission, "198.51.100.7", now=T0 + 45.2).reset_after == 15
+    assert consume(admission, "198.51.100.7", now=T0 + 59.9).reset_after == 1
+    consume(admission, "198.51.100.7", now=T0 + 59.9)
+    refused = consume(admission, "198.51.100.7", now=T0 + 50.5)
+    assert (refused.allowed, refused.reset_after) == (False, 10)
 
 
-def test_headers_carry_draft_10_and_seed_fields(limiter: RateLimiter) -> None:
-    decision = limiter.consume("198.51.100.7", now=T0 + 20)
+def test_headers_carry_draft_10_and_seed_fields(admission: Admission) -> None:
+    decision = consume(admission, "198.51.100.7", now=T0 + 20)
     assert decision.headers() == {
         "RateLimit-Policy": '"chat";q=3;w=60',
         "RateLimit": '"chat";r=2;t=40',
@@ -55,8 +85,19 @@ def test_headers_carry_draft_10_and_seed_fields(limiter: RateLimiter) -> None:
     }
 
 
-def test_counters_expire_after_their_window(limiter: RateLimiter, aws) -> None:
-    limiter.consume("198.51.100.7", now=T0 + 5)
+def test_peek_reads_the_window_without_drawing_on_it(admission: Admission, limiter: RateLimiter) -> None:
+    assert limiter.peek("198.51.100.7", now=T0).remaining == 3
+    consume(admission, "198.51.100.7", now=T0)
+    assert [limiter.peek("198.51.100.7", now=T0 + 1).remaining for _ in range(3)] == [2, 2, 2]
+    assert limiter.peek("198.51.100.7", now=T0 + WINDOW).remaining == 3  # the next window is whole
+    for _ in range(2):
+        consume(admission, "198.51.100.7", now=T0)
+    spent = limiter.peek("198.51.100.7", now=T0 + 30)
+    assert (spent.allowed, spent.remaining, spent.reset_after) == (False, 0, 30)
+
+
+def test_counters_expire_after_their_window(admission: Admission, aws) -> None:
+    consume(admission, "198.51.100.7", now=T0 + 5)
     item = aws.get_item(
         TableName=os.environ["TABLE_NAME"],
         Key={"pk": {"S": "RL#198.51.100.7"}, "sk": {"S": f"W#{int(T0)}"}},

@@ -50,9 +50,9 @@ def refusal(body: str | bytes | None, *, is_base64: bool = False) -> ApiError:
         ('{"message": 7}', InvalidRequest, "`message` must be a string."),
         ('{"message": null}', InvalidRequest, "`message` must be a string."),
         (
-            '{"message": "hi", "model": "x"}',
+            '{"message": "hi", "temperature": 1}',
             InvalidRequest,
-            "Unknown field `model`: see the route's body in /api/openapi.json.",
+            "Unknown field `temperature`: see the route's body in /api/openapi.json.",
         ),
         ('{"message": "a", "message": "b"}', InvalidRequest, "The field `message` is given more than once."),
         ('{"message": "\\ud800"}', InvalidRequest, "lone surrogate"),

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from claude_chat.admission import Limits
 from claude_chat.client_key import client_key
-from claude_chat.settings import get_settings
+from claude_chat.pricing import nanos
+from claude_chat.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from claude_chat.sign_in import User
@@ -32,6 +34,20 @@ class Caller:
     session_token: str | None = None
     user: User | None = None
     daily_tokens: int | None = None  # the caller's daily token budget, when their groups set one
+    daily_nanos: int | None = (
+        None  # the caller's daily money budget (nano-dollars), when their groups set one
+    )
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(self.user.groups) if self.user is not None else ()
+
+    def limits(self, settings: Settings) -> Limits:
+        """The caller's budgets per UTC day: their groups', else the settings' (0: off)."""
+        return Limits(
+            settings.daily_token_budget if self.daily_tokens is None else self.daily_tokens,
+            nanos(settings.daily_budget_usd) if self.daily_nanos is None else self.daily_nanos,
+        )
 
     @property
     def owner(self) -> str:
@@ -44,10 +60,10 @@ def resolve_caller(source_ip: str, headers: Mapping[str, str], cookies: list[str
     settings = get_settings()
     if settings.oidc_issuer:
         from claude_chat import services
-        from claude_chat.sign_in import bearer_token, group_budget
+        from claude_chat.sign_in import bearer_token, group_budget, group_money_budget
 
         user = services.verifier().verify(bearer_token(headers))
-        return Caller(user.key, None, user, group_budget(user, settings))
+        return Caller(user.key, None, user, group_budget(user, settings), group_money_budget(user, settings))
     return Caller(client_ip_of(source_ip), session_token_of(headers, cookies))
 
 

@@ -1,19 +1,27 @@
 """One chat turn, plain or streamed, from the moment it is asked for to its one ending.
 
-`begin_turn` is the only way a turn starts, whatever the transport: it draws
-a request from the caller's budget, reads the body, takes the turn's slot in
-the caller's session (with the history to send), reserves what the turn can
-cost from the token budgets, and has Claude accept the request. Everything
-that can refuse the turn happens there, before any reply byte, so refusals
-are ordinary JSON errors. The rate limit and the session run side by side
-(one DynamoDB round trip), then the reservation (one more; a stateless
-turn's goes beside the rate limit).
+`begin_turn` is the only way a turn starts, whatever the transport: it reads
+the body and the model asked for (no DynamoDB call yet: a bad request costs
+nothing), reads the caller's conversation (the history to send, no write),
+prices the turn's worst case, and admits it: the request window, every budget
+and the conversation's record in one all-or-nothing transaction
+(claude_chat.admission), so a refused turn writes nothing and holds nothing.
+Then Claude accepts the request. Everything that can refuse the turn happens
+there, before any reply byte, so refusals are ordinary JSON errors.
+
+A turn's worst case is its input bound plus MAX_TOKENS of output, priced on
+its model (claude_chat.pricing). The input bound is what Claude billed for the
+conversation's last turn (kept with the conversation, `Context`), plus the new
+message by its bytes; by the bytes of the whole prompt when that is not known.
 
 `Turn.deltas()` then forwards Claude's reply. A plain turn reads it to the
 end (`run_turn`); a streamed one forwards each delta as it comes. However the
 turn ends, it ends once, in `_end`: completed (saved and settled), stopped by
 its client (the part sent so far saved, and settled), or failed (settled,
-nothing saved: the history stays exactly as it was). A watcher thread ends a
+nothing saved: the history stays exactly as it was). An attempt that reached
+Claude and was cut before Claude's first event (a timeout, a stop), and every
+earlier attempt Claude may have run unheard, is charged the worst case. A
+watcher thread ends a
 turn that would outlive the invocation's deadline, and, for streamed turns,
 looks for a stop request (claude_chat.stop_requests); both cut Claude's
 connection at once rather than at the next delta.
@@ -21,35 +29,68 @@ connection at once rather than at the next delta.
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from claude_chat import services
+from claude_chat.admission import Charge, Conflict, Ticket
 from claude_chat.caller import Caller
 from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.conversation_store import turns_to_send
 from claude_chat.deadline import Deadline
-from claude_chat.errors import ApiError, InternalError, NotConfigured, RateLimited, UpstreamTimeout
+from claude_chat.errors import ApiError, Busy, InternalError, NotConfigured, RateLimited, UpstreamTimeout
+from claude_chat.model_choice import ModelChoice
 from claude_chat.models import ChatRequest, ConversationTurnRequest, Usage
 from claude_chat.observability import record_turn, record_upstream_error
+from claude_chat.pricing import billed_tokens
 from claude_chat.rate_limiter import RateLimitDecision
 from claude_chat.request_body import parse_chat_request
 from claude_chat.sessions import TurnSession
-from claude_chat.settings import get_settings
+from claude_chat.settings import Settings, get_settings
 from claude_chat.titles import claude_title, title_from
-from claude_chat.token_budget import Reservation
 
 logger = Logger(child=True)
 
 # How often a streamed turn looks for a stop request: "within about a second".
 STOP_POLL_SECONDS = 1.0
+# A turn's admission re-reads the conversation when it changed between the read and the write.
+_ADMISSION_ATTEMPTS = 3
+# A reply becomes an assistant message of the next turn's history: a few tokens of framing each.
+_HISTORY_FRAMING_TOKENS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What a turn may cost on its model: its input bound and MAX_TOKENS of output, priced."""
+
+    model: ModelChoice
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def worst(self) -> Charge:
+        tokens = self.input_tokens + self.output_tokens
+        return Charge(tokens, self.model.prices.worst_case(self.input_tokens, self.output_tokens))
+
+    def cost(self, usage: Usage | None, unanswered: int = 0) -> Charge:
+        """The charge for what Claude billed (`usage`), or the worst case when that is unknown (a cut
+        before Claude's first event), plus the worst case of each attempt Claude may have run unheard."""
+        worst = self.worst
+        billed = worst if usage is None else Charge(billed_tokens(usage), self.model.prices.cost(usage))
+        return billed + Charge(worst.tokens * unanswered, worst.nanos * unanswered)
+
+
+def fingerprint(model_id: str, settings: Settings) -> str:
+    """What a conversation's billed tokens depend on besides its turns: the model and system prompt."""
+    return hashlib.sha256(f"{model_id}\0{settings.system_prompt}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +125,10 @@ class Turn:
     session: TurnSession | None
     message: str
     caller: Caller
+    quote: Quote
     _claude: ClaudeClient
     _upstream: ClaudeStream
-    _reservation: Reservation
+    _ticket: Ticket
     _deadline: Deadline
     _stoppable: bool
     _started: float
@@ -150,10 +192,12 @@ class Turn:
         elif reply is None and self._timed_out:
             failure = UpstreamTimeout()  # however the cut showed itself (a broken read, say)
         usage = reply.usage if reply is not None else self._upstream.usage_so_far(received)
-        record_turn(self._claude.model, usage, None if failure else time.perf_counter() - self._started)
+        cost = self.quote.cost(usage, self._upstream.unanswered)
+        seconds = None if failure else time.perf_counter() - self._started
+        record_turn(self.quote.model.model_id, usage or Usage(), seconds, cost.nanos)
         if failure is not None:
             record_upstream_error(failure.code)
-        settled = services.pool().submit(self._reservation.settle, usage)
+        settled = services.pool().submit(self._ticket.settle, cost)
         try:
             if reply is not None:
                 # An empty reply (Claude does end a turn with no text at times) is not saved: every
@@ -162,7 +206,7 @@ class Turn:
             elif failure is None:
                 partial = "".join(sent)
                 # An empty reply would make the next request invalid (Claude refuses empty turns).
-                stopped = ClaudeReply(partial, "stopped", usage)
+                stopped = ClaudeReply(partial, "stopped", usage or Usage())
                 saved = self._save(stopped) if partial.strip() else None
                 self.outcome = saved or self._unsaved(stopped)
                 logger.info("reply stopped by its client", extra={"kept_partial_reply": saved is not None})
@@ -186,9 +230,16 @@ class Turn:
         # The first exchange names the conversation (or a turn that replaces it renames it).
         first = slot.turns_before == (1 if slot.replaces is not None else 0)
         title = title_from(self.message, reply.text) if first else None
-        saved = store.save_turn(slot, SavedTurn(self.message, reply.text), title=title)
-        if first and saved.title == title and get_settings().claude_titles and not self.stopped:
-            written = claude_title(self.caller, self.message, reply.text, self._deadline)
+        settings = get_settings()
+        billed = None
+        if reply.stop_reason != "stopped":  # a whole reply: what Claude billed bounds the next turn's history
+            tokens = billed_tokens(reply.usage) + _HISTORY_FRAMING_TOKENS
+            billed = (tokens, fingerprint(self.quote.model.model_id, settings))
+        saved = store.save_turn(
+            slot, SavedTurn(self.message, reply.text), title=title, model=self.quote.model.name, billed=billed
+        )
+        if first and saved.title == title and settings.claude_titles and not self.stopped:
+            written = claude_title(self.caller, self.quote.model, self.message, reply.text, self._deadline)
             if written is not None and store.retitle(slot, title or "", written):
                 return TurnOutcome(reply, saved.turns, written)
         return TurnOutcome(reply, saved.turns, saved.title)
@@ -222,7 +273,7 @@ def begin_turn(request: TurnRequest) -> Turn:
     settings = get_settings()
     started = time.perf_counter()
     caller = request.caller
-    decision = services.pool().submit(services.rate_limiter().consume, caller.client_key)
+    window: Future[RateLimitDecision] | None = None
     try:
         turn_body = request.read_body() if request.read_body is not None else None
         if turn_body is None and request.with_history:
@@ -230,64 +281,94 @@ def begin_turn(request: TurnRequest) -> Turn:
                 request.body, is_base64=request.is_base64, model=ConversationTurnRequest
             )
         chat: ChatRequest = turn_body or parse_chat_request(request.body, is_base64=request.is_base64)
+        model = services.catalog().choose(chat.model, caller.groups)
         claude = services.claude()
-        session = None
-        if turn_body is not None:
-            session = services.sessions().open_for_turn(
-                caller.session_token,
-                settings.history_max_turns,
-                caller.user,
-                turn_body.conversation,
-                replace_last=turn_body.replace_last,
-                replace_only=turn_body.message if request.replace_same_message_only else None,
-            )
-        history = session.slot.history if session is not None else ()
-        claude_request = claude.build_request(
-            history,
-            chat.message,
-            conversation=session is not None,
-            history_kept=session is None
-            or _next_turn_sends_this_history(session, settings.history_max_turns),
-        )
-        # The reservation goes beside the rate limit's answer when that is still on its way:
-        # a stateless turn knows its prompt at once, so all its checks take one round trip.
-        most = claude.most_tokens(claude_request)
-        reserving = services.pool().submit(
-            services.token_budgets().reserve, caller.client_key, most, per_key=caller.daily_tokens
-        )
-        try:
-            headers = decision.result().check()
-        except BaseException:
-            _release(reserving)
-            raise
-        reservation = reserving.result()
+        for attempt in range(_ADMISSION_ATTEMPTS):
+            session = _plan(caller, turn_body, settings, request.replace_same_message_only)
+            claude_request, quote = _priced_request(claude, settings, model, chat.message, session)
+            try:
+                ticket = services.admission().admit(
+                    caller.client_key,
+                    quote.worst,
+                    caller.limits(settings),
+                    checks=session.checks if session is not None else (),
+                )
+                break
+            except Conflict:  # the conversation changed since it was read (a reset, a first turn beside)
+                if attempt == _ADMISSION_ATTEMPTS - 1:
+                    raise Busy() from None
+        window = services.pool().submit(services.rate_limiter().peek, caller.client_key)
         try:
             upstream = claude.open_stream(claude_request, request.deadline)
         except BaseException as error:
-            reservation.settle(Usage())  # Claude bills nothing for a request it refused
+            unanswered = error.unanswered if isinstance(error, ApiError) else 0
+            ticket.settle(quote.cost(Usage(), unanswered))  # a refusal is not billed; an unheard attempt is
             if isinstance(error, ApiError):
                 record_upstream_error(error.code)
             if isinstance(error, NotConfigured) and error.key_rejected:
                 services.forget_claude()
             raise
+        headers = _window_headers(window)
     except ApiError as error:
-        answer = _with_rate_limit(error, decision)
-        if answer is error:
-            raise
-        raise answer from error
+        raise _with_rate_limit(error, caller, window) from error.__cause__
     return Turn(
         id=services.turn_ids().issue(caller.owner),
         headers=headers,
         session=session,
         message=chat.message,
         caller=caller,
+        quote=quote,
         _claude=claude,
         _upstream=upstream,
-        _reservation=reservation,
+        _ticket=ticket,
         _deadline=request.deadline,
         _stoppable=request.stoppable,
         _started=started,
     )
+
+
+def _plan(
+    caller: Caller,
+    turn_body: ConversationTurnRequest | None,
+    settings: Settings,
+    replace_same_message_only: bool,
+) -> TurnSession | None:
+    """The conversation a turn with history goes to, read (not written: the admission writes)."""
+    if turn_body is None:
+        return None
+    return services.sessions().plan_turn(
+        caller.session_token,
+        settings.history_max_turns,
+        caller.user,
+        turn_body.conversation,
+        replace_last=turn_body.replace_last,
+        replace_only=turn_body.message if replace_same_message_only else None,
+    )
+
+
+def _priced_request(
+    claude: ClaudeClient, settings: Settings, model: ModelChoice, message: str, session: TurnSession | None
+) -> tuple[dict[str, Any], Quote]:
+    """The request for Claude and its worst case: the history's billed tokens, when the conversation
+    keeps them for this model and system prompt and no turn was saved beside its last, plus the new
+    message by its bytes; else the whole prompt by its bytes."""
+    history = session.slot.history if session is not None else ()
+    claude_request = claude.build_request(
+        history,
+        message,
+        conversation=session is not None,
+        history_kept=session is None or _next_turn_sends_this_history(session, settings.history_max_turns),
+        model=model.model_id,
+    )
+    bound = claude.input_bound(claude_request)
+    context = session.slot.context if session is not None else None
+    if (
+        context is not None
+        and context.fingerprint == fingerprint(model.model_id, settings)
+        and context.turns == session.slot.turns_before  # type: ignore[union-attr]
+    ):
+        bound = min(bound, context.tokens + claude.input_bound(claude_request, messages=1))
+    return claude_request, Quote(model, bound, int(claude_request["max_tokens"]))
 
 
 def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:
@@ -314,19 +395,24 @@ def next_turn_sends_same_history(completed: int, max_turns: int) -> bool:
     return start_next == start_now
 
 
-def _release(reserving: Future[Reservation]) -> None:
-    """Gives back a reservation the turn will not use (its request was refused)."""
-    with contextlib.suppress(ApiError):  # refused by the token budget too: nothing was reserved
-        reserving.result().settle(Usage())
+def _window_headers(window: Future[RateLimitDecision]) -> dict[str, str]:
+    """The rate-limit headers of an admitted turn (its window read after the admission wrote it)."""
+    try:
+        return window.result().headers()
+    except Exception:  # the reply goes on without them: the turn is admitted and its budget drawn
+        logger.warning("could not read the request window for the rate-limit headers", exc_info=True)
+        return {}
 
 
-def _with_rate_limit(error: ApiError, decision: Future[RateLimitDecision]) -> ApiError:
-    """The error a refused turn answers: a spent request budget comes first; all carry the headers."""
-    limit = decision.result()
-    if not limit.allowed and not isinstance(error, RateLimited):
-        try:
-            limit.check()
-        except RateLimited as refused:
-            return refused
-    error.headers = {**limit.headers(), **error.headers}
+def _with_rate_limit(error: ApiError, caller: Caller, window: Future[RateLimitDecision] | None) -> ApiError:
+    """The error a refused turn answers, with the rate-limit headers every response of a turn route
+    carries (a refusal by the window has them already; for others the window is read, not drawn)."""
+    if isinstance(error, RateLimited) and error.limit == "requests":
+        return error
+    try:
+        decision = window.result() if window is not None else services.rate_limiter().peek(caller.client_key)
+    except Exception:
+        logger.warning("could not read the request window for the rate-limit headers", exc_info=True)
+        return error
+    error.headers = {**decision.headers(), **error.headers}
     return error

@@ -164,14 +164,22 @@ class ClaudeClient:
             )
 
     def build_request(
-        self, history: Sequence[Turn], message: str, *, conversation: bool, history_kept: bool = True
+        self,
+        history: Sequence[Turn],
+        message: str,
+        *,
+        conversation: bool,
+        history_kept: bool = True,
+        model: str | None = None,
     ) -> dict[str, Any]:
         """The Messages API request for one turn, with the cache breakpoints that pay (module docstring).
 
         `history_kept`: the next turn of this conversation will send this turn's history again
         (False when the history window moves on then, so nothing cached now could be read).
+        `model`: the provider's id of the model to ask (the default model when None).
         """
-        minimum = minimum_cacheable_tokens(self._settings.claude_model)
+        model = model or self._settings.claude_model
+        minimum = minimum_cacheable_tokens(model)
         system = self._settings.system_prompt
         prefix = estimated_tokens(system)
         messages: list[dict[str, Any]] = []
@@ -194,7 +202,7 @@ class ClaudeClient:
             ]
         messages.append({"role": "user", "content": [newest]})
         request: dict[str, Any] = {
-            "model": self._settings.claude_model,
+            "model": model,
             "max_tokens": self._settings.max_tokens,
             "messages": messages,
         }
@@ -205,10 +213,10 @@ class ClaudeClient:
             request["system"] = [block]
         return request
 
-    def title_request(self, prompt: str, max_tokens: int) -> dict[str, Any]:
+    def title_request(self, prompt: str, max_tokens: int, model: str | None = None) -> dict[str, Any]:
         """A one-off request (a conversation's title): no system prompt, nothing cached."""
         return {
-            "model": self._settings.claude_model,
+            "model": model or self._settings.claude_model,
             "max_tokens": max_tokens,
             "messages": [{"role": "user", "content": prompt}],
         }
@@ -223,19 +231,18 @@ class ClaudeClient:
         finally:
             stream.close()
 
-    def most_tokens(self, request: dict[str, Any]) -> int:
-        """The most a request can cost: an upper bound of its input, plus `max_tokens` of output.
-
-        Known before Claude is called, so a turn can reserve it from the budgets
-        (claude_chat.token_budget) and parallel turns cannot overspend them.
-        """
-        texts = [block["text"] for block in request.get("system", [])]
-        for message in request["messages"]:
+    def input_bound(self, request: dict[str, Any], messages: int | None = None) -> int:
+        """An upper bound of a request's input tokens, by its text: every token covers at least one
+        byte of UTF-8, and each message adds a few tokens of framing. `messages`: bound only the
+        last `messages` messages (the new one), without the system prompt (claude_chat.chat_turn
+        adds what Claude billed for the rest when it knows that)."""
+        chosen = request["messages"] if messages is None else request["messages"][-messages:]
+        texts = [block["text"] for block in request.get("system", [])] if messages is None else []
+        for message in chosen:
             content = message["content"]
             texts.extend([content] if isinstance(content, str) else [block["text"] for block in content])
         text_bytes = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
-        framing = _FRAMING_TOKENS + _FRAMING_TOKENS_PER_MESSAGE * (len(request["messages"]) + 1)
-        return text_bytes + framing + int(request["max_tokens"])
+        return text_bytes + _FRAMING_TOKENS + _FRAMING_TOKENS_PER_MESSAGE * (len(chosen) + 1)
 
     def open_stream(self, request: dict[str, Any], deadline: Deadline) -> ClaudeStream:
         """Sends the request and waits for Claude to accept it, so a refusal is known before any byte.
@@ -244,31 +251,39 @@ class ClaudeClient:
         connection) while another attempt still fits before the deadline.
         """
         attempt = 0
+        unanswered = 0  # attempts Claude may have run, and billed, without our hearing its answer
         while True:
             budget = min(self._settings.claude_timeout_seconds, deadline.until_cutoff())
             if budget < _SHORTEST_ATTEMPT_SECONDS / 2:
-                raise UpstreamTimeout()
+                raise _with_unanswered(UpstreamTimeout(), unanswered)
             manager = self._sdk.messages.stream(**request, timeout=budget)
             try:
                 with _upstream_errors():
-                    return ClaudeStream(manager, manager.__enter__())
+                    return ClaudeStream(manager, manager.__enter__(), unanswered)
             except ApiError as error:
+                if _maybe_billed(error):
+                    unanswered += 1
                 wait = _retry_wait(error, attempt)
                 if wait is None or attempt >= self._settings.claude_max_retries:
-                    raise
+                    raise _with_unanswered(error, unanswered) from error.__cause__
                 if wait + _SHORTEST_ATTEMPT_SECONDS > deadline.until_cutoff():
-                    raise
+                    raise _with_unanswered(error, unanswered) from error.__cause__
                 logger.info("retrying Claude", extra={"attempt": attempt + 1, "wait_seconds": round(wait, 2)})
                 time.sleep(wait)
                 attempt += 1
 
 
 class ClaudeStream:
-    """One streamed reply from Claude; plain turns read it to the end, streamed turns forward it."""
+    """One streamed reply from Claude; plain turns read it to the end, streamed turns forward it.
 
-    def __init__(self, manager: Any, stream: Any) -> None:
+    `unanswered`: earlier attempts of the same request that Claude may have run (and billed)
+    though we never heard its answer (a timeout, a connection lost after sending).
+    """
+
+    def __init__(self, manager: Any, stream: Any, unanswered: int = 0) -> None:
         self._manager = manager
         self._stream = stream
+        self.unanswered = unanswered
 
     def text(self) -> Iterator[str]:
         """The reply's text deltas, as Claude sends them."""
@@ -281,8 +296,10 @@ class ClaudeStream:
         text = "".join(block.text for block in message.content if block.type == "text")
         return ClaudeReply(text, message.stop_reason, _usage(message.usage))
 
-    def usage_so_far(self, deltas_received: int) -> Usage:
-        """What a reply cut short has cost: the input as Claude reported it, and an output estimate.
+    def usage_so_far(self, deltas_received: int) -> Usage | None:
+        """What a reply cut short has cost: the input as Claude reported it, and an output estimate;
+        None when it was cut before Claude's first event, which reports the input (the caller then
+        charges the turn's worst case: Claude may have run it all).
 
         Claude reports output tokens only at the end. The estimate is the larger of a token per
         delta and a token per 3 characters received, which errs towards the operator: a client
@@ -293,7 +310,7 @@ class ClaudeStream:
             reported = _usage(snapshot.usage)
             received_chars = sum(len(block.text) for block in snapshot.content if block.type == "text")
         except (AttributeError, AssertionError, RuntimeError):
-            reported, received_chars = Usage(), 0
+            return None
         estimate = max(reported.output_tokens, deltas_received, math.ceil(received_chars / 3))
         return reported.model_copy(update={"output_tokens": estimate})
 
@@ -395,6 +412,22 @@ def _bedrock_upstream_error(name: str, error: anthropic.APIStatusError) -> ApiEr
     if name in _BEDROCK_TIMEOUT:
         return UpstreamTimeout()
     return UpstreamError()
+
+
+def _maybe_billed(error: ApiError) -> bool:
+    """An attempt Claude may have run without our hearing the answer: it timed out, or the connection
+    broke after the request went out. An answer with an error status is not billed."""
+    cause = error.__cause__
+    return isinstance(cause, anthropic.APITimeoutError | httpx2.TransportError) or (
+        isinstance(cause, anthropic.APIConnectionError)
+        and not isinstance(cause.__cause__, httpx2.ConnectError)
+    )
+
+
+def _with_unanswered(error: ApiError, unanswered: int) -> ApiError:
+    """The error, saying how many attempts Claude may have billed (claude_chat.chat_turn charges them)."""
+    error.unanswered = unanswered
+    return error
 
 
 def _retry_wait(error: ApiError, attempt: int) -> float | None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
@@ -58,6 +59,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from claude_chat.admission import Check
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -92,6 +95,7 @@ class SessionRecord:
     conversation: str = DEFAULT_CONVERSATION
     title: str | None = None
     updated_at: int | None = None
+    model: str | None = None  # the model of its last saved turn
 
     @property
     def listed(self) -> bool:
@@ -106,6 +110,7 @@ class ConversationSummary:
     title: str
     turns: int
     updated_at: int
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,20 @@ class Slot:
     conversation: str = DEFAULT_CONVERSATION
     replaces: int | None = None  # the slot of the turn this one replaces (regenerate, edit)
     title: str | None = None  # the conversation's title when the slot was taken (None: not listed yet)
+    stored: bool = False  # META existed when the turn read it
+    context: Context | None = None  # what Claude billed for the history, when it is known exactly
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What Claude billed for a conversation's last turn, input and output: an upper bound of the
+    next turn's history in tokens, valid for the model and system prompt it was billed under
+    (`fingerprint`) while the conversation has `turns` saved turns (a turn saved beside it, or a
+    replaced one, makes it stale)."""
+
+    tokens: int
+    fingerprint: str
+    turns: int
 
 
 class ConversationStore:
@@ -161,10 +180,14 @@ class ConversationStore:
             Limit=1,
             ConsistentRead=True,
         )["Items"]
+        meta = items[0] if items and items[0]["sk"]["S"] == _META else None
+        return self._record(session_id, issued_at, meta)
+
+    @staticmethod
+    def _record(session_id: str, issued_at: int, meta: dict[str, Any] | None) -> SessionRecord:
         conversation = conversation_of(session_id)
-        if not items or items[0]["sk"]["S"] != _META:
+        if meta is None:
             return SessionRecord(session_id, issued_at, conversation=conversation)
-        meta = items[0]
         return SessionRecord(
             session_id,
             issued_at,
@@ -175,6 +198,7 @@ class ConversationStore:
             conversation=conversation,
             title=_title(meta) if "updated_at" in meta else None,
             updated_at=int(meta["updated_at"]["N"]) if "updated_at" in meta else None,
+            model=meta.get("model", {}).get("S"),
         )
 
     def is_alive(self, record: SessionRecord, now: float) -> bool:
@@ -183,7 +207,7 @@ class ConversationStore:
             return now < record.expires_at
         return now < record.issued_at + self._ttl
 
-    def take_slot(
+    def plan_turn(
         self,
         session_id: str,
         issued_at: int,
@@ -194,105 +218,138 @@ class ConversationStore:
         replace_last: bool = False,
         replace_only: str | None = None,
     ) -> Slot | None:
-        """The next slot of a live conversation, with the history to send: one round trip.
+        """A new turn's place in a live conversation, with the history to send: one Query, no write.
 
-        The slot (an atomic ADD on META, which also slides the idle expiry) and the
-        Query of the newest turns run side by side. None when the session has expired.
-        A `lasting` session (a signed-in user's, named by the user, not a token) never
-        expires while used: its idle expiry slides by the maximum age instead. Only
-        the default conversation's META holds an anonymous session's idle expiry;
-        a turn in another conversation slides it with `slide_session`.
+        One descending Query reads META and the newest turns together (META sorts after every
+        turn). Nothing is written here: the turn's admission (claude_chat.admission) writes, in
+        the same transaction as its budgets, what `check` asks, so a refused turn leaves nothing.
+        None when the conversation's session has expired (an anonymous default conversation
+        whose META, or token when it has none, is older than the idle timeout).
 
-        With `replace_last`, the turn replaces the newest saved turn (regenerate, or
-        edit and resend): that turn is left out of the history sent, and `save_turn`
-        deletes it. With `replace_only` too, only a newest turn whose message is that one is
-        replaced (AI SDK clients regenerate by resending the last user message, which may never
-        have been saved: then the turn before it is another exchange, and stays).
+        The turn's slot is the time it started, in microseconds, with three random digits: turns
+        read in the order they were sent, and concurrent turns never compete for a number. With
+        `replace_last`, the turn replaces the newest saved turn (regenerate, or edit and resend):
+        that turn is left out of the history sent, and `save_turn` deletes it. With `replace_only`
+        too, only a newest turn whose message is that one is replaced (AI SDK clients regenerate
+        by resending the last user message, which may never have been saved).
         """
         now = time.time() if now is None else now
+        items = self._newest_items(session_id, max_history_turns + int(replace_last) + 1)
+        meta = items[0] if items and items[0]["sk"]["S"] == _META else None
+        turns = items[1:] if meta is not None else items
+        record = self._record(session_id, issued_at, meta)
         idle = not lasting and conversation_of(session_id) == DEFAULT_CONVERSATION
-        newest = self._pool.submit(self._newest_items, session_id, max_history_turns + int(replace_last))
-        values = {
-            ":one": {"N": "1"},
-            ":zero": {"N": "0"},
-            ":fresh": {"N": str(_fresh_generation(now))},
-            ":exp": {"N": str(self._meta_deadline(session_id, issued_at, now, lasting=lasting))},
-        }
-        request: dict[str, Any] = {}
-        if idle:
-            request["ConditionExpression"] = "expires_at > :now"
-            if now < issued_at + self._ttl:  # a fresh session's first turn
-                request["ConditionExpression"] = "attribute_not_exists(pk) OR expires_at > :now"
-            values[":now"] = {"N": str(int(now))}
-        try:
-            meta = self._db.update_item(
-                TableName=self._table,
-                Key=_key(_pk(session_id), _META),
-                UpdateExpression="ADD #next :one SET gen = if_not_exists(gen, :fresh), "
-                "turns = if_not_exists(turns, :zero), expires_at = :exp",
-                ExpressionAttributeNames={"#next": "next"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                **request,
-            )["Attributes"]
-        except ClientError as error:
-            _wait_quietly(newest)
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        if idle and not self.is_alive(record, now):
             return None
-        generation, number, turns = (int(meta[name]["N"]) for name in ("gen", "next", "turns"))
-        if number <= turns:
-            number = self._skip_unslotted_turns(session_id, turns)
+        generation = record.generation if meta is not None else _fresh_generation(now)
         prefix = _turn_prefix(generation)
-        earlier = [
-            item
-            for item in newest.result()
-            if item["sk"]["S"].startswith(prefix) and _slot_number(item["sk"]["S"]) < number
-        ]
+        earlier = [item for item in turns if item["sk"]["S"].startswith(prefix)]
         replaces = None
-        if replace_last and earlier and turns > 0 and replace_only in (None, _turn(earlier[0]).user):
+        if replace_last and earlier and record.turns > 0 and replace_only in (None, _turn(earlier[0]).user):
             replaces, earlier = _slot_number(earlier[0]["sk"]["S"]), earlier[1:]
-        keep = turns_to_send(turns - (replaces is not None), max_history_turns)
-        history = tuple(_turn(item) for item in reversed(earlier[:keep]))
+        keep = turns_to_send(record.turns - (replaces is not None), max_history_turns)
         return Slot(
             session_id,
             issued_at,
             generation,
-            number,
-            turns,
-            history,
+            _new_slot_number(now),
+            record.turns,
+            tuple(_turn(item) for item in reversed(earlier[:keep])),
             lasting,
             owner=owner_of(session_id),
             conversation=conversation_of(session_id),
             replaces=replaces,
-            title=_title(meta) if "updated_at" in meta else None,
+            title=record.title,
+            stored=meta is not None,
+            context=_context(meta),
         )
 
-    def slide_session(self, owner: str, issued_at: int, now: float | None = None) -> bool:
-        """Slides an anonymous session's idle expiry (its default conversation's META) for a turn
-        in another of its conversations; False when the session has expired."""
+    def first_slot(self, session_id: str, issued_at: int, now: float | None = None) -> Slot:
+        """A turn's slot in a conversation of a session issued just now: nothing to read, nothing there."""
+        now = time.time() if now is None else now
+        return Slot(
+            session_id,
+            issued_at,
+            _fresh_generation(now),
+            _new_slot_number(now),
+            0,
+            owner=owner_of(session_id),
+            conversation=conversation_of(session_id),
+        )
+
+    def check(self, slot: Slot, now: float | None = None) -> Check:
+        """What the turn's admission must find and write on the conversation's META (one action of
+        its transaction): the generation the turn read (so a reset since makes it read again), a
+        live session with its idle expiry slid; for a conversation's first turn, META itself, so
+        that concurrent first turns agree on its generation."""
+        now = time.time() if now is None else now
+        key = _key(_pk(slot.session_id), _META)
+        idle = not slot.lasting and slot.conversation == DEFAULT_CONVERSATION
+        values: dict[str, Any] = {":gen": {"N": str(slot.generation)}}
+        deadline = {"N": str(self._meta_deadline(slot.session_id, slot.issued_at, now, lasting=slot.lasting))}
+        if not slot.stored:
+            values.update({":zero": {"N": "0"}, ":exp": deadline})
+            action = {
+                "Update": {
+                    "Key": key,
+                    "UpdateExpression": "SET gen = :gen, turns = :zero, expires_at = :exp",
+                    "ConditionExpression": "attribute_not_exists(gen)",
+                }
+            }
+        elif not idle and not slot.lasting:  # another conversation of an anonymous session: nothing slides
+            action = {"ConditionCheck": {"Key": key, "ConditionExpression": "gen = :gen"}}
+        else:
+            values[":exp"] = deadline
+            condition = "gen = :gen"
+            if idle:
+                condition += " AND expires_at > :now"
+                values[":now"] = {"N": str(int(now))}
+            action = {
+                "Update": {
+                    "Key": key,
+                    "UpdateExpression": "SET expires_at = :exp",
+                    "ConditionExpression": condition,
+                }
+            }
+        body = next(iter(action.values()))
+        body["ExpressionAttributeValues"] = values
+        body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return Check("conversation", action)
+
+    def session_check(self, owner: str, issued_at: int, now: float | None = None) -> Check:
+        """For a turn in another than the default conversation of an anonymous session: the session
+        (its default conversation's META, which holds its idle expiry) is alive, and slides."""
         now = time.time() if now is None else now
         condition = "expires_at > :now"
-        if now < issued_at + self._ttl:
+        if now < issued_at + self._ttl:  # a fresh session may have no META yet
             condition = "attribute_not_exists(pk) OR expires_at > :now"
-        slid = _unless_condition_fails(
-            self._db.update_item,
-            TableName=self._table,
-            Key=_key(_pk(owner), _META),
-            UpdateExpression="SET gen = if_not_exists(gen, :fresh), turns = if_not_exists(turns, :zero), "
-            "expires_at = :exp",
-            ConditionExpression=condition,
-            ExpressionAttributeValues={
-                ":zero": {"N": "0"},
-                ":fresh": {"N": str(_fresh_generation(now))},
-                ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
-                ":now": {"N": str(int(now))},
+        return Check(
+            "session",
+            {
+                "Update": {
+                    "Key": _key(_pk(owner), _META),
+                    "UpdateExpression": "SET gen = if_not_exists(gen, :fresh), "
+                    "turns = if_not_exists(turns, :zero), expires_at = :exp",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": {
+                        ":zero": {"N": "0"},
+                        ":fresh": {"N": str(_fresh_generation(now))},
+                        ":exp": {"N": str(self._sliding_deadline(issued_at, now))},
+                        ":now": {"N": str(int(now))},
+                    },
+                }
             },
         )
-        return slid is not None
 
     def save_turn(
-        self, slot: Slot, turn: Turn, now: float | None = None, *, title: str | None = None
+        self,
+        slot: Slot,
+        turn: Turn,
+        now: float | None = None,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        billed: tuple[int, str] | None = None,
     ) -> Saved:
         """Saves a finished turn in its slot; returns the conversation's saved turns and title.
 
@@ -301,7 +358,10 @@ class ConversationStore:
         fails and the item is deleted again: the user asked to forget this
         conversation, so the turn must not reappear (the count returned is then
         the new conversation's). `title` is the conversation's automatic title,
-        written when it has none yet, or when this turn replaces its first.
+        written when it has none yet, or when this turn replaces its first. `model` is
+        the model that answered; `billed`, what Claude billed for the whole turn (input
+        and output tokens) and under which fingerprint (claude_chat.chat_turn), kept as
+        the bound of the next turn's history (`Context`); None forgets the old one.
         """
         now = time.time() if now is None else now
         pk = _pk(slot.session_id)
@@ -323,7 +383,9 @@ class ConversationStore:
         if slot.replaces is not None:
             replaced = self._delete_turn(_key(pk, _turn_sk(slot.generation, slot.replaces)))
         try:
-            meta = self._count_turn(slot, now, added=0 if replaced else 1, title=title)
+            meta = self._count_turn(
+                slot, now, added=0 if replaced else 1, title=title, model=model, billed=billed
+            )
         except ClientError as error:
             _wait_quietly(put)
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -351,8 +413,18 @@ class ConversationStore:
         )
         return deleted is not None
 
-    def _count_turn(self, slot: Slot, now: float, *, added: int, title: str | None) -> dict[str, Any]:
-        """META's update for a saved turn: count, listing attributes, title, update time.
+    def _count_turn(
+        self,
+        slot: Slot,
+        now: float,
+        *,
+        added: int,
+        title: str | None,
+        model: str | None = None,
+        billed: tuple[int, str] | None = None,
+    ) -> dict[str, Any]:
+        """META's update for a saved turn: count, listing attributes, title, update time, model and
+        what the turn was billed (the next turn's bound, valid at the count this turn leaves).
 
         `updated_at` never goes backwards: when a later turn already wrote a later time,
         the update is made again without it (the turn still counts).
@@ -375,6 +447,15 @@ class ConversationStore:
             ":now": {"N": str(millis)},
         }
         update = f"ADD turns :added SET expires_at = :exp, #owner = :owner, cid = :cid, {title_update}"
+        if model is not None:
+            update += ", model = :model"
+            values[":model"] = {"S": model}
+        if billed is not None:
+            update += ", ctx = :ctx, ctxfp = :ctxfp, ctxn = :ctxn"
+            values[":ctx"] = {"N": str(billed[0])}
+            values[":ctxfp"] = {"S": billed[1]}
+            values[":ctxn"] = {"N": str(slot.turns_before + added)}
+        removed = "" if billed is not None else " REMOVE ctx, ctxfp, ctxn"
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": _key(_pk(slot.session_id), _META),
@@ -387,7 +468,7 @@ class ConversationStore:
             return dict(
                 self._db.update_item(
                     **request,
-                    UpdateExpression=f"{update}, updated_at = :now",
+                    UpdateExpression=f"{update}, updated_at = :now{removed}",
                     ConditionExpression=_SAVE_CONDITION,
                 )["Attributes"]
             )
@@ -397,9 +478,9 @@ class ConversationStore:
                 raise
         del values[":now"]
         return dict(
-            self._db.update_item(**request, UpdateExpression=update, ConditionExpression="gen = :gen")[
-                "Attributes"
-            ]
+            self._db.update_item(
+                **request, UpdateExpression=update + removed, ConditionExpression="gen = :gen"
+            )["Attributes"]
         )
 
     def all_turns(self, record: SessionRecord) -> list[Turn]:
@@ -536,30 +617,16 @@ class ConversationStore:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _newest_items(self, session_id: str, limit: int) -> list[dict[str, Any]]:
-        """The newest turn items of any generation, newest first (META left out)."""
-        if limit <= 0:
-            return []
+        """META (when there is one) and the newest turn items of any generation, newest first."""
         items = self._db.query(
             TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk < :meta",
-            ExpressionAttributeValues={":pk": {"S": _pk(session_id)}, ":meta": {"S": _META}},
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": _pk(session_id)}},
             ScanIndexForward=False,
             Limit=limit,
             ConsistentRead=True,
         )["Items"]
         return list(items)
-
-    def _skip_unslotted_turns(self, session_id: str, turns: int) -> int:
-        """META written before slots existed numbers its turns 1..turns: the next slot goes past them."""
-        attributes = self._db.update_item(
-            TableName=self._table,
-            Key=_key(_pk(session_id), _META),
-            UpdateExpression="ADD #next :gap",
-            ExpressionAttributeNames={"#next": "next"},
-            ExpressionAttributeValues={":gap": {"N": str(turns)}},
-            ReturnValues="UPDATED_NEW",
-        )["Attributes"]
-        return int(attributes["next"]["N"])
 
     def _meta_deadline(self, session_id: str, issued_at: int, now: float, *, lasting: bool) -> int:
         """META's expiry: the session's sliding one for the default conversation (or a signed-in
@@ -682,6 +749,18 @@ def _wait_quietly(future: Future[Any]) -> None:
         future.result()
 
 
+def _new_slot_number(now: float) -> int:
+    """A turn's slot: its start in microseconds and three random digits (sorts after every slot
+    numbered before slots were times, which were small counts)."""
+    return int(now * 1_000_000) * 1000 + secrets.randbelow(1000)
+
+
+def _context(meta: dict[str, Any] | None) -> Context | None:
+    if meta is None or "ctx" not in meta:
+        return None
+    return Context(int(meta["ctx"]["N"]), meta["ctxfp"]["S"], int(meta["ctxn"]["N"]))
+
+
 def _slot_number(sk: str) -> int:
     return int(sk.rsplit("#", 1)[1])
 
@@ -725,6 +804,7 @@ def _summary(meta: dict[str, Any]) -> ConversationSummary:
         title=_title(meta),
         turns=int(meta.get("turns", {"N": "0"})["N"]),
         updated_at=int(meta["updated_at"]["N"]),
+        model=meta.get("model", {}).get("S"),
     )
 
 

@@ -51,7 +51,11 @@ def iso_time(millis: int) -> str:
 
 def summary_reply(summary: ConversationSummary) -> SummaryReply:
     return SummaryReply(
-        id=summary.id, title=summary.title, turns=summary.turns, updated_at=iso_time(summary.updated_at)
+        id=summary.id,
+        title=summary.title,
+        turns=summary.turns,
+        updated_at=iso_time(summary.updated_at),
+        model=summary.model,
     )
 
 

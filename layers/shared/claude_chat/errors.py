@@ -17,6 +17,8 @@ class ApiError(Exception):
     status: int = 500
     code: str = "internal"
     message: str = "Internal error."
+    # Upstream errors: attempts Claude may have run, and billed, though no answer came (claude_client).
+    unanswered: int = 0
 
     def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
         self.message = message or type(self).message
@@ -36,6 +38,16 @@ class InvalidJson(ApiError):
 
 class InvalidRequest(ApiError):
     status, code, message = 422, "invalid_request", "The request body is not valid."
+
+
+class ModelNotAllowed(ApiError):
+    """422: the turn names a model the caller may not use (or none that exists); no turn happens."""
+
+    status, code = 422, "model_not_allowed"
+
+    def __init__(self, requested: str, allowed: list[str]) -> None:
+        shown = requested if len(requested) <= 80 else requested[:80] + "…"
+        super().__init__(f"The model {shown!r} is not available here; choose one of: {', '.join(allowed)}.")
 
 
 class MessageTooLong(ApiError):
@@ -70,7 +82,7 @@ class MethodNotAllowed(ApiError):
 
 
 class RateLimited(ApiError):
-    """429: `limit` says which budget is spent, "requests" (per window) or "tokens" (per UTC day)."""
+    """429: `limit` says which budget is spent: "requests" (per window), "tokens" or "money" (per UTC day)."""
 
     status, code, message = 429, "rate_limited", "Too many requests. Please wait."
 
@@ -130,6 +142,17 @@ class BudgetExhausted(ApiError):
     )
 
     def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after = retry_after_seconds
+        super().__init__(headers={"Retry-After": str(retry_after_seconds)})
+
+
+class Busy(ApiError):
+    """503: the budget counters could not be written just now (DynamoDB throttled the write, or other
+    turns held the same counter); nothing was reserved, and a retry after `Retry-After` may pass."""
+
+    status, code, message = 503, "busy", "The chat service is busy right now. Please retry in a moment."
+
+    def __init__(self, retry_after_seconds: int = 1) -> None:
         self.retry_after = retry_after_seconds
         super().__init__(headers={"Retry-After": str(retry_after_seconds)})
 

@@ -20,7 +20,7 @@ PAGE_TURNS = 100  # the default and the most `?limit=` may ask for
 PAGE_BYTES = 1_000_000  # a page's whole body, envelope included
 ENVELOPE_BYTES = 2_000  # `turns`, `session`, `before` and the braces, with room to spare
 # Numbers as the sort keys hold them (at most 10 digits), without leading zeros; turns count from 1.
-CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,9})-([1-9][0-9]{0,9})$"
+CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,9})-([1-9][0-9]{0,18})$"
 BAD_CURSOR = "`before` is not a cursor from this API: pass the `before` of a history reply unchanged."
 
 

@@ -39,11 +39,18 @@ MessageText = Annotated[
 
 
 class ChatRequest(BaseModel):
-    """What the browser sends: only the text. Model, system prompt and limits are the operator's."""
+    """What the browser sends: the text, and which of the operator's models answers it (optional).
+
+    The system prompt and the limits are the operator's."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"message": "Hello, Claude!"}]})
 
     message: MessageText = Field(description="The user's message.")
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="One of the caller's models (GET /api/models); the default model when left out. "
+        "Another answers 422 `model_not_allowed`.",
+    )
 
 
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -133,6 +140,7 @@ class ConversationSummary(BaseModel):
     title: str = Field(description="Plain text, never markup.")
     turns: int
     updated_at: str = Field(description="When a turn was last saved: ISO 8601, UTC, milliseconds.")
+    model: str | None = Field(default=None, description="The model of its last turn.")
 
 
 class ConversationList(BaseModel):
@@ -202,9 +210,9 @@ class ErrorReply(BaseModel):
     error: str = Field(description="Human-readable message.")
     code: str = Field(description="Stable machine-readable code.")
     retryAfter: int | None = Field(default=None, description="Seconds to wait (429 only).")
-    limit: Literal["requests", "tokens"] | None = Field(
+    limit: Literal["requests", "tokens", "money"] | None = Field(
         default=None,
-        description='429 only: the budget that is spent, "requests" per window or "tokens" per UTC day.',
+        description='429 only: the budget that is spent: "requests" per window, "tokens" or "money" per day.',
     )
 
 
@@ -221,8 +229,44 @@ class TokenUsage(BaseModel):
     reset: int = Field(description="Seconds until the UTC day ends.")
 
 
+class MoneyUsage(BaseModel):
+    limit: float | None = Field(
+        description="USD allowed per UTC day; null when the daily money budget is off."
+    )
+    spent: float = Field(description="USD spent today, priced per model (GET /api/models).")
+    remaining: float | None = Field(description="USD left today; null when the money budget is off.")
+    reset: int = Field(description="Seconds until the UTC day ends.")
+    currency: Literal["USD"] = "USD"
+
+
 class UsageReply(BaseModel):
     """The caller's budgets, read without drawing on them."""
 
     requests: RequestUsage
     tokens: TokenUsage
+    money: MoneyUsage
+
+
+class ModelPrices(BaseModel):
+    """USD per million tokens; `web_search` per search."""
+
+    input: float
+    output: float
+    cache_write: float = Field(description="5-minute cache writes.")
+    cache_write_1h: float = Field(description="1-hour cache writes.")
+    cache_read: float
+    web_search: float = Field(description="USD per web search.")
+
+
+class ModelInfo(BaseModel):
+    id: str = Field(description="What a turn's `model` names.")
+    default: bool = Field(description="The model of a turn that names none.")
+    prices: ModelPrices
+
+
+class ModelsReply(BaseModel):
+    """The models the caller may choose, with their prices (the first is the default)."""
+
+    models: list[ModelInfo]
+    prices_as_of: str = Field(description="The date of the price table (ISO 8601).")
+    currency: Literal["USD"] = "USD"

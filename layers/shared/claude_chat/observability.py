@@ -7,8 +7,8 @@ handler and the streaming ASGI app. Names and dimensions (the README lists
 them, and template.yaml's alarms read them):
 
     InputTokens, OutputTokens, CacheReadInputTokens, CacheCreationInputTokens,
-    Turns, TurnLatency               dimensions: service, model
-    RateLimitedRequests              dimensions: service, limit (requests | tokens)
+    CostUSD, Turns, TurnLatency      dimensions: service, model
+    RateLimitedRequests              dimensions: service, limit (requests | tokens | money | global_tokens)
     UpstreamErrors                   dimensions: service, kind (the contract's error code)
 
 Logs carry a hash of the session id, never the token, the id or message text.
@@ -38,9 +38,11 @@ def _metrics(dimension: str, value: str) -> EphemeralMetrics:
     return metrics
 
 
-def record_turn(model: str, usage: Usage, seconds: float | None) -> None:
-    """The tokens of a turn that reached Claude; `seconds` when it ended with a reply (whole or partial)."""
+def record_turn(model: str, usage: Usage, seconds: float | None, cost_nanos: int = 0) -> None:
+    """The tokens and cost (what the budgets charged, in nano-dollars) of a turn that reached Claude;
+    `seconds` when it ended with a reply (whole or partial)."""
     metrics = _metrics("model", model)
+    metrics.add_metric("CostUSD", MetricUnit.NoUnit, round(cost_nanos / 1_000_000_000, 9))
     metrics.add_metric("InputTokens", MetricUnit.Count, usage.input_tokens)
     metrics.add_metric("OutputTokens", MetricUnit.Count, usage.output_tokens)
     metrics.add_metric("CacheReadInputTokens", MetricUnit.Count, usage.cache_read_input_tokens)

@@ -1,11 +1,11 @@
-"""Per-client-key fixed-window request limit: one conditional DynamoDB update per request.
+"""Per-client-key fixed-window request limit: one conditional counter update per request.
 
 The counter for (client key, window) is incremented only while it is below the
-limit, in a single UpdateItem, so DynamoDB's per-item atomicity makes the
-limit exact under any concurrency: N simultaneous requests with R left admit
-min(N, R). Counters expire by TTL shortly after their window ends. A turn
-(claude_chat.chat_turn) starts this check when it begins, beside reading its
-session, so it costs no round trip of its own.
+limit, so DynamoDB's per-item atomicity makes the limit exact under any
+concurrency: N simultaneous requests with R left admit min(N, R). The update is
+one action of a turn's admission transaction (claude_chat.admission), so a
+request that any budget refuses does not count against its window either.
+Counters expire by TTL shortly after their window ends.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any
 
 from claude_chat.errors import RateLimited
 from claude_chat.observability import record_rate_limited
@@ -66,42 +64,44 @@ class RateLimiter:
         self._limit = limit
         self._window = window_seconds
 
-    def consume(self, client_key: str, now: float | None = None) -> RateLimitDecision:
-        now = time.time() if now is None else now
-        window_start = int(now // self._window) * self._window
-        window_end = window_start + self._window
-        reset_after = max(1, math.ceil(window_end - now))
-        try:
-            attributes = self._db.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": f"RL#{client_key}"}, "sk": {"S": f"W#{window_start}"}},
-                UpdateExpression="ADD hits :one SET expires_at = :exp",
-                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(self._limit)},
-                    ":exp": {"N": str(window_end + _COUNTER_TTL_GRACE_SECONDS)},
-                },
-                ReturnValues="UPDATED_NEW",
-            )["Attributes"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return RateLimitDecision(False, self._limit, 0, self._window, reset_after)
-        hits = int(attributes["hits"]["N"])
-        return RateLimitDecision(True, self._limit, max(0, self._limit - hits), self._window, reset_after)
+    def draw(self, client_key: str, now: float) -> dict[str, Any]:
+        """The conditional update that takes one request from the caller's window (without TableName):
+        one action of the turn's admission transaction (claude_chat.admission)."""
+        window_start = self._window_start(now)
+        return {
+            "Key": self._key(client_key, window_start),
+            "UpdateExpression": "ADD hits :one SET expires_at = :exp",
+            "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+            "ExpressionAttributeValues": {
+                ":one": {"N": "1"},
+                ":limit": {"N": str(self._limit)},
+                ":exp": {"N": str(window_start + self._window + _COUNTER_TTL_GRACE_SECONDS)},
+            },
+        }
+
+    def spent(self, now: float) -> RateLimitDecision:
+        """The decision for a request its window refused: nothing left until the window ends."""
+        return RateLimitDecision(False, self._limit, 0, self._window, self._reset_after(now))
 
     def peek(self, client_key: str, now: float | None = None) -> RateLimitDecision:
         """The caller's window as it stands, without drawing on it (GET /api/usage is free)."""
         now = time.time() if now is None else now
-        window_start = int(now // self._window) * self._window
-        reset_after = max(1, math.ceil(window_start + self._window - now))
         item = self._db.get_item(
             TableName=self._table,
-            Key={"pk": {"S": f"RL#{client_key}"}, "sk": {"S": f"W#{window_start}"}},
+            Key=self._key(client_key, self._window_start(now)),
             ProjectionExpression="hits",
             ConsistentRead=True,
         ).get("Item")
         hits = int(item["hits"]["N"]) if item else 0
         remaining = max(0, self._limit - hits)
-        return RateLimitDecision(remaining > 0, self._limit, remaining, self._window, reset_after)
+        return RateLimitDecision(remaining > 0, self._limit, remaining, self._window, self._reset_after(now))
+
+    def _window_start(self, now: float) -> int:
+        return int(now // self._window) * self._window
+
+    def _reset_after(self, now: float) -> int:
+        return max(1, math.ceil(self._window_start(now) + self._window - now))
+
+    @staticmethod
+    def _key(client_key: str, window_start: int) -> dict[str, Any]:
+        return {"pk": {"S": f"RL#{client_key}"}, "sk": {"S": f"W#{window_start}"}}

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from claude_chat.admission import Admission, Charge, Limits, shard_count
 from claude_chat.conversation_store import ConversationStore
 from claude_chat.errors import NotConfigured
+from claude_chat.model_choice import ModelCatalog
+from claude_chat.pricing import nanos
 from claude_chat.rate_limiter import RateLimiter
 from claude_chat.session_tokens import SessionTokens
 from claude_chat.sessions import Sessions
 from claude_chat.settings import get_settings, session_signing_key
 from claude_chat.stop_requests import StopRequests, TurnIds
-from claude_chat.token_budget import TokenBudgets
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -59,14 +61,33 @@ def dynamodb() -> DynamoDBClient:
 
 
 @cache
-def token_budgets() -> TokenBudgets:
+def catalog() -> ModelCatalog:
+    """The models callers may choose, priced; a setting that names an unpriced or unallowed model stops
+    the start (snapstart.warm builds it at init)."""
+    return ModelCatalog(get_settings())
+
+
+@cache
+def admission() -> Admission:
     settings = get_settings()
-    return TokenBudgets(
+    global_limits = Limits(settings.global_daily_token_budget, nanos(settings.global_daily_budget_usd))
+    # The largest turn the settings allow: the longest message, no history, the dearest model.
+    longest = settings.max_message_chars * 4 + settings.max_tokens
+    dearest = max(
+        (
+            model.prices.worst_case(settings.max_message_chars * 4, settings.max_tokens)
+            for model in catalog().all
+        ),
+        default=0,
+    )
+    shards = shard_count(global_limits, Charge(longest, dearest), settings.global_budget_shards)
+    return Admission(
         dynamodb(),
         settings.table_name,
-        settings.daily_token_budget,
-        settings.global_daily_token_budget,
-        pool(),
+        rate_limiter(),
+        global_limits=global_limits,
+        shards=shards,
+        pool=pool(),
     )
 
 
@@ -164,7 +185,7 @@ def close_connections() -> None:
 def reset() -> None:
     """Forgets every cached object (tests: a fresh container)."""
     global _claude  # noqa: PLW0603
-    for cached in (dynamodb, token_budgets, rate_limiter, stop_requests, turn_ids, sessions):
+    for cached in (dynamodb, catalog, admission, rate_limiter, stop_requests, turn_ids, sessions):
         cached.cache_clear()
     with _claude_lock:
         _claude = None

@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from claude_chat.admission import Check
 from claude_chat.conversation_store import (
     DEFAULT_CONVERSATION,
     ConversationStore,
@@ -68,10 +69,12 @@ class OpenSession:
 
 @dataclass(frozen=True, slots=True)
 class TurnSession:
-    """The session a turn belongs to, with the slot the turn took in it."""
+    """The session a turn belongs to, the slot the turn will take in it, and what the turn's
+    admission must find and write there (claude_chat.admission: all in one transaction)."""
 
     token: SessionToken
     slot: Slot
+    checks: tuple[Check, ...] = ()
 
     @property
     def token_string(self) -> str:
@@ -119,7 +122,7 @@ class Sessions:
         """Slides the idle expiry of a session that is read but not written."""
         self.store.touch(session.session or session.record, lasting=user is not None)
 
-    def open_for_turn(
+    def plan_turn(
         self,
         presented: str | None,
         max_history_turns: int,
@@ -129,55 +132,64 @@ class Sessions:
         replace_last: bool = False,
         replace_only: str | None = None,
     ) -> TurnSession:
-        """The caller's live session (or a fresh one) with a slot taken for a new turn in one of its
-        conversations: one round trip (a turn in another than the default conversation of an
-        anonymous session slides the session's expiry beside taking its slot)."""
+        """The caller's live session (or a fresh one) with a new turn's slot in one of its conversations
+        and the history to send: reads only (one round trip; a turn in another than the default
+        conversation of an anonymous session reads the session's record beside it). Nothing is
+        written until the turn is admitted."""
+        now = time.time()
         token = self._known(presented, user)
         if token is not None:
-            slot = self._take_slot(
+            planned = self._plan(
                 token,
                 conversation,
                 max_history_turns,
-                user is not None,
+                lasting=user is not None,
+                now=now,
                 replace_last=replace_last,
                 replace_only=replace_only,
             )
-            if slot is not None:
+            if planned is not None:
                 log_session(token.session_id)
-                return TurnSession(token, slot)
+                return planned
         fresh = self.tokens.issue()
         log_session(fresh.session_id)
-        slot = self._take_slot(fresh, conversation, 0, False)
-        if slot is None:  # a session id of 256 fresh random bits has no META to expire
-            raise RuntimeError("a fresh session could not take its first slot")
-        return TurnSession(fresh, slot)
+        slot = self.store.first_slot(partition_id(fresh.session_id, conversation), fresh.issued_at, now)
+        return TurnSession(fresh, slot, self._checks(fresh, slot, now))
 
-    def _take_slot(
+    def _plan(
         self,
         token: SessionToken,
         conversation: str,
         max_history_turns: int,
-        lasting: bool,
         *,
-        replace_last: bool = False,
-        replace_only: str | None = None,
-    ) -> Slot | None:
+        lasting: bool,
+        now: float,
+        replace_last: bool,
+        replace_only: str | None,
+    ) -> TurnSession | None:
         partition = partition_id(token.session_id, conversation)
-        sliding = None
+        session = None
         if not lasting and partition != token.session_id:
-            sliding = self._pool.submit(self.store.slide_session, token.session_id, token.issued_at)
-        try:
-            slot = self.store.take_slot(
-                partition,
-                token.issued_at,
-                max_history_turns,
-                lasting=lasting,
-                replace_last=replace_last,
-                replace_only=replace_only,
-            )
-        finally:
-            alive = sliding.result() if sliding is not None else True
-        return slot if alive else None
+            session = self._pool.submit(self.store.load, token.session_id, token.issued_at)
+        slot = self.store.plan_turn(
+            partition,
+            token.issued_at,
+            max_history_turns,
+            now,
+            lasting=lasting,
+            replace_last=replace_last,
+            replace_only=replace_only,
+        )
+        alive = session is None or self.store.is_alive(session.result(), now)
+        if slot is None or not alive:
+            return None
+        return TurnSession(token, slot, self._checks(token, slot, now))
+
+    def _checks(self, token: SessionToken, slot: Slot, now: float) -> tuple[Check, ...]:
+        checks = [self.store.check(slot, now)]
+        if not slot.lasting and slot.session_id != token.session_id:
+            checks.append(self.store.session_check(token.session_id, token.issued_at, now))
+        return tuple(checks)
 
     def _known(self, presented: str | None, user: User | None) -> SessionToken | None:
         """The session the caller names: a signed-in user's own (no token read), or an anonymous

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -45,6 +46,15 @@ class Settings(BaseSettings):
     # Where Bedrock's runtime API is (the SDK's own variable): unset in AWS, the stand-in locally.
     anthropic_bedrock_base_url: str | None = None
     claude_model: str = ""  # empty: DEFAULT_MODELS[claude_provider]
+    # CLAUDE_MODELS: the models every caller may choose, comma-separated, the first the default (empty:
+    # CLAUDE_MODEL alone). GROUP_MODELS: more for sign-in groups, `group=model` pairs (a group may
+    # repeat) or JSON {"group": ["model", ...]}. On Bedrock the ids are inference profiles, and
+    # BEDROCK_MODELS (when set: the profiles IAM allows) must hold them all. See model_choice.py.
+    claude_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    group_models: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
+    bedrock_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # MODEL_PRICES: JSON rows over the dated price table (pricing.py), USD per million tokens.
+    model_prices: str = ""
     max_tokens: int = Field(default=1024, ge=1)
     system_prompt: str = ""
     claude_titles: bool = False  # Claude writes conversation titles (claude_chat.titles)
@@ -63,6 +73,15 @@ class Settings(BaseSettings):
     rate_limit_ipv6_prefix: int = Field(default=56, ge=1, le=128)
     daily_token_budget: int = Field(default=200_000, ge=0)  # per client key per UTC day; 0 turns it off
     global_daily_token_budget: int = Field(default=10_000_000, ge=0)  # all callers per UTC day; 0: off
+    # Budgets in money, USD per UTC day (0: off): per client key, per sign-in group (JSON, like
+    # GROUP_TOKEN_BUDGETS), and all callers together (spread over GLOBAL_BUDGET_SHARDS counters; 0:
+    # as many as the budget allows, admission.py).
+    daily_budget_usd: Decimal = Field(default=Decimal("1.00"), ge=0, allow_inf_nan=False)
+    group_budgets_usd: Annotated[
+        dict[str, Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]], NoDecode
+    ] = Field(default_factory=dict)
+    global_daily_budget_usd: Decimal = Field(default=Decimal("50.00"), ge=0, allow_inf_nan=False)
+    global_budget_shards: int = Field(default=0, ge=0, le=4096)
     # Sign-in (sign_in.py): unset or empty keeps the chat anonymous; set, it needs the audience too.
     oidc_issuer: str | None = None
     oidc_audience: str | None = None  # `aud`, or Cognito's `client_id` for its access tokens
@@ -86,16 +105,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _model_for_the_provider(self) -> Settings:
+        # The settings are frozen: this runs once, while they are being built.
         if not self.claude_model.strip():
-            # The model is frozen: this runs once, while the settings are being built.
             object.__setattr__(self, "claude_model", DEFAULT_MODELS[self.claude_provider])
+        if not self.claude_models:
+            object.__setattr__(self, "claude_models", [self.claude_model])
+        else:
+            object.__setattr__(self, "claude_model", self.claude_models[0])
         return self
 
     @property
     def on_bedrock(self) -> bool:
         return self.claude_provider == "bedrock"
 
-    @field_validator("group_token_budgets", mode="before")
+    @field_validator("group_token_budgets", "group_budgets_usd", mode="before")
     @classmethod
     def _budgets_from_json(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -103,9 +126,43 @@ class Settings(BaseSettings):
         if not value.strip():
             return {}
         try:
-            return json.loads(value)
+            return json.loads(value, parse_float=Decimal)
         except ValueError:
-            raise ValueError('GROUP_TOKEN_BUDGETS must be a JSON object such as {"pro": 2000000}') from None
+            raise ValueError('group budgets must be a JSON object such as {"pro": 2000000}') from None
+
+    @field_validator("claude_models", "bedrock_models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("group_models", mode="before")
+    @classmethod
+    def _group_models(cls, value: object) -> object:
+        """`pro=claude-sonnet-4-5,pro=claude-opus-4-5`, or JSON {"pro": ["claude-sonnet-4-5"]}."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                raise ValueError(
+                    'GROUP_MODELS must be `group=model,...` or JSON {"group": ["model"]}'
+                ) from None
+            if isinstance(parsed, dict):
+                return {
+                    group: [models] if isinstance(models, str) else models for group, models in parsed.items()
+                }
+            return parsed
+        groups: dict[str, list[str]] = {}
+        for pair in filter(None, (part.strip() for part in text.split(","))):
+            group, equals, model = (side.strip() for side in pair.partition("="))
+            if not equals or not group or not model:
+                raise ValueError(f"GROUP_MODELS: {pair!r} is not `group=model`")
+            groups.setdefault(group, []).append(model)
+        return groups
 
     @model_validator(mode="after")
     def _issuer_needs_audience(self) -> Settings:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from claude_chat.errors import Unauthorized
+from claude_chat.pricing import nanos
 
 if TYPE_CHECKING:
     from claude_chat.settings import Settings
@@ -90,6 +91,16 @@ def group_budget(user: User, settings: Settings) -> int:
     if not budgets:
         return settings.daily_token_budget
     return 0 if 0 in budgets else max(budgets)
+
+
+def group_money_budget(user: User, settings: Settings) -> int | None:
+    """The user's daily money budget in nano-dollars: the largest of their groups' in GROUP_BUDGETS_USD
+    (a group at 0 means none, and beats every amount); None for a user in no mapped group (the
+    default, DAILY_BUDGET_USD, applies)."""
+    budgets = [settings.group_budgets_usd[g] for g in user.groups if g in settings.group_budgets_usd]
+    if not budgets:
+        return None
+    return 0 if 0 in budgets else nanos(max(budgets))
 
 
 def verifier_for(settings: Settings) -> TokenVerifier | None:

@@ -47,6 +47,7 @@ def warm() -> None:
     # botocore loads the DynamoDB service model here (~60 ms), once per version. No request is made;
     # credentials are refreshable, so a copy restored hours later fetches fresh ones when needed.
     services.dynamodb()
+    services.catalog()  # a model without a price, or one IAM does not allow, fails the init
 
 
 def prepare() -> None:

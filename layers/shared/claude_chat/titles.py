@@ -16,7 +16,9 @@ from aws_lambda_powertools import Logger
 
 from claude_chat.caller import Caller
 from claude_chat.deadline import Deadline
+from claude_chat.model_choice import ModelChoice
 from claude_chat.models import TITLE_MAX_CHARS
+from claude_chat.settings import get_settings
 
 logger = Logger(child=True)
 
@@ -52,19 +54,25 @@ def _shorten(text: str, limit: int = TITLE_CHARS) -> str:
     return cut.rstrip(" ,.;:-") + "…"
 
 
-def claude_title(caller: Caller, message: str, reply: str, deadline: Deadline) -> str | None:
-    """A title Claude writes for the first exchange, its cost counted against the caller's budgets;
-    None when it cannot be had (no budget left, Claude failed, no time): the default title stays."""
+def claude_title(
+    caller: Caller, model: ModelChoice, message: str, reply: str, deadline: Deadline
+) -> str | None:
+    """A title Claude (the conversation's model) writes for the first exchange, its cost counted
+    against the caller's budgets, not their request window; None when it cannot be had (no budget
+    left, Claude failed, no time): the default title stays."""
     from claude_chat import services
+    from claude_chat.chat_turn import Quote
 
     claude = services.claude()
     request = claude.title_request(
         _TITLE_PROMPT.format(user=message[:_EXCERPT_CHARS], assistant=reply[:_EXCERPT_CHARS]),
         TITLE_MAX_TOKENS,
+        model.model_id,
     )
+    quote = Quote(model, claude.input_bound(request), TITLE_MAX_TOKENS)
     try:
-        reservation = services.token_budgets().reserve(
-            caller.client_key, claude.most_tokens(request), per_key=caller.daily_tokens
+        ticket = services.admission().admit(
+            caller.client_key, quote.worst, caller.limits(get_settings()), request=False
         )
     except Exception:
         logger.info("no title from Claude: the budget refused it")
@@ -75,6 +83,6 @@ def claude_title(caller: Caller, message: str, reply: str, deadline: Deadline) -
         # The reservation stays charged: Claude may have billed part of it before failing.
         logger.warning("no title from Claude: the call failed", exc_info=True)
         return None
-    reservation.settle(written.usage)
+    ticket.settle(quote.cost(written.usage))
     words = _MARKUP.sub(" ", written.text).replace('"', " ").split()
     return _shorten(" ".join(words), TITLE_MAX_CHARS) if words else None

@@ -176,7 +176,9 @@ def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> Con
         raise InvalidRequest("The last of `messages` must be the user's message to answer.")
     text = "\n".join(part.text for part in last.parts if part.type == "text" and part.text is not None)
     regenerate = request.trigger == "regenerate-message"
-    turn = {"message": text, "conversation": request.id, "replace_last": regenerate}
+    turn: dict[str, Any] = {"message": text, "conversation": request.id, "replace_last": regenerate}
+    if request.model_extra and "model" in request.model_extra:  # the transport's `body` option
+        turn["model"] = request.model_extra["model"]
     try:
         return ConversationTurnRequest.model_validate(turn)
     except ValidationError as error:
@@ -203,6 +205,8 @@ def _body_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
 
 
 def _text_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    if any(error.get("loc") == ("model",) for error in errors):
+        return InvalidRequest("`model` must be the id of one of your models (GET /api/models).")
     kind = next((error.get("type") for error in errors if error.get("loc") == ("message",)), None)
     if kind == "string_too_long":
         return MessageTooLong(get_settings().max_message_chars)
