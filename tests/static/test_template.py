@@ -1797,6 +1797,8 @@ def test_each_turns_metrics_reach_the_alarms_dimension_set(capsys: pytest.Captur
             arguments[name] = usage
         elif name == "seconds":
             arguments[name] = 1.5
+        elif "nanos" in name:
+            arguments[name] = 1_234_000  # 0.001234 USD
         elif "cost" in name or "usd" in name:
             arguments[name] = Decimal("0.001234")
         elif parameter.default is inspect.Parameter.empty:
