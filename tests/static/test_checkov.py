@@ -180,19 +180,25 @@ def checkov_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     """One checkov run over everything this module checks, each file's findings apart.
 
     What CloudFormation creates is checked too: the transformed template (SAM's roles, URLs,
-    permissions, versions and aliases) in both provider modes, with the function's skips handed
-    on to what SAM generates from it.
+    permissions, versions and aliases) in both provider modes (on Bedrock with BedrockModel alone and
+    with a list of profiles), with the function's skips handed on to what SAM generates from it.
     """
     if not CHECKOV.exists():
         pytest.skip(f"checkov not installed at {CHECKOV} (make install creates .venv-checkov)")
     transformed = _hand_on_function_suppressions(transformed_template(TEMPLATE))
     assert "Transform" not in transformed and transformed["Resources"], "the transform left a SAM template"
-    (bedrock,) = transformed_with_parameters([{"ClaudeProvider": "bedrock"}])
+    profiles = "us.anthropic.claude-haiku-4-5-20251001-v1:0,global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    bedrock, profiles_bedrock = transformed_with_parameters(
+        [{"ClaudeProvider": "bedrock"}, {"ClaudeProvider": "bedrock", "BedrockModels": profiles}]
+    )
     files = {
         "template.yaml": TEMPLATE.read_text(encoding="utf-8"),
         "github-deploy-role.yaml": DEPLOY_ROLE_TEMPLATE.read_text(encoding="utf-8"),
         "transformed-template.json": json.dumps(transformed, indent=1),
         "transformed-bedrock.json": json.dumps(_hand_on_function_suppressions(bedrock), indent=1),
+        "transformed-bedrock-profiles.json": json.dumps(
+            _hand_on_function_suppressions(profiles_bedrock), indent=1
+        ),
         "known-bad.yaml": KNOWN_BAD,
     }
     return _checkov(files, tmp_path_factory.mktemp("checkov"))
@@ -214,6 +220,10 @@ def test_checkov_reports_a_known_bad_template(checkov_reports: dict[str, dict[st
         ("template.yaml", TEMPLATE.name),
         ("transformed-template.json", f"{TEMPLATE.name} after the SAM transform"),
         ("transformed-bedrock.json", f"{TEMPLATE.name} with ClaudeProvider=bedrock, transformed"),
+        (
+            "transformed-bedrock-profiles.json",
+            f"{TEMPLATE.name} on Bedrock with two BedrockModels, transformed",
+        ),
     ],
 )
 def test_what_we_deploy_passes_checkov(

@@ -66,7 +66,31 @@ _UNDECIDED = object()
 
 
 def _as_string(value: Any) -> Any:
+    value = _literal(value)
     return value if isinstance(value, (str, dict)) else json.dumps(value)
+
+
+def _literal(value: Any) -> Any:
+    """Fn::Sub (with nothing left to substitute), Fn::Split, Fn::Select and Fn::Join over literal values,
+    evaluated as CloudFormation does; the value itself while an intrinsic it cannot evaluate remains."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    ((function, arguments),) = value.items()
+    if function == "Fn::Sub" and isinstance(arguments, str) and "${" not in arguments.replace("${!", ""):
+        return arguments.replace("${!", "${")
+    if function == "Fn::Split":
+        source = _literal(arguments[1])
+        return source.split(arguments[0]) if isinstance(source, str) else value
+    if function == "Fn::Select":
+        items = _literal(arguments[1])
+        return items[int(arguments[0])] if isinstance(items, list) else value
+    if function == "Fn::Join":
+        items = _literal(arguments[1])
+        if isinstance(items, list):
+            items = [_literal(item) for item in items]
+            if all(isinstance(item, str) for item in items):
+                return arguments[0].join(items)
+    return value
 
 
 def _condition(expression: Any, conditions: dict[str, Any]) -> Any:
@@ -100,8 +124,14 @@ def _decide_ifs(value: Any, conditions: dict[str, Any]) -> Any:
         truth = _condition({"Condition": name}, conditions)
         if truth is not _UNDECIDED:
             return _decide_ifs(when_true if truth else when_false, conditions)
+        # Undecided, it stays, with its branches (AWS::NoValue among them) as they are.
+        return {"Fn::If": [name, _decide_ifs(when_true, conditions), _decide_ifs(when_false, conditions)]}
     decided = {key: _decide_ifs(item, conditions) for key, item in value.items()}
-    return {key: item for key, item in decided.items() if item != {"Ref": "AWS::NoValue"}}
+    decided = {key: item for key, item in decided.items() if item != {"Ref": "AWS::NoValue"}}
+    # Fn::Sub, Fn::Split, Fn::Select and Fn::Join of literal values become their value, as the
+    # hosted transform writes them.
+    literal = _literal(decided)
+    return decided if literal is decided else literal
 
 
 def _language_extensions(sam: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +139,9 @@ def _language_extensions(sam: dict[str, Any], values: dict[str, Any]) -> dict[st
 
     The hosted transform resolves intrinsics in Resources (and Conditions and Outputs, never
     Globals) wherever it can: each `Ref` to a parameter becomes the parameter's value, so does
-    each ${Parameter} inside Fn::Sub, and an Fn::If whose condition the values decide becomes
-    its branch. samtranslator's own resolver does the first two; the rest (resource
+    each ${Parameter} inside Fn::Sub, an Fn::If whose condition the values decide (Fn::Split,
+    Fn::Select and Fn::Join of literal values included) becomes its branch, and those functions of
+    literal values become their value. samtranslator's own resolver does the first two; the rest (resource
     references, pseudo parameters) is left for CloudFormation, with the same deployed values.
     """
     resolver = IntrinsicsResolver(values)
