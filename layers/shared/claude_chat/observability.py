@@ -7,7 +7,7 @@ handler and the streaming ASGI app. Names and dimensions (the README lists
 them, and template.yaml's alarms read them):
 
     InputTokens, OutputTokens, CacheReadInputTokens, CacheCreationInputTokens,
-    CostUSD, Turns, TurnLatency      dimensions: service, model
+    CostUSD, Turns, TurnLatency      dimensions: service, model; and service alone
     RateLimitedRequests              dimensions: service, limit (requests | tokens | money | global_tokens)
     UpstreamErrors                   dimensions: service, kind (the contract's error code)
 
@@ -42,6 +42,8 @@ def record_turn(model: str, usage: Usage, seconds: float | None, cost_nanos: int
     """The tokens and cost (what the budgets charged, in nano-dollars) of a turn that reached Claude;
     `seconds` when it ended with a reply (whole or partial)."""
     metrics = _metrics("model", model)
+    # A second dimension set, the service alone: what the daily spend alarms add up across models.
+    metrics.add_dimensions(service=SERVICE)
     metrics.add_metric("CostUSD", MetricUnit.NoUnit, round(cost_nanos / 1_000_000_000, 9))
     metrics.add_metric("InputTokens", MetricUnit.Count, usage.input_tokens)
     metrics.add_metric("OutputTokens", MetricUnit.Count, usage.output_tokens)
