@@ -116,7 +116,7 @@ def test_a_stop_while_claude_fails_mid_stream_settles_once_and_saves_nothing_twi
     list(deltas)
     after = used_tokens()
     assert after < reserved, "the reservation was not settled"
-    turn._reservation.settle(turn._upstream.usage_so_far(1))  # a second settle changes nothing
+    turn._ticket.settle(turn.quote.cost(turn._upstream.usage_so_far(1)))  # a second settle changes nothing
     assert used_tokens() == after
     assert len(saved(token_of(turn))) == 1
 

@@ -1,12 +1,13 @@
-"""Two DynamoDB round trips before Claude is called, and one after.
+"""One DynamoDB round trip before Claude is called, and one after.
 
-A session turn needs the request budget, its slot in the session and the
-newest turns: three calls started together, one round trip. What the turn may
-cost is known only then, so the reservation on the caller's and the global
-token budget is the second round trip (two calls side by side). After Claude,
-the turn's two save writes and the two settlements all overlap. Every DynamoDB
-call here is slowed to a fixed latency, so overlap is a property of the code,
-not of the machine's speed.
+A turn is admitted by one transaction: the request window, the caller's and the
+global budget counters and the conversation's record (claude_chat.admission).
+A session turn reads its history beside it: when the container knows what the
+conversation's record held (it read or wrote it last), the admission is priced
+on that and checks it still holds, so both go out together. The rate-limit
+headers' read runs beside Claude's call. After Claude, the turn's two save
+writes and the two settlements all overlap. Every DynamoDB call here is slowed
+to a fixed latency, so overlap is a property of the code, not of the machine.
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def timeline(aws: Any) -> Iterator[list[Any]]:
             call.ended = time.monotonic()
 
     def claude(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = Call("claude", time.monotonic())
         with lock:
-            events.append("claude")
-        return original_open(self, *args, **kwargs)
+            events.append(call)
+        try:
+            return original_open(self, *args, **kwargs)
+        finally:
+            call.ended = time.monotonic()  # Claude accepted the request
 
     with (
         mock.patch.object(BaseClient, "_make_api_call", slow_call),
@@ -80,6 +85,17 @@ def operations(calls: list[Any]) -> list[str]:
     return sorted(call.operation for call in calls)
 
 
+def phases(timeline: list[Any]) -> tuple[list[Call], list[Call], list[Call]]:
+    """The calls the turn waited for before calling Claude, those running beside Claude's call,
+    and those after it."""
+    claude = next(call for call in timeline if call.operation == "claude")
+    calls = [call for call in timeline if call.operation != "claude"]
+    before = [call for call in calls if call.ended <= claude.started]
+    beside = [call for call in calls if call not in before and call.started < claude.ended]
+    after = [call for call in calls if call.started >= claude.ended]
+    return before, beside, after
+
+
 def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
     timeline, standin, lambda_handler, lambda_context, events
 ) -> None:
@@ -98,25 +114,24 @@ def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
     assert result["statusCode"] == 200, result
     assert json.loads(result["body"])["turns"] == 2
 
-    claude_at = timeline.index("claude")
-    before, after = timeline[:claude_at], timeline[claude_at + 1 :]
-    # The request budget, the slot and the newest turns; then the reservation on both token budgets.
-    assert operations(before) == ["Query", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
-    assert round_trips(before) == 2
-    # The turn item and META's count; both settlements.
-    assert operations(after) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    before, beside, after = phases(timeline)
+    # The admission (window, budgets, the conversation's record) beside the read of the history.
+    assert operations(before) == ["Query", "TransactWriteItems"]
+    assert round_trips(before) == 1
+    assert operations(beside) == ["GetItem"]  # the request window, for the rate-limit headers
+    # The turn item and META's count; both settlements, in one call.
+    assert operations(after) == ["PutItem", "TransactWriteItems", "UpdateItem"]
     assert round_trips(after) == 1
 
 
 def test_a_stateless_turn_reads_no_session(timeline, standin, lambda_handler, lambda_context, events) -> None:
     result = lambda_handler("ChatFunction")(events["chat"], lambda_context)
     assert result["statusCode"] == 200, result
-    claude_at = timeline.index("claude")
-    # The request budget and the reservation on both token budgets, side by side.
-    assert operations(timeline[:claude_at]) == ["UpdateItem", "UpdateItem", "UpdateItem"]
-    assert round_trips(timeline[:claude_at]) == 1
-    assert operations(timeline[claude_at + 1 :]) == ["UpdateItem", "UpdateItem"]
-    assert round_trips(timeline[claude_at + 1 :]) == 1
+    before, beside, after = phases(timeline)
+    # The request window and both budgets in one transaction; no session, no conversation.
+    assert operations(before) == ["TransactWriteItems"]
+    assert operations(beside) == ["GetItem"]
+    assert operations(after) == ["TransactWriteItems"]  # both settlements, in one call
 
 
 def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, aws) -> None:
@@ -140,11 +155,33 @@ def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, a
     token = turn(None)["session"]
     timeline.clear()
     assert turn(token)["turns"] == 2
-    claude_at = timeline.index("claude")
-    before, after = timeline[:claude_at], timeline[claude_at + 1 :]
-    # The request budget, the slot and the newest turns; then the reservation on both token budgets.
-    assert operations(before) == ["Query", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]
-    assert round_trips(before) == 2
-    # The turn item and META's count; both settlements.
-    assert operations(after) == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem"]
+    before, beside, after = phases(timeline)
+    # The admission (window, budgets, the conversation's record) beside the read of the history.
+    assert operations(before) == ["Query", "TransactWriteItems"]
+    assert round_trips(before) == 1
+    assert operations(beside) == ["GetItem"]  # the request window, for the rate-limit headers
+    # The turn item and META's count; both settlements, in one call.
+    assert operations(after) == ["PutItem", "TransactWriteItems", "UpdateItem"]
     assert round_trips(after) == 1
+
+
+def test_a_conversation_this_container_never_saw_is_read_then_admitted(
+    timeline, standin, lambda_handler, lambda_context, events
+) -> None:
+    """A cold container (or one that served other conversations): two round trips before Claude."""
+    import json
+
+    from claude_chat import services
+
+    handler = lambda_handler("ChatFunction")
+    token = json.loads(handler(events["chat-history"], lambda_context)["body"])["session"]
+    services.sessions()._warm.clear()  # what another container would know of it: nothing
+    timeline.clear()
+    event = {
+        **events["chat-history"],
+        "headers": {**events["chat-history"]["headers"], "x-session-id": token},
+    }
+    assert handler(event, lambda_context)["statusCode"] == 200
+    before, _, _ = phases(timeline)
+    assert operations(before) == ["Query", "TransactWriteItems"]
+    assert round_trips(before) == 2

@@ -24,6 +24,7 @@ OPERATIONS = [
     "GET /api/chat/history",
     "DELETE /api/chat/history",
     "GET /api/usage",
+    "GET /api/models",
     "GET /api/conversations",
     "GET /api/conversations/{conversation_id}",
     "PATCH /api/conversations/{conversation_id}",
@@ -66,10 +67,13 @@ CASES = [
     (label, mode)
     for label in OPERATIONS
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    # DELETE and the usage read take no input, so there is no bad input to generate for them
+    # DELETE, the usage read and the model list take no input, so there is no bad input to generate for them
     # (GET /api/chat/history takes `limit` and `before`).
     if (mode is GenerationMode.POSITIVE and label not in BAD_INPUT_ONLY)
-    or (mode is GenerationMode.NEGATIVE and label not in ("DELETE /api/chat/history", "GET /api/usage"))
+    or (
+        mode is GenerationMode.NEGATIVE
+        and label not in ("DELETE /api/chat/history", "GET /api/usage", "GET /api/models")
+    )
 ]
 
 

@@ -107,15 +107,16 @@ def test_a_defect_is_a_500_json_error_without_a_stack_trace(chat, events, monkey
     assert payload == {"error": "Internal error.", "code": "internal"}
 
 
-def test_a_failing_rate_limiter_is_a_500_json_error(chat, events, monkeypatch) -> None:
+def test_a_failing_admission_is_a_500_json_error(chat, events, monkeypatch) -> None:
+    """A defect (DynamoDB refusing the request itself, not throttling it) is a 500, never a refusal."""
     from botocore.exceptions import ClientError
 
-    from claude_chat.rate_limiter import RateLimiter
+    from claude_chat import services
 
-    def unavailable(*_: object, **__: object) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "UpdateItem")
+    def broken(*_: object, **__: object) -> None:
+        raise ClientError({"Error": {"Code": "ValidationException", "Message": "boom"}}, "TransactWriteItems")
 
-    monkeypatch.setattr(RateLimiter, "consume", unavailable)
+    monkeypatch.setattr(services.dynamodb(), "transact_write_items", broken)
     status, headers, payload = chat(request(events, '{"message": "hi"}'))
     assert status == 500
     assert payload == {"error": "Internal error.", "code": "internal"}

@@ -21,8 +21,13 @@ def test_every_limited_response_carries_both_header_families(client, dev_server)
     assert headers["ratelimit-limit"] == str(limit)
     assert headers["ratelimit-remaining"] == str(limit - 1)
     assert headers["ratelimit-reset"] == match[2]
+    # A refused request carries the headers too, and draws nothing from the window (it writes nothing).
     bad = client.post("/api/chat", content=b"{nope")
-    assert bad.status_code == 400 and bad.headers["ratelimit-remaining"] == str(limit - 2)
+    assert bad.status_code == 400 and bad.headers["ratelimit-remaining"] == str(limit - 1)
+    unknown_model = client.post("/api/chat", json={"message": "hi", "model": "claude-no-such-model"})
+    assert unknown_model.status_code == 422 and unknown_model.json()["code"] == "model_not_allowed"
+    assert unknown_model.headers["ratelimit-remaining"] == str(limit - 1)
+    assert client.post("/api/chat", json={"message": "hi"}).headers["ratelimit-remaining"] == str(limit - 2)
 
 
 def test_all_post_routes_share_one_budget_and_reads_are_free(client, dev_server) -> None:

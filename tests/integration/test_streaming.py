@@ -120,7 +120,8 @@ def test_a_dropped_upstream_is_an_error_event(client) -> None:
     [
         (b"{nope", 400, "invalid_json"),
         (b'{"message": ""}', 422, "invalid_request"),
-        (b'{"message": "hi", "model": "x"}', 422, "invalid_request"),
+        (b'{"message": "hi", "temperature": 1}', 422, "invalid_request"),
+        (b'{"message": "hi", "model": "x"}', 422, "model_not_allowed"),
         (json.dumps({"message": "x" * 16_001}).encode(), 413, "message_too_long"),
     ],
 )

@@ -20,7 +20,6 @@ from claude_chat.caller import Caller
 from claude_chat.chat_turn import TurnRequest, begin_turn, run_turn
 from claude_chat.claude_client import ClaudeReply, ClaudeStream
 from claude_chat.deadline import Deadline
-from claude_chat.token_budget import GLOBAL_KEY, TokenBudgets
 
 KEY = "203.0.113.77"
 
@@ -58,24 +57,20 @@ def test_an_empty_reply_does_not_break_the_session(ready: Any, monkeypatch: pyte
     assert outcome.reply.text.startswith("Stand-in reply to: hello again")
 
 
-def test_a_failed_counter_update_gives_back_the_other_counters_reservation(
+def test_a_throttled_counter_write_is_busy_and_reserves_nothing(
     ready: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_take = TokenBudgets._take
+    from claude_chat.errors import Busy
 
-    def throttled_global(
-        self: TokenBudgets, key: dict[str, Any], tokens: int, budget: int, now: float
-    ) -> bool:
-        if key["pk"]["S"] == GLOBAL_KEY:
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}},
-                "UpdateItem",
-            )
-        return real_take(self, key, tokens, budget, now)
+    def throttled(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}},
+            "TransactWriteItems",
+        )
 
-    monkeypatch.setattr(TokenBudgets, "_take", throttled_global)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the turn answers, it did not run
+    monkeypatch.setattr(services.dynamodb(), "transact_write_items", throttled)
+    with pytest.raises(Busy) as busy:
         begin_turn(request("hello"))
-    assert services.admission().day_use(KEY, Limits()).tokens == 0, (
-        "a reservation stayed on the caller's counter"
-    )
+    assert busy.value.headers["Retry-After"] == "1" and "RateLimit-Remaining" in busy.value.headers
+    monkeypatch.undo()
+    assert services.admission().day_use(KEY, Limits()).tokens == 0, "a reservation stayed"

@@ -213,3 +213,35 @@ def test_nothing_on_means_no_call(aws, monkeypatch) -> None:
     monkeypatch.setattr(gate._db, "transact_write_items", lambda **_: pytest.fail("called"))
     ticket = gate.admit("k", Charge(5, 5), Limits(), request=False, now=T0)
     ticket.settle(Charge(1, 1))
+
+
+def test_settling_is_one_call_and_falls_back_to_one_add_each_when_counters_stay_held(
+    aws, monkeypatch
+) -> None:
+    gate = admission(aws, global_limits=Limits(10_000, 10_000))
+    ticket = gate.admit("k", Charge(600, 900), Limits(1_000, 1_000), now=T0)
+    real = gate._db.transact_write_items
+    calls: list[Any] = []
+    conflicts = [3]  # how many more calls find the counters held by other transactions
+
+    def held(**request: Any) -> Any:
+        calls.append(request)
+        if conflicts[0] > 0:
+            conflicts[0] -= 1
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException"},
+                    "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+                },
+                "TransactWriteItems",
+            )
+        return real(**request)
+
+    monkeypatch.setattr(gate._db, "transact_write_items", held)
+    ticket.settle(Charge(100, 200))
+    assert len(calls) == 3  # tried as one call three times, then one ADD each
+    assert spent(aws, "TB#k") == spent(aws, "GB#all") == (100, 200)
+    calls.clear()
+    gate.admit("k", Charge(10, 10), Limits(1_000, 1_000), now=T0).settle(Charge(5, 5))
+    assert len(calls) == 2  # admitted, then settled: one transaction each
+    assert spent(aws, "TB#k") == spent(aws, "GB#all") == (105, 205)

@@ -213,11 +213,34 @@ class Admission:
         raise Busy()  # not reached: the last attempt returns or raises
 
     def adjust(self, counters: list[dict[str, Any]], charge: Charge) -> None:
-        """Adds `charge` (may be negative) to each counter, in parallel; retried while throttled."""
+        """Adds `charge` (may be negative) to each counter: one call for all of them (a transaction,
+        retried while other transactions hold a counter), or, if that keeps failing, one ADD each."""
         if not counters or charge == Charge():
             return
+        if len(counters) > 1:
+            for attempt in range(3):
+                try:
+                    self._db.transact_write_items(
+                        TransactItems=[{"Update": self._addition(key, charge)} for key in counters]  # type: ignore[typeddict-item]
+                    )
+                    return
+                except ClientError as error:
+                    if not _conflicted(error):
+                        raise
+                    time.sleep(0.01 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
         for future in [self._pool.submit(self._add, key, charge) for key in counters]:
             future.result()
+
+    def _addition(self, key: dict[str, Any], charge: Charge) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Key": key,
+            "UpdateExpression": "ADD used :tokens, nusd :nanos",
+            "ExpressionAttributeValues": {
+                ":tokens": {"N": str(charge.tokens)},
+                ":nanos": {"N": str(charge.nanos)},
+            },
+        }
 
     def _roomiest_shard(self, charge: Charge, now: float) -> int | None:
         """The global shard with the most room for `charge` (read, consistently, when the one drawn was
@@ -357,20 +380,23 @@ class Admission:
     def _add(self, key: dict[str, Any], charge: Charge) -> None:
         for attempt in range(5):
             try:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="ADD used :tokens, nusd :nanos",
-                    ExpressionAttributeValues={
-                        ":tokens": {"N": str(charge.tokens)},
-                        ":nanos": {"N": str(charge.nanos)},
-                    },
-                )
+                self._db.update_item(**self._addition(key, charge))
                 return
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") not in _THROTTLED or attempt == 4:
                     raise
                 time.sleep(0.02 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+def _conflicted(error: ClientError) -> bool:
+    """A transaction that failed only because others held its items, or DynamoDB throttled it."""
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in _THROTTLED:
+        return True
+    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    return code == "TransactionCanceledException" and all(
+        reason.get("Code") in (None, "None", *_THROTTLED) for reason in reasons
+    )
 
 
 def shard_count(global_limits: Limits, largest_turn: Charge, configured: int = 0) -> int:

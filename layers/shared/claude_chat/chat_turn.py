@@ -43,8 +43,8 @@ from claude_chat import services
 from claude_chat.admission import Charge, Conflict, Ticket
 from claude_chat.caller import Caller
 from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
+from claude_chat.conversation_store import Slot, turns_to_send
 from claude_chat.conversation_store import Turn as SavedTurn
-from claude_chat.conversation_store import turns_to_send
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, Busy, InternalError, NotConfigured, RateLimited, UpstreamTimeout
 from claude_chat.model_choice import ModelChoice
@@ -238,6 +238,7 @@ class Turn:
         saved = store.save_turn(
             slot, SavedTurn(self.message, reply.text), title=title, model=self.quote.model.name, billed=billed
         )
+        services.sessions().remember(slot.session_id, saved.state)
         if first and saved.title == title and settings.claude_titles and not self.stopped:
             written = claude_title(self.caller, self.quote.model, self.message, reply.text, self._deadline)
             if written is not None and store.retitle(slot, title or "", written):
@@ -283,20 +284,8 @@ def begin_turn(request: TurnRequest) -> Turn:
         chat: ChatRequest = turn_body or parse_chat_request(request.body, is_base64=request.is_base64)
         model = services.catalog().choose(chat.model, caller.groups)
         claude = services.claude()
-        for attempt in range(_ADMISSION_ATTEMPTS):
-            session = _plan(caller, turn_body, settings, request.replace_same_message_only)
-            claude_request, quote = _priced_request(claude, settings, model, chat.message, session)
-            try:
-                ticket = services.admission().admit(
-                    caller.client_key,
-                    quote.worst,
-                    caller.limits(settings),
-                    checks=session.checks if session is not None else (),
-                )
-                break
-            except Conflict:  # the conversation changed since it was read (a reset, a first turn beside)
-                if attempt == _ADMISSION_ATTEMPTS - 1:
-                    raise Busy() from None
+        asked = _Asked(request, turn_body, chat.message, model, claude, settings)
+        session, claude_request, quote, ticket = _admit_known(asked) or _admit(asked)
         window = services.pool().submit(services.rate_limiter().peek, caller.client_key)
         try:
             upstream = claude.open_stream(claude_request, request.deadline)
@@ -325,6 +314,131 @@ def begin_turn(request: TurnRequest) -> Turn:
         _stoppable=request.stoppable,
         _started=started,
     )
+
+
+Admitted = tuple[TurnSession | None, dict[str, Any], "Quote", Ticket]
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What a turn asks for, known from its request before any DynamoDB call."""
+
+    request: TurnRequest
+    turn_body: ConversationTurnRequest | None  # None: a stateless turn
+    message: str
+    model: ModelChoice
+    claude: ClaudeClient
+    settings: Settings
+
+    @property
+    def caller(self) -> Caller:
+        return self.request.caller
+
+    def plan(self) -> TurnSession | None:
+        return _plan(self.caller, self.turn_body, self.settings, self.request.replace_same_message_only)
+
+    def priced(self, session: TurnSession | None) -> tuple[dict[str, Any], Quote]:
+        return _priced_request(self.claude, self.settings, self.model, self.message, session)
+
+
+def _admit(asked: _Asked, *, drawn: bool = False) -> Admitted:
+    """Reads the conversation, then admits the turn (two round trips; a stateless turn's one).
+    `drawn`: the request already took its place in the window (a guess that did not hold)."""
+    caller = asked.caller
+    for attempt in range(_ADMISSION_ATTEMPTS):
+        session = asked.plan()
+        claude_request, quote = asked.priced(session)
+        try:
+            ticket = services.admission().admit(
+                caller.client_key,
+                quote.worst,
+                caller.limits(asked.settings),
+                request=not drawn,
+                checks=session.checks if session is not None else (),
+            )
+        except Conflict:  # the conversation changed since it was read (a reset, a first turn beside)
+            if attempt == _ADMISSION_ATTEMPTS - 1:
+                raise Busy() from None
+            continue
+        return session, claude_request, quote, ticket
+    raise Busy()  # not reached: the last attempt returns or raises
+
+
+def _admit_known(asked: _Asked) -> Admitted | None:
+    """One round trip for a turn of a conversation this container knows: the admission, priced on
+    what META held when last read or written here (and checked to hold still), beside the read of
+    the history. None when nothing is known, or META changed since (then read, then admit)."""
+    caller = asked.caller
+    if asked.turn_body is None:
+        return None
+    guess = services.sessions().guess_turn(caller.session_token, caller.user, asked.turn_body.conversation)
+    worst = _known_worst(asked, guess)
+    if guess is None or worst is None:
+        return None
+    reading = services.pool().submit(asked.plan)
+    limits = caller.limits(asked.settings)
+    try:
+        ticket = services.admission().admit(caller.client_key, worst, limits, checks=guess.checks)
+    except Conflict:
+        _quietly(reading)
+        return None
+    except BaseException:
+        _quietly(reading)
+        raise
+    try:
+        session = reading.result()
+    except BaseException:
+        ticket.settle(Charge())
+        raise
+    claude_request, quote = asked.priced(session)
+    slot = session.slot if session is not None else None
+    held = (
+        session is not None
+        and slot is not None
+        and session.token.session_id == guess.token.session_id
+        and (slot.generation, slot.turns_before, slot.context)
+        == (guess.slot.generation, guess.slot.turns_before, guess.slot.context)
+        and quote.worst.tokens <= worst.tokens
+        and quote.worst.nanos <= worst.nanos
+    )
+    if not held:  # a turn was saved, or the session reset, between the admission and the read
+        ticket.settle(Charge())
+        return _admit(asked, drawn=True)
+    return session, claude_request, quote, ticket
+
+
+def _known_worst(asked: _Asked, guess: TurnSession | None) -> Charge | None:
+    """A guessed turn's worst case without its history: none when the conversation has no saved turn,
+    else what Claude billed for it (the context) plus the new message; None when not known."""
+    if guess is None:
+        return None
+    slot, claude = guess.slot, asked.claude
+    bare = claude.build_request((), asked.message, conversation=True, model=asked.model.model_id)
+    if slot.turns_before == 0:
+        bound = claude.input_bound(bare)
+    elif slot.context is not None and _context_holds(slot, asked.model, asked.settings):
+        bound = slot.context.tokens + claude.input_bound(bare, messages=1)
+    else:
+        return None
+    return Quote(asked.model, bound, int(bare["max_tokens"])).worst
+
+
+def _context_holds(slot: Slot, model: ModelChoice, settings: Settings) -> bool:
+    """Whether what Claude billed for the conversation's last turn bounds this turn's history: same
+    model and system prompt, and no turn saved beside it."""
+    context = slot.context
+    return (
+        context is not None
+        and context.fingerprint == fingerprint(model.model_id, settings)
+        and context.turns == slot.turns_before
+    )
+
+
+def _quietly(future: Future[Any]) -> Any:
+    try:
+        return future.result()
+    except Exception:
+        return None
 
 
 def _plan(
@@ -361,13 +475,12 @@ def _priced_request(
         model=model.model_id,
     )
     bound = claude.input_bound(claude_request)
-    context = session.slot.context if session is not None else None
     if (
-        context is not None
-        and context.fingerprint == fingerprint(model.model_id, settings)
-        and context.turns == session.slot.turns_before  # type: ignore[union-attr]
+        session is not None
+        and session.slot.context is not None
+        and _context_holds(session.slot, model, settings)
     ):
-        bound = min(bound, context.tokens + claude.input_bound(claude_request, messages=1))
+        bound = min(bound, session.slot.context.tokens + claude.input_bound(claude_request, messages=1))
     return claude_request, Quote(model, bound, int(claude_request["max_tokens"]))
 
 

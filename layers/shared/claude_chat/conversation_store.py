@@ -115,10 +115,22 @@ class ConversationSummary:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """What a saved turn left: the conversation's saved turns and its title."""
+    """What a saved turn left: the conversation's saved turns and title, and its META as written
+    (None when the turn was not saved: a reset won)."""
 
     turns: int
     title: str | None = None
+    state: Known | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What a turn's worst case depends on in a conversation's META: enough to admit the next turn
+    without reading first (claude_chat.sessions keeps it per conversation while warm)."""
+
+    generation: int
+    turns: int
+    context: Context | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +276,23 @@ class ConversationStore:
             context=_context(meta),
         )
 
+    def known_slot(self, session_id: str, issued_at: int, state: Known, now: float, *, lasting: bool) -> Slot:
+        """A turn's slot from what this container last knew of META, before its history is read:
+        admitted with an `exact` check, so it holds only if META is still so."""
+        return Slot(
+            session_id,
+            issued_at,
+            state.generation,
+            _new_slot_number(now),
+            state.turns,
+            (),
+            lasting,
+            owner=owner_of(session_id),
+            conversation=conversation_of(session_id),
+            stored=True,
+            context=state.context,
+        )
+
     def first_slot(self, session_id: str, issued_at: int, now: float | None = None) -> Slot:
         """A turn's slot in a conversation of a session issued just now: nothing to read, nothing there."""
         now = time.time() if now is None else now
@@ -277,11 +306,12 @@ class ConversationStore:
             conversation=conversation_of(session_id),
         )
 
-    def check(self, slot: Slot, now: float | None = None) -> Check:
+    def check(self, slot: Slot, now: float | None = None, *, exact: bool = False) -> Check:
         """What the turn's admission must find and write on the conversation's META (one action of
         its transaction): the generation the turn read (so a reset since makes it read again), a
         live session with its idle expiry slid; for a conversation's first turn, META itself, so
-        that concurrent first turns agree on its generation."""
+        that concurrent first turns agree on its generation. `exact`: also the count and billed
+        context the turn's worst case was priced on (a turn priced before its history was read)."""
         now = time.time() if now is None else now
         key = _key(_pk(slot.session_id), _META)
         idle = not slot.lasting and slot.conversation == DEFAULT_CONVERSATION
@@ -297,10 +327,11 @@ class ConversationStore:
                 }
             }
         elif not idle and not slot.lasting:  # another conversation of an anonymous session: nothing slides
-            action = {"ConditionCheck": {"Key": key, "ConditionExpression": "gen = :gen"}}
+            condition = "gen = :gen" + (_exactly(slot, values) if exact else "")
+            action = {"ConditionCheck": {"Key": key, "ConditionExpression": condition}}
         else:
             values[":exp"] = deadline
-            condition = "gen = :gen"
+            condition = "gen = :gen" + (_exactly(slot, values) if exact else "")
             if idle:
                 condition += " AND expires_at > :now"
                 values[":now"] = {"N": str(int(now))}
@@ -392,7 +423,7 @@ class ConversationStore:
                 raise
             self._db.delete_item(TableName=self._table, Key=key)  # a reset won: forget this turn too
             current: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
-            return Saved(int(current.get("turns", {"N": "0"})["N"]))
+            return Saved(int(current.get("turns", {"N": "0"})["N"]))  # not saved: nothing known
         try:
             put.result()
         except Exception:
@@ -404,7 +435,8 @@ class ConversationStore:
                 ExpressionAttributeValues={":minus": {"N": str(-1 if not replaced else 0)}},
             )
             raise
-        return Saved(int(meta["turns"]["N"]), _title(meta))
+        known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta))
+        return Saved(known.turns, _title(meta), known)
 
     def _delete_turn(self, key: dict[str, Any]) -> bool:
         """Deletes a turn item; False when it was already gone (another turn replaced it first)."""
@@ -747,6 +779,21 @@ def _unless_condition_fails(call: Callable[..., Any], **request: Any) -> dict[st
 def _wait_quietly(future: Future[Any]) -> None:
     with contextlib.suppress(Exception):
         future.result()
+
+
+def _exactly(slot: Slot, values: dict[str, Any]) -> str:
+    """The condition that META still holds the count and billed context `slot` was priced on."""
+    values[":turns"] = {"N": str(slot.turns_before)}
+    if slot.context is None:
+        return " AND turns = :turns AND attribute_not_exists(ctx)"
+    values[":ctx"] = {"N": str(slot.context.tokens)}
+    values[":ctxfp"] = {"S": slot.context.fingerprint}
+    return " AND turns = :turns AND ctx = :ctx AND ctxfp = :ctxfp"
+
+
+def known(slot: Slot) -> Known | None:
+    """What a read of META told of the conversation (None: no META, nothing to know)."""
+    return Known(slot.generation, slot.turns_before, slot.context) if slot.stored else None
 
 
 def _new_slot_number(now: float) -> int:

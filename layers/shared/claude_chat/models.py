@@ -38,6 +38,15 @@ MessageText = Annotated[
 ]
 
 
+def _deployment_models() -> list[str]:
+    """Every model name this deployment offers anyone (the description's `enum` for `model`)."""
+    from claude_chat.model_choice import plain_name
+
+    settings = get_settings()
+    configured = [*settings.claude_models, *(m for ms in settings.group_models.values() for m in ms)]
+    return list(dict.fromkeys(plain_name(model) for model in configured))
+
+
 class ChatRequest(BaseModel):
     """What the browser sends: the text, and which of the operator's models answers it (optional).
 
@@ -49,7 +58,8 @@ class ChatRequest(BaseModel):
     model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         default=None,
         description="One of the caller's models (GET /api/models); the default model when left out. "
-        "Another answers 422 `model_not_allowed`.",
+        "Another answers 422 `model_not_allowed` (a group's model for someone outside the group too).",
+        json_schema_extra={"enum": [*_deployment_models(), None]},
     )
 
 

@@ -18,7 +18,9 @@ conversation is refused like a forged one.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,8 +29,10 @@ from claude_chat.admission import Check
 from claude_chat.conversation_store import (
     DEFAULT_CONVERSATION,
     ConversationStore,
+    Known,
     SessionRecord,
     Slot,
+    known,
     partition_id,
 )
 from claude_chat.observability import log_session
@@ -81,11 +85,50 @@ class TurnSession:
         return self.token.token
 
 
+# Conversations whose META this container last read or wrote, for admitting their next turn beside
+# reading its history (begin_turn): a few hundred bytes each.
+_WARM_CONVERSATIONS = 1024
+
+
 class Sessions:
     def __init__(self, tokens: SessionTokens, store: ConversationStore, pool: Executor) -> None:
         self.tokens = tokens
         self.store = store
         self._pool = pool
+        self._warm: OrderedDict[str, Known] = OrderedDict()
+        self._warm_lock = threading.Lock()
+
+    def remember(self, partition: str, state: Known | None) -> None:
+        """What META holds now (after a read or a save), for the conversation's next turn here."""
+        with self._warm_lock:
+            if state is None:
+                self._warm.pop(partition, None)
+                return
+            self._warm[partition] = state
+            self._warm.move_to_end(partition)
+            while len(self._warm) > _WARM_CONVERSATIONS:
+                self._warm.popitem(last=False)
+
+    def guess_turn(
+        self, presented: str | None, user: User | None = None, conversation: str = DEFAULT_CONVERSATION
+    ) -> TurnSession | None:
+        """A new turn's slot from what this container last knew of the conversation, before reading
+        it; its checks hold only if META is still exactly so (claude_chat.chat_turn reads the history
+        beside the admission and compares). None when nothing is known: read first."""
+        token = self._known(presented, user)
+        if token is None:
+            return None
+        partition = partition_id(token.session_id, conversation)
+        with self._warm_lock:
+            state = self._warm.get(partition)
+        if state is None:
+            return None
+        now = time.time()
+        slot = self.store.known_slot(partition, token.issued_at, state, now, lasting=user is not None)
+        checks = [self.store.check(slot, now, exact=True)]
+        if user is None and slot.session_id != token.session_id:
+            checks.append(self.store.session_check(token.session_id, token.issued_at, now))
+        return TurnSession(token, slot, tuple(checks))
 
     def open(
         self,
@@ -183,6 +226,7 @@ class Sessions:
         alive = session is None or self.store.is_alive(session.result(), now)
         if slot is None or not alive:
             return None
+        self.remember(partition, known(slot))
         return TurnSession(token, slot, self._checks(token, slot, now))
 
     def _checks(self, token: SessionToken, slot: Slot, now: float) -> tuple[Check, ...]:
