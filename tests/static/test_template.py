@@ -758,14 +758,14 @@ def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
     # The conversation list: newest first per owner, projecting only what the list shows (so the
     # writes that slide an expiry, or save a turn's text, never copy message text into the index).
     (index,) = properties["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "ByOwner"
+    assert index["IndexName"] == "ByOwnerModel"
     assert index["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "updated_at", "KeyType": "RANGE"},
     ]
     assert index["Projection"] == {
         "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["cid", "turns", "title", "auto_title"],
+        "NonKeyAttributes": ["cid", "turns", "title", "auto_title", "model"],
     }
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert properties["SSESpecification"]["SSEEnabled"] is True
@@ -781,17 +781,34 @@ def test_table_keys_ttl_and_protection(template: dict[str, Any]) -> None:
         assert not _has_intrinsic(properties[key]), key
 
 
-_TURN_ACTIONS = {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-
-
 def _grants(actions: set[str], leading_keys: set[str], on: str = "table") -> set[tuple[str, str, str]]:
     return {(action, key, on) for action in actions for key in leading_keys}
 
 
-# What a statement's Resource may be: the table, or its ByOwner index (the conversation list).
+# A turn: its conversation read, checked by the admission transaction (ConditionCheckItem), saved, a
+# replaced turn deleted; the budget counters only updated (admission and settlement, never put or
+# deleted), the request window read for the headers, the global shards read when one is full.
+_TURN_GRANTS = (
+    _grants(
+        {
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+        },
+        {"S#*"},
+    )
+    | _grants({"dynamodb:UpdateItem"}, {"RL#*", "TB#*", "GB#*"})
+    | _grants({"dynamodb:GetItem"}, {"RL#*"})
+    | _grants({"dynamodb:BatchGetItem"}, {"GB#*"})
+)
+
+
+# What a statement's Resource may be: the table, or its ByOwnerModel index (the conversation list).
 _RESOURCES = {
     json.dumps({"Fn::GetAtt": ["ChatTable", "Arn"]}): "table",
-    json.dumps({"Fn::Sub": "${ChatTable.Arn}/index/ByOwner"}): "ByOwner",
+    json.dumps({"Fn::Sub": "${ChatTable.Arn}/index/ByOwnerModel"}): "ByOwnerModel",
 }
 
 
@@ -804,21 +821,21 @@ _RESOURCES = {
     [
         (
             "ChatFunction",
-            _grants(_TURN_ACTIONS, {"S#*", "RL#*", "TB#*", "GB#*"}),
+            _TURN_GRANTS,
             [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}],
         ),
         (
             "StreamFunction",
-            _grants(_TURN_ACTIONS | {"dynamodb:GetItem"}, {"S#*", "RL#*", "TB#*", "GB#*", "SP#*"}),
+            _TURN_GRANTS | _grants({"dynamodb:PutItem", "dynamodb:GetItem"}, {"SP#*"}),
             [_API_KEY_SECRET, {"Ref": "SessionSigningSecret"}],
         ),
         (
             # Sessions: read, extend, delete. GET /api/usage: read (never write) the caller's
-            # request window and token counters, and the global one.
+            # request window and day counter.
             "HistoryFunction",
             _grants({"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}, {"S#*"})
-            | _grants({"dynamodb:Query"}, {"S#*"}, on="ByOwner")
-            | _grants({"dynamodb:GetItem"}, {"RL#*", "TB#*", "GB#*"}),
+            | _grants({"dynamodb:Query"}, {"S#*"}, on="ByOwnerModel")
+            | _grants({"dynamodb:GetItem"}, {"RL#*", "TB#*"}),
             [{"Ref": "SessionSigningSecret"}],
         ),
     ],

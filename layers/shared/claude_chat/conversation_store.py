@@ -1,12 +1,12 @@
 """Conversations in DynamoDB: many per caller, one item per turn.
 
-Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwner on `owner`, `updated_at`):
+Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwnerModel on `owner`, `updated_at`):
 
     pk = S#<owner>          sk = ~META   the caller's default conversation (the seed routes') and session
     pk = S#<owner>#<id>     sk = ~META   any other conversation of the caller
-        META: gen, next, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
-              auto_title, and title when renamed
-    pk = <conversation pk>  sk = T#<gen:010>#<slot:010>   user, assistant, expires_at (absolute)
+        META: gen, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
+              auto_title, title when renamed, model, and ctx, ctxfp, ctxn (`Context`)
+    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute)
 
 `<owner>` is the caller: an anonymous session's id, or a signed-in user's
 (claude_chat.sessions). A conversation's id is part of its partition key
@@ -16,16 +16,20 @@ and no one else's: another caller's id is, to you, one that never existed.
 Why this shape:
 - `~META` sorts after every turn key and the numbers are zero-padded, so one
   descending Query reads META and the newest turns together.
-- Listing a caller's conversations is one Query of the sparse index ByOwner
+- Listing a caller's conversations is one Query of the sparse index ByOwnerModel
   (partition `owner`, sort `updated_at`), newest first. Only META items with
   a saved turn carry both attributes, so a conversation appears once its first
   turn is saved and disappears when it is deleted; the index projects only
-  `cid`, `turns` and the titles, so reads that slide `expires_at` never write it.
-- A turn takes its slot when it starts (`take_slot`: one atomic ADD on META's
-  `next`), so concurrent turns never compete for a place and never retry
-  against each other, and the history reads in the order the turns were sent,
-  whichever finished first. A turn that fails leaves its slot empty: slot
-  numbers may have gaps, and `turns` counts the saved ones.
+  `cid`, `turns`, the titles and the model, so reads that slide `expires_at`
+  never write it.
+- A turn writes nothing before it is admitted. `plan_turn` reads META and
+  the history; the slot is the turn's start time (microseconds and three
+  random digits), so concurrent turns never compete for a place, and the
+  history reads in the order the turns were sent, whichever finished first;
+  `check` is what the admission transaction (claude_chat.admission) must find
+  on META: the generation read, a live session, and for a first turn META's
+  creation, so concurrent first turns agree on its generation. A turn that
+  fails leaves no turn item, and `turns` counts the saved ones.
 - Saving is single-item writes sent together (one round trip, then META): the
   turn item, whose key no other turn holds (and, for a regenerated or edited
   turn, the deletion of the turn it replaces), then META's `turns`, title and
@@ -43,7 +47,11 @@ Why this shape:
   which is never before the sliding expiry of META, so an active session never
   loses old turns to TTL. The default conversation's META carries the
   session's sliding idle expiry, which a turn in any of its conversations
-  slides (`slide_session`); other conversations' METAs expire with the turns.
+  slides (`session_check`, in its admission); other conversations' METAs
+  expire with the turns.
+- META keeps what Claude billed for the last whole turn (`Context`): the next
+  turn's history costs at most that, so its worst case is known before its
+  history is read (claude_chat.chat_turn).
 """
 
 from __future__ import annotations
@@ -66,7 +74,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _META = "~META"  # sorts after every "T#..." key: see the module docstring
-BY_OWNER_INDEX = "ByOwner"
+BY_OWNER_INDEX = "ByOwnerModel"
 DEFAULT_CONVERSATION = "default"  # the conversation the seed routes address: the session's own partition
 _BATCH_DELETE_SIZE = 25
 _TTL_GRACE_SECONDS = 24 * 3600
@@ -615,7 +623,7 @@ class ConversationStore:
     def conversations(
         self, owner: str, limit: int, after: tuple[int, str] | None = None
     ) -> tuple[list[ConversationSummary], tuple[int, str] | None]:
-        """A page of the caller's conversations, most recently updated first: one Query of ByOwner.
+        """A page of the caller's conversations, most recently updated first: one Query of ByOwnerModel.
 
         `after` is the (updated_at, id) of the last one of the previous page; the second value
         returned is that of this page's last, or None when no more exist. The index is read
