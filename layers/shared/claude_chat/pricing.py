@@ -49,6 +49,15 @@ class Prices:
     cache_write_1h: Decimal
     cache_read: Decimal
     web_search: Decimal = _WEB_SEARCH_USD
+    # Long-context pricing: a request whose prompt (input, cache writes and reads) is longer than
+    # `long_context[0]` tokens is billed whole at `long_context[1]`'s prices.
+    long_context: tuple[int, Prices] | None = None
+
+    def for_prompt(self, prompt_tokens: int) -> Prices:
+        """The prices a request with a prompt of this length is billed at."""
+        if self.long_context is not None and prompt_tokens > self.long_context[0]:
+            return self.long_context[1]
+        return self
 
     def per_token(self, usd_per_million: Decimal) -> int:
         """Nano-dollars per token, rounded up."""
@@ -56,6 +65,9 @@ class Prices:
 
     def cost(self, usage: Usage, searches: int = 0) -> int:
         """What Claude bills for `usage`, in nano-dollars."""
+        prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+        if self.for_prompt(prompt) is not self:
+            return self.for_prompt(prompt).cost(usage, searches)
         return (
             usage.input_tokens * self.per_token(self.input)
             + usage.cache_creation_input_tokens * self.per_token(self.cache_write)
@@ -66,6 +78,8 @@ class Prices:
 
     def worst_case(self, input_tokens: int, output_tokens: int, searches: int = 0) -> int:
         """The most `input_tokens` in and `output_tokens` out can cost, in nano-dollars."""
+        if self.for_prompt(input_tokens) is not self:
+            return self.for_prompt(input_tokens).worst_case(input_tokens, output_tokens, searches)
         dearest_input = max(self.per_token(self.input), self.per_token(self.cache_write))
         return (
             input_tokens * dearest_input
@@ -85,7 +99,12 @@ class Prices:
         }
 
 
-def _row(input_usd: str, output_usd: str, cache_read_usd: str | None = None) -> Prices:
+def _row(
+    input_usd: str,
+    output_usd: str,
+    cache_read_usd: str | None = None,
+    long_context: tuple[int, Prices] | None = None,
+) -> Prices:
     """A row by the API's rules: 5-minute writes at 1.25x input, 1-hour writes at 2x, reads at 0.1x."""
     price = Decimal(input_usd)
     return Prices(
@@ -94,17 +113,21 @@ def _row(input_usd: str, output_usd: str, cache_read_usd: str | None = None) -> 
         cache_write=price * Decimal("1.25"),
         cache_write_1h=price * 2,
         cache_read=Decimal(cache_read_usd) if cache_read_usd is not None else price / 10,
+        long_context=long_context,
     )
 
 
-# Claude API list prices, USD per million tokens, as of PRICES_AS_OF (PRICES_SOURCE). Bedrock's
-# on-demand prices for the same models are the same in its US regions.
+# Claude API list prices, USD per million tokens, as of PRICES_AS_OF (PRICES_SOURCE and each model's
+# overview page). Bedrock's on-demand prices for the same models are the same in its US regions.
+# Where sources disagreed (a price cut reported only by third parties), the higher price is kept:
+# a budget may count a little more than Claude bills, never less.
 PRICE_TABLE: dict[str, Prices] = {
+    "claude-fable-5-2": _row("8", "40", "0.20"),
     "claude-fable-5-1": _row("10", "50", "0.25"),
     "claude-fable-5": _row("10", "50", "1"),
     "claude-opus-5-5": _row("4", "20", "0.20"),
     "claude-opus-5": _row("5", "25"),
-    "claude-sonnet-5-5": _row("2", "10", "0.10"),
+    "claude-sonnet-5-5": _row("2", "10"),
     "claude-sonnet-5": _row("2", "10"),
     "claude-opus-4-8": _row("5", "25"),
     "claude-opus-4-7": _row("5", "25"),
@@ -116,6 +139,8 @@ PRICE_TABLE: dict[str, Prices] = {
     "claude-sonnet-4-5": _row("3", "15"),
     "claude-sonnet-4": _row("3", "15"),
     "claude-3-7-sonnet": _row("3", "15"),
+    # Claude Haiku 5.5 bills a prompt over 100,000 tokens (cache reads and writes counted) at 5x, whole.
+    "claude-haiku-5-5": _row("0.10", "0.50", long_context=(100_000, _row("0.50", "2.50"))),
     "claude-haiku-4-5": _row("1", "5"),
     "claude-3-5-haiku": _row("0.80", "4"),
     "claude-3-haiku": Prices(

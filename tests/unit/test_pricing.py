@@ -1,0 +1,139 @@
+"""The price table and turns priced in nano-dollars (claude_chat.pricing): what the money budgets count."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from claude_chat.models import Usage
+from claude_chat.pricing import (
+    PRICE_TABLE,
+    Prices,
+    billed_tokens,
+    nanos,
+    price_table,
+    prices_for,
+    usd,
+)
+
+HAIKU = PRICE_TABLE["claude-haiku-4-5"]
+
+
+def test_each_kind_of_token_is_priced_at_its_own_rate() -> None:
+    assert HAIKU.cost(Usage(input_tokens=1_000_000)) == 1_000_000_000  # $1 per million
+    assert HAIKU.cost(Usage(output_tokens=1_000_000)) == 5_000_000_000
+    assert HAIKU.cost(Usage(cache_creation_input_tokens=1_000_000)) == 1_250_000_000
+    assert HAIKU.cost(Usage(cache_read_input_tokens=1_000_000)) == 100_000_000
+    assert HAIKU.cost(Usage(), searches=3) == 30_000_000  # $10 per 1,000 searches
+    both = Usage(input_tokens=7, output_tokens=11, cache_creation_input_tokens=13, cache_read_input_tokens=17)
+    assert HAIKU.cost(both, searches=1) == 7 * 1000 + 11 * 5000 + 13 * 1250 + 17 * 100 + 10_000_000
+
+
+def test_a_worst_case_prices_every_input_token_at_the_dearer_of_input_and_cache_write() -> None:
+    assert HAIKU.worst_case(1000, 100) == 1000 * 1250 + 100 * 5000
+    assert HAIKU.worst_case(0, 0, searches=2) == 20_000_000
+    cheap_writes = Prices(Decimal(2), Decimal(4), Decimal(1), Decimal(1), Decimal(0))
+    assert cheap_writes.worst_case(10, 0) == 10 * 2000
+    for usage in (
+        Usage(input_tokens=1000),
+        Usage(cache_creation_input_tokens=1000),
+        Usage(cache_read_input_tokens=1000),
+    ):
+        assert HAIKU.cost(usage.model_copy(update={"output_tokens": 100})) <= HAIKU.worst_case(1000, 100)
+
+
+def test_prices_with_more_than_three_decimals_round_up() -> None:
+    odd = Prices(Decimal("0.0001"), Decimal("1.0001"), Decimal(0), Decimal(0), Decimal(0))
+    assert odd.per_token(Decimal("0.0001")) == 1  # 0.1 nano-dollar a token counts as 1
+    assert odd.cost(Usage(output_tokens=1)) == 1001
+
+
+def test_long_context_prices_a_longer_prompt_whole_at_the_higher_rate() -> None:
+    haiku55 = PRICE_TABLE["claude-haiku-5-5"]
+    at_threshold = Usage(input_tokens=60_000, cache_read_input_tokens=40_000, output_tokens=10)
+    above = at_threshold.model_copy(update={"input_tokens": 60_001})
+    assert haiku55.cost(at_threshold) == 60_000 * 100 + 40_000 * 10 + 10 * 500
+    assert haiku55.cost(above) == 60_001 * 500 + 40_000 * 50 + 10 * 2500
+    assert haiku55.worst_case(100_000, 10) == 100_000 * 125 + 10 * 500
+    assert haiku55.worst_case(100_001, 10) == 100_001 * 625 + 10 * 2500
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("claude-haiku-4-5", "claude-haiku-4-5"),
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+        ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+        ("global.anthropic.claude-opus-4-5-20251101-v1:0", "claude-opus-4-5"),
+        ("claude-opus-4-1-20250805", "claude-opus-4-1"),
+        ("claude-opus-4-20250514", "claude-opus-4"),
+        ("claude-sonnet-5-5", "claude-sonnet-5-5"),
+        ("claude-sonnet-5", "claude-sonnet-5"),
+        ("anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku"),
+        ("claude-opus-4-5@20251101", "claude-opus-4-5"),
+    ],
+)
+def test_a_model_id_prices_as_the_longest_family_it_names(model: str, family: str) -> None:
+    assert prices_for(model, PRICE_TABLE) is PRICE_TABLE[family]
+
+
+def test_an_unknown_model_has_no_price() -> None:
+    assert prices_for("claude-nonesuch-9", PRICE_TABLE) is None
+    assert prices_for("gpt-claude-haiku-4-5x", PRICE_TABLE) is None
+    assert prices_for("my-claude-haiku-4-5", PRICE_TABLE) is None
+
+
+def test_model_prices_add_and_replace_rows() -> None:
+    table = price_table(
+        '{"claude-haiku-4-5": {"input": 2, "output": 9.5},'
+        ' "my-model": {"input": 0.5, "output": 1, "cache_read": 0.01, "web_search": 0}}'
+    )
+    assert table["claude-haiku-4-5"].input == 2 and table["claude-haiku-4-5"].cache_write == Decimal("2.5")
+    assert table["claude-haiku-4-5"].cache_write_1h == 4 and table["claude-haiku-4-5"].cache_read == Decimal(
+        "0.2"
+    )
+    assert table["my-model"].cache_read == Decimal("0.01") and table["my-model"].web_search == 0
+    assert table["claude-sonnet-4-5"] is PRICE_TABLE["claude-sonnet-4-5"]
+    assert price_table("  ") == PRICE_TABLE
+    assert PRICE_TABLE["claude-haiku-4-5"].input == 1  # the table itself is left alone
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{nope",
+        "[1]",
+        '{"m": 5}',
+        '{"m": {"input": 1}}',
+        '{"m": {"output": 1}}',
+        '{"m": {"input": 1, "output": 1, "cache_writes": 1}}',
+        '{"m": {"input": -1, "output": 1}}',
+        '{"m": {"input": true, "output": 1}}',
+        '{"m": {"input": "x", "output": 1}}',
+        '{"m": {"input": "NaN", "output": 1}}',
+    ],
+)
+def test_bad_model_prices_stop_the_start_saying_why(bad: str) -> None:
+    with pytest.raises(ValueError, match="MODEL_PRICES"):
+        price_table(bad)
+
+
+def test_money_and_tokens_convert_exactly() -> None:
+    assert nanos(Decimal("1.00")) == 1_000_000_000
+    assert nanos(Decimal("0.0000000019")) == 1  # down: a budget is never more than its setting
+    assert usd(1_234_567) == 0.001235
+    assert usd(0) == 0
+    usage = Usage(input_tokens=1, output_tokens=2, cache_creation_input_tokens=4, cache_read_input_tokens=8)
+    assert billed_tokens(usage) == 15
+
+
+def test_the_api_shows_prices_in_dollars_per_million() -> None:
+    assert HAIKU.as_usd() == {
+        "input": 1.0,
+        "output": 5.0,
+        "cache_write": 1.25,
+        "cache_write_1h": 2.0,
+        "cache_read": 0.1,
+        "web_search": 0.01,
+    }
