@@ -491,6 +491,24 @@ def test_a_spent_daily_token_budget_says_so_and_counts_down_to_midnight(page: Pa
         server.stop()
 
 
+def test_a_spent_daily_money_budget_says_so_too(page: Page) -> None:
+    # Less than any turn's worst case: the first turn is refused (429, limit "money") before Claude.
+    server = start_dev_server(DAILY_BUDGET_USD="0.000001", RATE_LIMIT_MAX="1000", DEV_WORKERS="1")
+    try:
+        open_chat(page, server.base_url)
+        expect(page.locator("#usage-text")).to_contain_text("of $0.000001 left today")
+        send(page, "Too dear")
+        notice = page.get_by_role("alert")
+        expect(notice).to_contain_text("You have used today's allowance of replies.")
+        until_midnight = 86_400 - int(time.time()) % 86_400
+        assert abs(_seconds_in(notice.text_content() or "") - until_midnight) <= 3
+        expect(page.get_by_role("button", name="Send")).to_be_disabled()
+        expect(page.get_by_role("textbox", name="Message")).to_have_value("Too dear")
+        assert server.standin_requests() == []
+    finally:
+        server.stop()
+
+
 def test_show_earlier_messages_loads_older_pages_in_order(chat_page: Page, chat_server: DevServer) -> None:
     """A conversation longer than one page: the newest page on reload, older ones on demand."""
     token = None

@@ -21,7 +21,10 @@ from tests.e2e.conftest import open_chat
 
 @pytest.fixture(scope="module")
 def sign_in_server() -> Iterator[DevServer]:
-    server = start_dev_server(DEV_SIGN_IN="1", RATE_LIMIT_MAX="1000", DAILY_TOKEN_BUDGET="50000")
+    # Budgets in tokens only (the money budget off): the meter shows tokens, as the group budgets are.
+    server = start_dev_server(
+        DEV_SIGN_IN="1", RATE_LIMIT_MAX="1000", DAILY_TOKEN_BUDGET="50000", DAILY_BUDGET_USD="0"
+    )
     yield server
     server.stop()
 

@@ -14,7 +14,7 @@ export class ChatError extends Error {
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter; // seconds, when the server said how long to wait
-    this.limit = limit; // for a 429: "requests" (per minute or so) or "tokens" (per day)
+    this.limit = limit; // for a 429: "requests" (per minute or so), "tokens" or "money" (per day)
   }
 }
 
@@ -68,7 +68,7 @@ export class ChatApi {
 
   /**
    * A page of the caller's conversations, newest first: {conversations: [{id, title, turns,
-   * updated_at}...], next}. `next` is the cursor of the page after it (null at the end).
+   * updated_at, model}...], next}. `next` is the cursor of the page after it (null at the end).
    */
   async conversations(before = null, limit = null) {
     const query = new URLSearchParams();
@@ -81,8 +81,8 @@ export class ChatApi {
   }
 
   /**
-   * One conversation and a page of its messages: {id, title, turns, updated_at, messages:
-   * [{role, content}...] oldest first, before}. Without `before`, the newest page; with the
+   * One conversation and a page of its messages: {id, title, turns, updated_at, model (of its last
+   * turn, or null), messages: [{role, content}...] oldest first, before}. Without `before`, the newest page; with the
    * `before` of a page, the one older than it (null in the answer when nothing older is left).
    * A conversation that does not exist (or is someone else's) throws a 404 `not_found`.
    */
@@ -120,8 +120,9 @@ export class ChatApi {
 
   /**
    * The caller's budgets, free of charge: {requests: {limit, remaining, reset},
-   * tokens: {limit, used, remaining, reset}}, `reset` in seconds, `tokens.limit`
-   * null when there is no daily budget.
+   * tokens: {limit, used, remaining, reset}, money: {limit, spent, remaining, reset,
+   * currency}}, `reset` in seconds, `tokens.limit` and `money.limit` null when that daily
+   * budget is off (and no `money` at all from a server older than budgets in money).
    */
   async usage() {
     const response = await this.#request(`${this.endpoints.history}/api/usage`, "GET");
@@ -129,17 +130,32 @@ export class ChatApi {
   }
 
   /**
+   * The models the caller may choose, free of charge: {models: [{id, default, prices: {input,
+   * output, ...}}...], prices_as_of, currency}, the default first, prices per million tokens.
+   * The server lets browsers keep the answer a few minutes: `fresh` asks it again (after a turn
+   * was refused a model that the kept answer still offered).
+   */
+  async models({ fresh = false } = {}) {
+    const response = await this.#request(`${this.endpoints.history}/api/models`, "GET", {
+      cache: fresh ? "no-cache" : "default",
+    });
+    return response.json();
+  }
+
+  /**
    * One turn of a conversation, streamed. Yields the reply's text pieces as they
    * arrive and returns the final event (stop_reason, usage, turns, conversation,
    * title). With `replaceLast`, the turn takes the place of the conversation's
-   * last one (regenerate, or edit and resend). Throws a ChatError for a refusal
+   * last one (regenerate, or edit and resend); with `model`, Claude answers with that
+   * model (one of models()'s ids; left out, the server's default). Throws a ChatError for a refusal
    * or for an error event in the stream; aborting `signal` ends it with the
    * browser's AbortError. `onTurn` receives the turn's id (X-Turn-Id) as soon as
    * the reply starts: `stop(id)` needs it.
    */
-  async *streamTurn(message, { conversation, replaceLast = false }, signal, onTurn = () => {}) {
+  async *streamTurn(message, { conversation, replaceLast = false, model = null }, signal, onTurn = () => {}) {
     const body = { message, conversation };
     if (replaceLast) body.replace_last = true;
+    if (model) body.model = model;
     const response = await this.#request(`${this.endpoints.stream}/api/chat/history/stream`, "POST", {
       body: JSON.stringify(body),
       signal,
@@ -182,7 +198,7 @@ export class ChatApi {
    * One call, with the access token when signed in. A 401 gets one renewal of the token and one
    * more try (the server changed nothing); a second 401 ends the sign-in on this page.
    */
-  async #request(url, method, { body, signal } = {}, renewed = false) {
+  async #request(url, method, { body, signal, cache = "default" } = {}, renewed = false) {
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.session) headers["X-Session-Id"] = this.session;
@@ -190,14 +206,14 @@ export class ChatApi {
     if (accessToken) headers.Authorization = `Bearer ${accessToken}`;
     let response;
     try {
-      response = await fetch(url, { method, headers, body, signal });
+      response = await fetch(url, { method, headers, body, signal, cache });
     } catch (error) {
       if (error.name === "AbortError") throw error;
       throw new ChatError("Could not reach the chat service. Check your connection.");
     }
     if (response.status === 401 && this.account) {
       if (!renewed && accessToken && (await this.account.renew())) {
-        return this.#request(url, method, { body, signal }, true);
+        return this.#request(url, method, { body, signal, cache }, true);
       }
       const error = await errorOf(response);
       await this.account.expired();

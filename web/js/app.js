@@ -16,7 +16,14 @@
 //
 // When config.json names an issuer, the deployment requires sign-in: the page shows "Sign in"
 // (auth.js) until someone is signed in, then who it is and "Sign out". A meter under the header
-// shows the caller's tokens left today (GET /api/usage).
+// shows what the caller has left today (GET /api/usage): money where the deployment budgets in
+// money, else tokens.
+//
+// When the caller may choose among several models (GET /api/models), a picker by the composer
+// offers them with their prices. The choice belongs to the conversation: a new chat starts on the
+// default, a saved one opens on the model of its last turn (the server remembers it), and a choice
+// made on the page is kept here until the next turn sends it. With one model there is no picker
+// and turns name none.
 
 import { ChatApi, ChatError, loadConfig } from "./api.js";
 import { StreamingMarkdown, renderMarkdown } from "./markdown.js";
@@ -41,6 +48,9 @@ const usageText = document.getElementById("usage-text");
 const heading = document.getElementById("conversation-title");
 const editing = document.getElementById("editing");
 const editCancel = document.getElementById("edit-cancel");
+const modelPicker = document.getElementById("model-picker");
+const modelSelect = document.getElementById("model");
+const modelPrices = document.getElementById("model-prices");
 
 // What was in the box when the person went to sign in, put back when they return (this tab only).
 const DRAFT_KEY = "claude-chat.draft";
@@ -56,8 +66,16 @@ let older = null; // the cursor of the conversation's older page, or null when a
 let conversationVersion = 0;
 let account = null; // auth.js's Account when the deployment requires sign-in
 let usageTimer = null;
-// The open conversation: `saved` once the server keeps it (it is then in the URL and the list).
-let current = { id: newConversationId(), saved: false, title: null };
+// The open conversation: `saved` once the server keeps it (it is then in the URL and the list);
+// `model`, the model its next turn asks for (null: the default); `remembered`, the model of its last
+// turn as the server has it.
+let current = { id: newConversationId(), saved: false, title: null, model: null, remembered: null };
+// The caller's models (GET /api/models): {list: [{id, default, prices}], fallback, currency, asOf},
+// or null when the server offers no choice (no such route, or not reached).
+let models = null;
+// A model picked on the page for a conversation, until a turn of that conversation sends it (the
+// server remembers it from then on): by conversation id.
+const pickedModels = new Map();
 let editDraft = null; // while editing the last message: what the box held before, else null
 
 /** Sign-in is required and nobody is signed in: nothing can be sent. */
@@ -251,7 +269,9 @@ function endEdit({ restore = true } = {}) {
 /** The rate limit's refusal: a countdown from Retry-After, sending disabled until it ends. */
 function startCooldown(seconds, limit) {
   const reason =
-    limit === "tokens" ? "You have used today's allowance of replies." : "You're sending messages too quickly.";
+    limit === "tokens" || limit === "money"
+      ? "You have used today's allowance of replies."
+      : "You're sending messages too quickly.";
   clearInterval(cooldownTimer);
   cooldownUntil = Date.now() + seconds * 1000;
   const message = showNotice("", { kind: "rate-limit" });
@@ -320,6 +340,7 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
   if (input.value.trim() === text) input.value = "";
   autosize();
   scrollToEnd(true);
+  const model = currentModel(); // the picker's choice when the turn starts; a change applies to the next one
   turn = { controller: new AbortController(), id: null };
   const active = turn;
   updateControls(); // focus stays in the box, so the next message can be typed while this one streams
@@ -327,7 +348,7 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
   let received = "";
   let kept = false; // the server keeps this turn: it finished, or was stopped with part of a reply
   try {
-    const pieces = api.streamTurn(text, { conversation, replaceLast }, active.controller.signal, (id) => {
+    const pieces = api.streamTurn(text, { conversation, replaceLast, model }, active.controller.signal, (id) => {
       active.id = id;
     });
     for (;;) {
@@ -343,9 +364,11 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
         if (value.stop_reason === "max_tokens") addNote(reply, "The reply reached its length limit.");
         const id = value.conversation ?? conversation;
         markSaved(id);
+        modelKept(id, model);
         if (typeof value.title === "string") {
           if (current.id === id) showTitle(value.title);
-          sidebar.upsert({ id, title: value.title, turns: value.turns, updated_at: new Date().toISOString() });
+          const summary = { id, title: value.title, turns: value.turns, updated_at: new Date().toISOString() };
+          sidebar.upsert(model ? { ...summary, model } : summary);
         }
         break;
       }
@@ -360,6 +383,7 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
       addNote(reply, "Stopped."); // the server keeps what was shown, so the page does too
       kept = true;
       markSaved(conversation);
+      modelKept(conversation, model);
       afterStop(conversation, text);
     } else {
       removeMessages(question, reply);
@@ -368,6 +392,8 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
         // Stopped before any reply: nothing was kept, the message is back in the box.
       } else if (error instanceof ChatError && error.code === "rate_limited") {
         startCooldown(error.retryAfter ?? 60, error.limit);
+      } else if (error instanceof ChatError && error.code === "model_not_allowed") {
+        modelRefused(conversation, model, error, () => send(text, { replaceLast, regenerate }));
       } else if (error instanceof ChatError && error.code === "unauthorized" && account) {
         showNotice(explain(error), { action: { label: "Sign in", run: signIn } });
       } else {
@@ -419,9 +445,10 @@ function startNewChat() {
   stopTurn();
   endEdit({ restore: false });
   clearNotice();
-  current = { id: newConversationId(), saved: false, title: null };
+  current = { id: newConversationId(), saved: false, title: null, model: null, remembered: null };
   clearLog();
   showTitle(null);
+  showModel();
   sidebar.setCurrent(null);
   updateControls();
 }
@@ -437,10 +464,12 @@ async function openConversation(id) {
   stopTurn();
   endEdit({ restore: false });
   clearNotice();
-  current = { id, saved: true, title: null };
+  const listed = sidebar.modelOf(id);
+  current = { id, saved: true, title: null, model: pickedModels.get(id) ?? listed, remembered: listed };
   sidebar.setCurrent(id);
   clearLog();
   showTitle(sidebar.titleOf(id));
+  showModel();
   updateControls();
   const version = conversationVersion;
   log.setAttribute("aria-busy", "true");
@@ -450,6 +479,10 @@ async function openConversation(id) {
     for (const { role, content } of page.messages) addMessage(role, content);
     setOlder(page.before);
     showTitle(page.title ?? null);
+    const remembered = typeof page.model === "string" ? page.model : null;
+    current.remembered = remembered;
+    current.model = pickedModels.get(id) ?? remembered;
+    showModel();
     updateControls();
     scrollToEnd(true);
   } catch (error) {
@@ -475,6 +508,104 @@ async function followRoute(id) {
   else await openConversation(id);
 }
 
+/** The page offers a choice of model: the caller has more than one (with one, turns name none). */
+function choosing() {
+  return models !== null && models.list.length > 1;
+}
+
+function offered(id) {
+  return models?.list.some((model) => model.id === id) ?? false;
+}
+
+/** The model the open conversation's next turn asks for (null: no choice, the server's default). */
+function currentModel() {
+  if (!choosing()) return null;
+  return offered(current.model) ? current.model : models.fallback;
+}
+
+/** The caller's models and prices, into the picker; without an answer, no picker. */
+async function loadModels({ fresh = false } = {}) {
+  try {
+    const answer = await api.models({ fresh });
+    const list = (Array.isArray(answer?.models) ? answer.models : []).filter(
+      (model) => typeof model?.id === "string" && model.id,
+    );
+    models = {
+      list,
+      fallback: (list.find((model) => model.default === true) ?? list[0])?.id ?? null,
+      currency: typeof answer.currency === "string" ? answer.currency : "USD",
+      asOf: typeof answer.prices_as_of === "string" ? answer.prices_as_of : null,
+    };
+  } catch {
+    models = null; // a server without the route, or not reached: turns use the server's default
+  }
+  showModels();
+}
+
+function showModels() {
+  modelPicker.hidden = !choosing();
+  modelSelect.replaceChildren();
+  if (!choosing()) return;
+  for (const model of models.list) {
+    const option = document.createElement("option");
+    option.value = model.id;
+    option.textContent = `${model.id}${priceLabel(model.prices)}`; // never markup
+    modelSelect.append(option);
+  }
+  const asOf = models.asOf ? `, as of ${models.asOf}` : "";
+  modelPrices.textContent = `Prices per million tokens: input / output${asOf}.`;
+  showModel();
+}
+
+/** " — $1 / $5 per M tokens": input and output, whole dollars without cents. */
+function priceLabel(prices) {
+  if (!isObject(prices) || !Number.isFinite(prices.input) || !Number.isFinite(prices.output)) return "";
+  const price = (usd) => moneyFormat(models.currency, Number.isInteger(usd) ? 0 : 2).format(usd);
+  return ` — ${price(prices.input)} / ${price(prices.output)} per M tokens`;
+}
+
+/** The picker on the open conversation's model; a remembered model no longer offered is said once. */
+function showModel() {
+  if (!choosing()) return;
+  modelSelect.value = currentModel();
+  const { remembered } = current;
+  if (remembered && !current.noted && !pickedModels.has(current.id) && !offered(remembered)) {
+    current.noted = true;
+    const next = currentModel();
+    showNotice(`This conversation used ${remembered}, which is no longer available: its next reply uses ${next}.`, {
+      kind: "info",
+    });
+  }
+}
+
+/** A turn of `id` with `model` is kept: the server remembers the model from now on. */
+function modelKept(id, model) {
+  if (!model) return;
+  if (pickedModels.get(id) === model) pickedModels.delete(id);
+  if (current.id === id) current.remembered = model;
+}
+
+/**
+ * The server refused the turn's model (422 model_not_allowed: the operator took it away, say, while
+ * the page still offered it). The conversation goes back to the default, from a fresh list of the
+ * caller's models, and the message waits in the box to be sent again.
+ */
+async function modelRefused(conversation, refused, error, retry) {
+  if (pickedModels.get(conversation) === refused) pickedModels.delete(conversation);
+  if (current.id === conversation) current.noted = true; // this notice says it all
+  if (current.id === conversation && current.model === refused) current.model = null;
+  await loadModels({ fresh: true });
+  if (current.id !== conversation) return;
+  const now = currentModel();
+  if (!refused || !now) {
+    showNotice(explain(error), { retry });
+    return;
+  }
+  showNotice(`${refused} is not available any more, so this chat is back on ${now}. Your message was not sent.`, {
+    action: { label: `Retry with ${now}`, run: retry },
+  });
+}
+
 /** "resets in 5 h 12 min": whole minutes, rounded up, so it never says 0 before the reset. */
 function formatReset(seconds) {
   const minutes = Math.max(1, Math.ceil(seconds / 60));
@@ -483,9 +614,10 @@ function formatReset(seconds) {
 }
 
 /**
- * The usage meter: the caller's tokens left today and when the day's budget resets, from
- * GET /api/usage (free of charge). Hidden when there is nothing to show: signed out, or a
- * server without the route.
+ * The usage meter: what the caller has left today and when the day's budgets reset, from
+ * GET /api/usage (free of charge). In money where the deployment budgets in money (the meter
+ * on dollars), else in tokens; it says so when neither is limited. Hidden when there is nothing
+ * to show: signed out, or a server without the route.
  */
 async function refreshUsage() {
   if (needsSignIn()) {
@@ -499,37 +631,86 @@ async function refreshUsage() {
   }
 }
 
+/** What the meter shows of an answer of GET /api/usage: {max, value, reset, describe}, or null. */
+function dailyBudget(figures) {
+  const { money, tokens } = figures;
+  if (isObject(money) && Number.isFinite(money.limit) && money.limit > 0) {
+    const remaining = Math.min(money.limit, Math.max(0, Number(money.remaining) || 0));
+    const format = moneyFormat(money.currency, fractionDigits(money.limit));
+    const digits = format.resolvedOptions().maximumFractionDigits;
+    // Rounded down to what is shown: the meter never says more is left than there is.
+    const shown = Math.floor(remaining * 10 ** digits + 1e-6) / 10 ** digits;
+    const left = remaining > 0 && shown === 0 ? `Less than ${format.format(10 ** -digits)}` : format.format(shown);
+    return {
+      max: money.limit,
+      value: remaining,
+      reset: money.reset,
+      describe: () => `${left} of ${format.format(money.limit)} left today`,
+    };
+  }
+  if (isObject(tokens) && Number.isFinite(tokens.limit) && tokens.limit > 0) {
+    const remaining = Math.max(0, Number(tokens.remaining) || 0);
+    const count = new Intl.NumberFormat().format(remaining);
+    return {
+      max: Math.max(1, tokens.limit),
+      value: Math.min(remaining, tokens.limit),
+      reset: tokens.reset,
+      describe: () => `${count} ${remaining === 1 ? "token" : "tokens"} left today`,
+    };
+  }
+  return null;
+}
+
 function showUsage(figures) {
   clearInterval(usageTimer);
   usageTimer = null;
-  const tokens = figures?.tokens;
-  if (!tokens || typeof tokens !== "object") {
+  if (!isObject(figures) || !(isObject(figures.tokens) || isObject(figures.money))) {
     usage.hidden = true;
     return;
   }
-  if (tokens.limit === null || !Number.isFinite(tokens.limit)) {
+  const budget = dailyBudget(figures);
+  if (budget === null) {
     usageMeter.hidden = true;
-    usageText.textContent = "No daily token limit";
+    usageText.textContent = "No daily limit";
     usage.hidden = false;
     return;
   }
-  const remaining = Math.max(0, Number(tokens.remaining) || 0);
-  const resetsAt = Date.now() + Math.max(0, Number(tokens.reset) || 0) * 1000;
+  const resetsAt = Date.now() + Math.max(0, Number(budget.reset) || 0) * 1000;
   usageMeter.hidden = false;
-  usageMeter.max = Math.max(1, tokens.limit);
-  usageMeter.value = Math.min(remaining, usageMeter.max);
+  usageMeter.max = budget.max;
+  usageMeter.value = budget.value;
   const render = () => {
     const left = Math.ceil((resetsAt - Date.now()) / 1000);
     if (left <= 0) {
       refreshUsage(); // a new day: a new budget
       return;
     }
-    const count = new Intl.NumberFormat().format(remaining);
-    usageText.textContent = `${count} ${remaining === 1 ? "token" : "tokens"} left today, resets in ${formatReset(left)}`;
+    usageText.textContent = `${budget.describe()}, resets in ${formatReset(left)}`;
   };
   render();
   usageTimer = setInterval(render, 30_000);
   usage.hidden = false;
+}
+
+function isObject(value) {
+  return typeof value === "object" && value !== null;
+}
+
+/** The fewest decimals, from 2 (cents) up to 6, that show `amount` exactly: $1.00, $0.005. */
+function fractionDigits(amount) {
+  let digits = 2;
+  while (digits < 6 && Math.abs(Math.round(amount * 10 ** digits) - amount * 10 ** digits) > 1e-6) digits += 1;
+  return digits;
+}
+
+/** Amounts of money in the page's language ("$1.25"); `digits` decimals. */
+function moneyFormat(currency, digits) {
+  const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+  try {
+    return new Intl.NumberFormat(undefined, { ...options, style: "currency", currency: currency || "USD" });
+  } catch {
+    return new Intl.NumberFormat(undefined, { ...options, style: "currency", currency: "USD" }); // not a currency code
+  }
 }
 
 /** The header's account corner: who is signed in and "Sign out", or "Sign in". */
@@ -571,6 +752,9 @@ function accountChanged() {
     showTitle(null);
     sidebar?.clear();
     showUsage(null);
+    models = null; // someone else's choices
+    pickedModels.clear();
+    showModels();
   }
   updateControls();
 }
@@ -607,6 +791,11 @@ editCancel.addEventListener("click", () => {
 // Closing or leaving the page mid-reply stops it on the server too.
 window.addEventListener("pagehide", stopTurn);
 newChatButton.addEventListener("click", newChat);
+modelSelect.addEventListener("change", () => {
+  // For this conversation's next turn (one streaming now keeps the model it started with).
+  current.model = modelSelect.value;
+  pickedModels.set(current.id, modelSelect.value);
+});
 earlierButton.addEventListener("click", loadEarlier);
 signInButton.addEventListener("click", signIn);
 signOutButton.addEventListener("click", signOut);
@@ -653,7 +842,7 @@ onRouteChange(followRoute, () => (current.saved ? current.id : null));
 showAccount();
 clearLog();
 updateControls();
-if (!needsSignIn()) await Promise.all([sidebar.load(), followRoute(routedConversation())]);
+if (!needsSignIn()) await Promise.all([sidebar.load(), followRoute(routedConversation()), loadModels()]);
 if (account?.signedIn) input.focus();
 refreshUsage();
 document.body.dataset.ready = "true";

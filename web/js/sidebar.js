@@ -162,6 +162,11 @@ export class Sidebar {
     return this.items.get(id)?.summary.title ?? null;
   }
 
+  /** The model of a conversation's last turn, as the list has it (null: not known here). */
+  modelOf(id) {
+    return this.items.get(id)?.summary.model ?? null;
+  }
+
   openDrawer() {
     if (!NARROW.matches) return;
     this.element.classList.add("open");
