@@ -221,3 +221,59 @@ def test_claude_titles_a_conversation_once_when_the_operator_asks_and_the_caller
         assert used_tokens() == billed  # the title's tokens too, settled to what they cost
     finally:
         get_settings.cache_clear()
+
+
+def test_a_stop_before_claudes_first_event_is_charged_the_worst_case(ready: Any) -> None:
+    """Claude accepted the request, so it may generate the whole reply unseen: the turn is charged the
+    input Claude reported and all of MAX_TOKENS, not 0."""
+    key = "192.0.2.60"
+    turn = begin_turn(request("slow to start [standin:delta_delay=2]", history=False, key=key))
+    turn.stop()  # before any delta: the stream is cut before Claude's first text
+    list(turn.deltas())
+    charged = services.admission().day_use(key, Limits()).tokens
+    assert charged > turn.quote.output_tokens  # the reported input, and the reply's worst case
+    assert charged <= turn.quote.worst.tokens
+
+
+def test_a_retried_timeout_charges_each_attempt_claude_may_have_run(ready: Any, monkeypatch: Any) -> None:
+    """A timeout is an attempt Claude may have run and billed unheard: retried, each is charged."""
+    from claude_chat.settings import get_settings
+
+    monkeypatch.setenv("CLAUDE_MAX_RETRIES", "1")
+    monkeypatch.setenv("CLAUDE_TIMEOUT_SECONDS", "1")
+    get_settings.cache_clear()
+    services.reset()
+    try:
+        key = "192.0.2.61"
+        with pytest.raises(UpstreamTimeout):
+            begin_turn(request("never answers [standin:delay=3]", history=False, key=key, seconds=12))
+        worst = (
+            services.claude().input_bound(
+                services.claude().build_request((), "never answers [standin:delay=3]", conversation=False)
+            )
+            + get_settings().max_tokens
+        )
+        assert services.admission().day_use(key, Limits()).tokens == 2 * worst  # both attempts
+    finally:
+        get_settings.cache_clear()
+        services.reset()
+
+
+def test_a_turn_is_bounded_by_what_claude_billed_for_its_history_not_its_bytes(ready: Any) -> None:
+    """The second turn's worst case is the first turn's prompt as billed, its reply and the new message by
+    their bytes: under the bytes of the whole prompt for plain English, never under what Claude bills."""
+    long_message = " ".join(["plain English words cost about a token for four characters"] * 60)
+    first, outcome = run_turn(request(long_message, key="192.0.2.62"))
+    second = begin_turn(request("and then?", token_of(first), key="192.0.2.62"))
+    claude = services.claude()
+    by_bytes = claude.input_bound(
+        claude.build_request(second.session.slot.history, "and then?", conversation=True)  # type: ignore[union-attr]
+    )
+    assert second.quote.input_tokens < by_bytes * 0.75  # the first message counted as Claude billed it
+    list(second.deltas())
+    assert second.outcome is not None
+    usage = second.outcome.reply.usage
+    billed_input = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+    assert billed_input <= second.quote.input_tokens
+    assert usage.output_tokens <= second.quote.output_tokens
+    assert outcome.reply.usage.input_tokens > 100  # the stand-in billed the long message as tokens, not bytes

@@ -11,8 +11,9 @@ there, before any reply byte, so refusals are ordinary JSON errors.
 
 A turn's worst case is its input bound plus MAX_TOKENS of output, priced on
 its model (claude_chat.pricing). The input bound is what Claude billed for the
-conversation's last turn (kept with the conversation, `Context`), plus the new
-message by its bytes; by the bytes of the whole prompt when that is not known.
+conversation's last prompt, plus that turn's reply and the new message by their
+bytes (kept with the conversation, `Context`); by the bytes of the whole prompt
+when that is not known. Never below what Claude bills: a token covers a byte.
 
 `Turn.deltas()` then forwards Claude's reply. A plain turn reads it to the
 end (`run_turn`); a streamed one forwards each delta as it comes. However the
@@ -63,7 +64,7 @@ logger = Logger(child=True)
 STOP_POLL_SECONDS = 1.0
 # A turn's admission re-reads the conversation when it changed between the read and the write.
 _ADMISSION_ATTEMPTS = 3
-# A reply becomes an assistant message of the next turn's history: a few tokens of framing each.
+# A turn and its reply become messages of the next turn's history: a few tokens of framing.
 _HISTORY_FRAMING_TOKENS = 16
 
 
@@ -192,6 +193,9 @@ class Turn:
         elif reply is None and self._timed_out:
             failure = UpstreamTimeout()  # however the cut showed itself (a broken read, say)
         usage = reply.usage if reply is not None else self._upstream.usage_so_far(received)
+        if reply is None and not sent and usage is not None:
+            # Cut before any text reached us: Claude may have generated any part of its reply unseen.
+            usage = usage.model_copy(update={"output_tokens": self.quote.output_tokens})
         cost = self.quote.cost(usage, self._upstream.unanswered)
         seconds = None if failure else time.perf_counter() - self._started
         record_turn(self.quote.model.model_id, usage or Usage(), seconds, cost.nanos)
@@ -232,8 +236,12 @@ class Turn:
         title = title_from(self.message, reply.text) if first else None
         settings = get_settings()
         billed = None
-        if reply.stop_reason != "stopped":  # a whole reply: what Claude billed bounds the next turn's history
-            tokens = billed_tokens(reply.usage) + _HISTORY_FRAMING_TOKENS
+        if reply.stop_reason != "stopped":
+            # The next turn's history is this turn's prompt, which Claude billed exactly, and this reply,
+            # bounded by its bytes (its output tokens need not be what the same text costs as input).
+            usage = reply.usage
+            prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+            tokens = prompt + len(reply.text.encode("utf-8", "surrogatepass")) + _HISTORY_FRAMING_TOKENS
             billed = (tokens, fingerprint(self.quote.model.model_id, settings))
         saved = store.save_turn(
             slot, SavedTurn(self.message, reply.text), title=title, model=self.quote.model.name, billed=billed

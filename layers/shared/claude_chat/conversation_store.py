@@ -49,9 +49,9 @@ Why this shape:
   session's sliding idle expiry, which a turn in any of its conversations
   slides (`session_check`, in its admission); other conversations' METAs
   expire with the turns.
-- META keeps what Claude billed for the last whole turn (`Context`): the next
-  turn's history costs at most that, so its worst case is known before its
-  history is read (claude_chat.chat_turn).
+- META keeps a bound of the next turn's history (`Context`): what Claude billed
+  for the last turn's prompt, plus its reply's bytes, so the next turn's worst
+  case is known before its history is read (claude_chat.chat_turn).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class Slot:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What Claude billed for a conversation's last turn, input and output: an upper bound of the
+    """What Claude billed for a conversation's last prompt plus its reply's bytes: an upper bound of the
     next turn's history in tokens, valid for the model and system prompt it was billed under
     (`fingerprint`) while the conversation has `turns` saved turns (a turn saved beside it, or a
     replaced one, makes it stale)."""
