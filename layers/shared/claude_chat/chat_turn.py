@@ -396,8 +396,8 @@ def _admit_known(asked: _Asked) -> Admitted | None:
         session is not None
         and slot is not None
         and session.token.session_id == guess.token.session_id
-        and (slot.generation, slot.turns_before, slot.context)
-        == (guess.slot.generation, guess.slot.turns_before, guess.slot.context)
+        and (slot.generation, slot.turns_before, slot.context, slot.revision)
+        == (guess.slot.generation, guess.slot.turns_before, guess.slot.context, guess.slot.revision)
         and quote.worst.tokens <= worst.tokens
         and quote.worst.nanos <= worst.nanos
     )
