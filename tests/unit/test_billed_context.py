@@ -50,3 +50,22 @@ def test_a_regenerate_saved_beside_another_turn_leaves_no_bound_that_misses_it(
     assert after is not None
     assert long_edit in [turn.user for turn in after.history]
     assert not _context_holds(after, model, settings), "150 billed tokens bound a history holding the edit"
+
+
+def test_a_bill_under_a_shorter_history_window_does_not_bound_a_longer_one(store: ConversationStore) -> None:
+    short = get_settings().model_copy(update={"history_max_messages": 3})  # one past turn sent
+    long = get_settings().model_copy(update={"history_max_messages": 21})  # ten
+    model = ModelCatalog(short).default
+    partition = partition_id("s1", "window")
+    for text in ("one", "two", "three"):
+        taken = take_slot(store, partition, NOW, short.history_max_turns, now=NOW)
+        assert taken is not None and len(taken.history) <= 1
+        # What the last turn was billed: its one past turn, its message and its reply.
+        store.save_turn(
+            taken, Turn(text, f"re {text}"), now=NOW, billed=(40, fingerprint(model.model_id, short))
+        )
+
+    # The operator lengthens the window: the next turn sends all three turns, the bill covered two.
+    after = take_slot(store, partition, NOW, long.history_max_turns, now=NOW)
+    assert after is not None and [turn.user for turn in after.history] == ["one", "two", "three"]
+    assert not _context_holds(after, model, long), "a bill of two turns bound a history of three"

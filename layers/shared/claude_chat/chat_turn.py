@@ -89,8 +89,10 @@ class Quote:
 
 
 def fingerprint(model_id: str, settings: Settings) -> str:
-    """What a conversation's billed tokens depend on besides its turns: the model and system prompt."""
-    return hashlib.sha256(f"{model_id}\0{settings.system_prompt}".encode()).hexdigest()[:16]
+    """What a conversation's billed tokens depend on besides its turns: the model, the system prompt,
+    and how many past turns a request may send (a longer window sends turns the bill never held)."""
+    sent = f"{model_id}\0{settings.system_prompt}\0{settings.history_max_turns}"
+    return hashlib.sha256(sent.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +427,7 @@ def _known_worst(asked: _Asked, guess: TurnSession | None) -> Charge | None:
 
 def _context_holds(slot: Slot, model: ModelChoice, settings: Settings) -> bool:
     """Whether what Claude billed for the conversation's last turn bounds this turn's history: same
-    model and system prompt, and no turn saved beside it."""
+    model, system prompt and history window, and no turn saved beside it."""
     context = slot.context
     return (
         context is not None

@@ -172,7 +172,7 @@ class Slot:
 @dataclass(frozen=True, slots=True)
 class Context:
     """What Claude billed for a conversation's last turn, input and output: an upper bound of the
-    next turn's history in tokens, valid for the model and system prompt it was billed under
+    next turn's history in tokens, valid for the model, system prompt and history window it was billed under
     (`fingerprint`) while the conversation has `turns` saved turns and no turn was saved beside it
     (a stale one is never read: `_context`)."""
 
