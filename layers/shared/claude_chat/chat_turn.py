@@ -46,7 +46,15 @@ from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Slot, turns_to_send
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.deadline import Deadline
-from claude_chat.errors import ApiError, Busy, InternalError, NotConfigured, RateLimited, UpstreamTimeout
+from claude_chat.errors import (
+    ApiError,
+    BudgetExhausted,
+    Busy,
+    InternalError,
+    NotConfigured,
+    RateLimited,
+    UpstreamTimeout,
+)
 from claude_chat.model_choice import ModelChoice
 from claude_chat.models import ChatRequest, ConversationTurnRequest, Usage
 from claude_chat.observability import record_turn, record_upstream_error
@@ -369,7 +377,8 @@ def _admit(asked: _Asked, *, drawn: bool = False) -> Admitted:
 def _admit_known(asked: _Asked) -> Admitted | None:
     """One round trip for a turn of a conversation this container knows: the admission, priced on
     what META held when last read or written here (and checked to hold still), beside the read of
-    the history. None when nothing is known, or META changed since (then read, then admit)."""
+    the history. None when nothing is known, META changed since, or a budget refused what was known
+    while the turn's own history is less (then read, then admit)."""
     caller = asked.caller
     if asked.turn_body is None:
         return None
@@ -384,6 +393,16 @@ def _admit_known(asked: _Asked) -> Admitted | None:
     except Conflict:
         _quietly(reading)
         return None
+    except (RateLimited, BudgetExhausted) as refusal:
+        # What was known bounds more than a turn may send (a regenerate leaves the last turn out, a
+        # history window that moves on drops part of it): refuse only what its own history refuses.
+        session = _quietly(reading)
+        if isinstance(refusal, RateLimited) and refusal.limit == "requests":
+            raise
+        read = asked.priced(session)[1].worst if session is not None else worst
+        if read.tokens < worst.tokens or read.nanos < worst.nanos:
+            return None
+        raise
     except BaseException:
         _quietly(reading)
         raise
