@@ -72,13 +72,16 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                 raise ValueError("Unsupported transaction operation")
             table = self.get_table(op["TableName"])
             attrs = op["Item"] if kind == "Put" else op["Key"]
-            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-            if table.range_key_attr is not None:
-                key[table.range_key_attr] = attrs[table.range_key_attr]
+            key = attrs
+            if kind == "Put":  # an item's key; an action's Key is taken as given, and checked below
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
             identity = (op["TableName"], str(dict(sorted(key.items()))))
             if identity in saved:
                 raise MultipleTransactionsException()
-            hash_key, range_key = self.get_keys_value(table, key)  # DynamoTypes, as moto keys items
+            # DynamoTypes, as moto keys items; a Key without the table's keys is a ValidationException.
+            hash_key, range_key = self.get_keys_value(table, key)
             current = table.get_item(hash_key, range_key)
             saved[identity] = (table, hash_key, range_key, copy.deepcopy(current))
             names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")

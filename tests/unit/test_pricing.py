@@ -128,6 +128,12 @@ def test_money_and_tokens_convert_exactly() -> None:
     assert billed_tokens(usage) == 15
 
 
+def test_a_budget_below_a_nano_dollar_is_still_a_budget_not_none() -> None:
+    """Rounded down to 0 it would read as "off": no budget at all, where the operator set almost none."""
+    assert nanos(Decimal("0.0000000001")) > 0
+    assert nanos(Decimal("0")) == 0
+
+
 def test_the_api_shows_prices_in_dollars_per_million() -> None:
     assert HAIKU.as_usd() == {
         "input": 1.0,

@@ -47,7 +47,15 @@ from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
 from claude_chat.conversation_store import Slot, turns_to_send
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.deadline import Deadline
-from claude_chat.errors import ApiError, Busy, InternalError, NotConfigured, RateLimited, UpstreamTimeout
+from claude_chat.errors import (
+    ApiError,
+    BudgetExhausted,
+    Busy,
+    InternalError,
+    NotConfigured,
+    RateLimited,
+    UpstreamTimeout,
+)
 from claude_chat.model_choice import ModelChoice
 from claude_chat.models import ChatRequest, ConversationTurnRequest, Usage
 from claude_chat.observability import record_turn, record_upstream_error
@@ -90,8 +98,10 @@ class Quote:
 
 
 def fingerprint(model_id: str, settings: Settings) -> str:
-    """What a conversation's billed tokens depend on besides its turns: the model and system prompt."""
-    return hashlib.sha256(f"{model_id}\0{settings.system_prompt}".encode()).hexdigest()[:16]
+    """What a conversation's billed tokens depend on besides its turns: the model, the system prompt,
+    and how many past turns a request may send (a longer window sends turns the bill never held)."""
+    sent = f"{model_id}\0{settings.system_prompt}\0{settings.history_max_turns}"
+    return hashlib.sha256(sent.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +385,8 @@ def _admit(asked: _Asked, *, drawn: bool = False) -> Admitted:
 def _admit_known(asked: _Asked) -> Admitted | None:
     """One round trip for a turn of a conversation this container knows: the admission, priced on
     what META held when last read or written here (and checked to hold still), beside the read of
-    the history. None when nothing is known, or META changed since (then read, then admit)."""
+    the history. None when nothing is known, META changed since, or a budget refused what was known
+    while the turn's own history is less (then read, then admit)."""
     caller = asked.caller
     if asked.turn_body is None:
         return None
@@ -390,6 +401,16 @@ def _admit_known(asked: _Asked) -> Admitted | None:
     except Conflict:
         _quietly(reading)
         return None
+    except (RateLimited, BudgetExhausted) as refusal:
+        # What was known bounds more than a turn may send (a regenerate leaves the last turn out, a
+        # history window that moves on drops part of it): refuse only what its own history refuses.
+        session = _quietly(reading)
+        if isinstance(refusal, RateLimited) and refusal.limit == "requests":
+            raise
+        read = asked.priced(session)[1].worst if session is not None else worst
+        if read.tokens < worst.tokens or read.nanos < worst.nanos:
+            return None
+        raise
     except BaseException:
         _quietly(reading)
         raise
@@ -404,8 +425,8 @@ def _admit_known(asked: _Asked) -> Admitted | None:
         session is not None
         and slot is not None
         and session.token.session_id == guess.token.session_id
-        and (slot.generation, slot.turns_before, slot.context)
-        == (guess.slot.generation, guess.slot.turns_before, guess.slot.context)
+        and (slot.generation, slot.turns_before, slot.context, slot.revision)
+        == (guess.slot.generation, guess.slot.turns_before, guess.slot.context, guess.slot.revision)
         and quote.worst.tokens <= worst.tokens
         and quote.worst.nanos <= worst.nanos
     )
@@ -433,7 +454,7 @@ def _known_worst(asked: _Asked, guess: TurnSession | None) -> Charge | None:
 
 def _context_holds(slot: Slot, model: ModelChoice, settings: Settings) -> bool:
     """Whether what Claude billed for the conversation's last turn bounds this turn's history: same
-    model and system prompt, and no turn saved beside it."""
+    model, system prompt and history window, and no turn saved beside it."""
     context = slot.context
     return (
         context is not None

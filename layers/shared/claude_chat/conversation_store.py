@@ -5,7 +5,8 @@ Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwnerModel on
     pk = S#<owner>          sk = ~META   the caller's default conversation (the seed routes') and session
     pk = S#<owner>#<id>     sk = ~META   any other conversation of the caller
         META: gen, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
-              auto_title, title when renamed, model, and ctx, ctxfp, ctxn (`Context`)
+              auto_title, title when renamed, model, rev (saves so far), and ctx, ctxfp, ctxn,
+              ctxr (`Context`)
     pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute)
 
 `<owner>` is the caller: an anonymous session's id, or a signed-in user's
@@ -51,7 +52,10 @@ Why this shape:
   expire with the turns.
 - META keeps a bound of the next turn's history (`Context`): what Claude billed
   for the last turn's prompt, plus its reply's bytes, so the next turn's worst
-  case is known before its history is read (claude_chat.chat_turn).
+  case is known before its history is read (claude_chat.chat_turn). It holds
+  only while no other turn was saved since the billed turn read META: every
+  save adds one to `rev`, and the context keeps the `rev` its own save made (a
+  count of turns would not do: a regenerate replaces a turn without changing it).
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ class Known:
     generation: int
     turns: int
     context: Context | None
+    revision: int = 0  # META's `rev`: one more with every save
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +166,15 @@ class Slot:
     title: str | None = None  # the conversation's title when the slot was taken (None: not listed yet)
     stored: bool = False  # META existed when the turn read it
     context: Context | None = None  # what Claude billed for the history, when it is known exactly
+    revision: int = 0  # META's `rev` when the turn read it
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """What Claude billed for a conversation's last prompt plus its reply's bytes: an upper bound of the
-    next turn's history in tokens, valid for the model and system prompt it was billed under
-    (`fingerprint`) while the conversation has `turns` saved turns (a turn saved beside it, or a
-    replaced one, makes it stale)."""
+    next turn's history in tokens, valid for the model, system prompt and history window it was billed
+    under (`fingerprint`) while the conversation has `turns` saved turns and no turn was saved beside
+    it (a stale one is never read: `_context`)."""
 
     tokens: int
     fingerprint: str
@@ -282,6 +288,7 @@ class ConversationStore:
             title=record.title,
             stored=meta is not None,
             context=_context(meta),
+            revision=_revision(meta),
         )
 
     def known_slot(self, session_id: str, issued_at: int, state: Known, now: float, *, lasting: bool) -> Slot:
@@ -299,6 +306,7 @@ class ConversationStore:
             conversation=conversation_of(session_id),
             stored=True,
             context=state.context,
+            revision=state.revision,
         )
 
     def first_slot(self, session_id: str, issued_at: int, now: float | None = None) -> Slot:
@@ -443,7 +451,7 @@ class ConversationStore:
                 ExpressionAttributeValues={":minus": {"N": str(-1 if not replaced else 0)}},
             )
             raise
-        known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta))
+        known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta), _revision(meta))
         return Saved(known.turns, _title(meta), known)
 
     def _delete_turn(self, key: dict[str, Any]) -> bool:
@@ -485,17 +493,22 @@ class ConversationStore:
             ":cid": {"S": slot.conversation},
             ":title": {"S": title or _UNTITLED},
             ":now": {"N": str(millis)},
+            ":one": {"N": "1"},
         }
-        update = f"ADD turns :added SET expires_at = :exp, #owner = :owner, cid = :cid, {title_update}"
+        update = (
+            f"ADD turns :added, rev :one SET expires_at = :exp, #owner = :owner, cid = :cid, {title_update}"
+        )
         if model is not None:
             update += ", model = :model"
             values[":model"] = {"S": model}
         if billed is not None:
-            update += ", ctx = :ctx, ctxfp = :ctxfp, ctxn = :ctxn"
+            update += ", ctx = :ctx, ctxfp = :ctxfp, ctxn = :ctxn, ctxr = :ctxr"
             values[":ctx"] = {"N": str(billed[0])}
             values[":ctxfp"] = {"S": billed[1]}
             values[":ctxn"] = {"N": str(slot.turns_before + added)}
-        removed = "" if billed is not None else " REMOVE ctx, ctxfp, ctxn"
+            # The `rev` this save makes if no other turn was saved since this one read META.
+            values[":ctxr"] = {"N": str(slot.revision + 1)}
+        removed = "" if billed is not None else " REMOVE ctx, ctxfp, ctxn, ctxr"
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": _key(_pk(slot.session_id), _META),
@@ -790,18 +803,18 @@ def _wait_quietly(future: Future[Any]) -> None:
 
 
 def _exactly(slot: Slot, values: dict[str, Any]) -> str:
-    """The condition that META still holds the count and billed context `slot` was priced on."""
+    """The condition that META still holds the count and billed context `slot` was priced on: the
+    same count, and no save since (every save adds one to `rev`, and only a save writes `ctx`)."""
     values[":turns"] = {"N": str(slot.turns_before)}
-    if slot.context is None:
-        return " AND turns = :turns AND attribute_not_exists(ctx)"
-    values[":ctx"] = {"N": str(slot.context.tokens)}
-    values[":ctxfp"] = {"S": slot.context.fingerprint}
-    return " AND turns = :turns AND ctx = :ctx AND ctxfp = :ctxfp"
+    if not slot.revision:
+        return " AND turns = :turns AND attribute_not_exists(rev)"
+    values[":rev"] = {"N": str(slot.revision)}
+    return " AND turns = :turns AND rev = :rev"
 
 
 def known(slot: Slot) -> Known | None:
     """What a read of META told of the conversation (None: no META, nothing to know)."""
-    return Known(slot.generation, slot.turns_before, slot.context) if slot.stored else None
+    return Known(slot.generation, slot.turns_before, slot.context, slot.revision) if slot.stored else None
 
 
 def _new_slot_number(now: float) -> int:
@@ -811,9 +824,15 @@ def _new_slot_number(now: float) -> int:
 
 
 def _context(meta: dict[str, Any] | None) -> Context | None:
-    if meta is None or "ctx" not in meta:
+    """What META says Claude billed for the last whole turn, unless another turn was saved since that
+    turn read META (then its history is not the billed turn's: `rev` moved past the one it made)."""
+    if meta is None or "ctx" not in meta or meta.get("ctxr", {}).get("N") != str(_revision(meta)):
         return None
     return Context(int(meta["ctx"]["N"]), meta["ctxfp"]["S"], int(meta["ctxn"]["N"]))
+
+
+def _revision(meta: dict[str, Any] | None) -> int:
+    return int(meta["rev"]["N"]) if meta is not None and "rev" in meta else 0
 
 
 def _slot_number(sk: str) -> int:

@@ -226,5 +226,7 @@ def usd(nanos: int) -> float:
 
 
 def nanos(usd_amount: Decimal) -> int:
-    """Dollars as whole nano-dollars, rounded down (a budget is never more than its setting)."""
-    return int(usd_amount * NANOS_PER_USD)
+    """Dollars as whole nano-dollars, rounded down (a budget is never more than its setting), but a
+    positive amount is at least one: 0 means "no budget", which a tiny budget must never become."""
+    whole = int(usd_amount * NANOS_PER_USD)
+    return 1 if whole == 0 and usd_amount > 0 else whole
