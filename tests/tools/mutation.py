@@ -157,9 +157,25 @@ def _config(module: str, tests: Sequence[str]) -> str:
         "only_mutate": [f"{PACKAGE}/{module}.py"],
         "pytest_add_cli_args_test_selection": list(tests),
         # Each mutant's run is a fresh pytest session in a forked child: without the cache, the
-        # installed plugins (none of which tests/unit uses) and the unraisable-exception hook's
-        # gc.collect() calls at exit, one takes a tenth of a second instead of half a second.
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "no:unraisableexception"],
+        # installed plugins (none of which tests/unit uses), the unraisable-exception hook's
+        # gc.collect() calls at exit and the built-in plugins for other kinds of run, one takes a
+        # tenth of a second to start instead of half a second.
+        "pytest_add_cli_args": [
+            argument
+            for plugin in (
+                "cacheprovider",
+                "unraisableexception",
+                "doctest",
+                "junitxml",
+                "pastebin",
+                "stepwise",
+                "faulthandler",
+                "setuponly",
+                "setupplan",
+                "debugging",
+            )
+            for argument in ("-p", f"no:{plugin}")
+        ],
         "also_copy": list(FIXTURE_FILES),
         "use_git_change_detection": False,
     }
@@ -381,17 +397,21 @@ def report(
             "",
             "```sh",
             "make mutation                      # every core module; rewrites this file",
-            "make mutation MODULE=client_key    # one module: its score and its surviving mutants",
+            "make mutation MODULE=client_key    # one module: its score and its survivors (no rewrite)",
             "```",
             "",
             "## The routine",
             "",
             "Before a change to a core module is merged, run `make mutation MODULE=<module>` for each",
             "core module it touches, and kill every new survivor with a test (or, only if no test could",
-            "ever tell it apart, list it as equivalent). Each module's time is in the table below; all",
-            f"of them together took {total_seconds:.0f} s here ({total_cpu:.0f} s of CPU on 2 cores, so",
-            "about half that on an idle 2-core machine: the wall-clock time grows with whatever else",
-            "the machine runs). It is not part of `make test` or CI yet.",
+            "ever tell it apart, list it as equivalent). Each module's time is in the table below: the",
+            "wall-clock time of the run that wrote this file, and the CPU time it used, which the",
+            "machine's other work does not stretch; on an idle 2-core machine a run takes about half",
+            f"its CPU time. All the modules together took {total_seconds:.0f} s ({total_cpu:.0f} s of CPU).",
+            "`make mutation` is not part of `make test` or CI yet.",
+            "",
+            "A survivor is printed with its diff; `tests/tools/mutation.py --keep MODULE` keeps the",
+            "mutated tree, where `mutmut show <name>` and `mutmut browse` work.",
             "",
             f"**The floor**: at least {FLOOR:.0%} of each module's mutants that are not equivalent are",
             "killed; `make mutation` exits non-zero when a module is under it. A mutant is equivalent",
