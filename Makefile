@@ -23,7 +23,7 @@ WEB_PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: help install browser dev test unit integration e2e static lint format bench bench-smoke build validate deploy delete \
-	web-config web vendor clean
+	web-config web vendor clean mutation
 
 help:
 	@echo "make dev        the chat page and every route on http://127.0.0.1:$${PORT:-3000} (stand-in Claude without ANTHROPIC_API_KEY)"
@@ -31,6 +31,8 @@ help:
 	@echo "make test       lint, type-check, validate the template, unit, integration and browser tests"
 	@echo "make bench      benchmarks side by side with the seed server; rewrites BENCHMARKS.md (minutes)"
 	@echo "make bench-smoke every benchmark at token sizes, into a temporary directory (seconds)"
+	@echo "make mutation   mutation scores of the core modules against their unit tests; rewrites docs/MUTATION.md"
+	@echo "                MODULE=client_key: one module (run it for each core module a change touches)"
 	@echo "make build      sam build (layer for python3.13 arm64, no Docker needed)"
 	@echo "make deploy     sam build && sam deploy --guided"
 	@echo "make delete     sam delete (tear the stack down)"
@@ -132,6 +134,12 @@ bench: $(BENCH_VENV)/.installed
 
 bench-smoke: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m tests.benchmarks.run --smoke
+
+# mutmut against each core module's unit tests (tests/tools/mutation.py lists the modules), with
+# a floor of 90% of the non-equivalent mutants killed. All of them rewrite docs/MUTATION.md.
+MODULE ?=
+mutation: $(VENV)/.installed
+	$(PY) tests/tools/mutation.py $(MODULE)
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1

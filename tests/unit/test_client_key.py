@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 from pydantic import ValidationError
@@ -107,6 +108,20 @@ def test_mapped_neighbours_are_two_clients_not_one_ipv6_network() -> None:
 )
 def test_anything_that_is_not_an_ip_shares_one_fixed_key(junk: str) -> None:
     assert client_key(junk, 56) == UNPARSED_KEY
+
+
+def test_an_unparsed_source_is_logged_with_the_key_it_shares_and_never_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="claude_chat.client_key"):
+        assert client_key("client-<script>", 56) == UNPARSED_KEY
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            "claude_chat.client_key",
+            logging.WARNING,
+            "sourceIp is not an IP address; it shares the key 'unparsed-source-ip'",
+        )
+    ]
 
 
 def test_a_malformed_source_never_becomes_its_own_key() -> None:

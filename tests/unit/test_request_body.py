@@ -8,7 +8,7 @@ import json
 import pytest
 
 from claude_chat.errors import ApiError, InvalidJson, InvalidRequest, MessageTooLong
-from claude_chat.request_body import parse_chat_request, read_json_body
+from claude_chat.request_body import parse_chat_request, read_json_body, request_error
 
 BOM = "\ufeff"
 
@@ -118,3 +118,168 @@ def test_good_messages_arrive_exactly(message) -> None:
 def test_read_json_body_gives_the_text_without_bom_and_the_object() -> None:
     body = read_json_body(base64.b64encode((BOM + '{"title": "x"}').encode()).decode(), is_base64=True)
     assert (body.text, body.data) == ('{"title": "x"}', {"title": "x"})
+
+
+# ------------------------------------------------------------ read_json_body, as the stop route calls it
+
+
+def test_read_json_body_reads_text_and_bytes_as_they_are_by_default() -> None:
+    """The stop route passes the stream's raw bytes and no `is_base64`: the default must be False."""
+    for body in ('{"turn": "abc"}', b'{"turn": "abc"}'):
+        assert read_json_body(body).data == {"turn": "abc"}
+    # The same text base64-encoded is not JSON unless the caller says it is base64.
+    encoded = base64.b64encode(b'{"turn": "abc"}').decode()
+    assert isinstance(_refused_body(encoded), InvalidJson)
+    assert read_json_body(encoded, is_base64=True).data == {"turn": "abc"}
+
+
+@pytest.mark.parametrize("body", ["[1]", "[]", "1", "null", '"turn"', "true", b"[1]"])
+def test_read_json_body_refuses_any_json_that_is_not_an_object_with_the_contracts_422(body) -> None:
+    error = _refused_body(body)
+    assert type(error) is InvalidRequest
+    assert (error.status, error.body()) == (
+        422,
+        {"error": 'The body must be a JSON object: {"message": "..."}.', "code": "invalid_request"},
+    )
+
+
+def test_read_json_body_refuses_a_repeated_field_even_inside_a_nested_object() -> None:
+    error = _refused_body('{"turn": {"a": 1, "a": 2}}')
+    assert type(error) is InvalidRequest
+    assert error.message == "The field `a` is given more than once."
+
+
+@pytest.mark.parametrize("body", [None, b"", ""])
+def test_no_body_is_read_as_empty_text_whatever_the_transport(body) -> None:
+    for is_base64 in (False, True):
+        error = _refused_body(body, is_base64=is_base64)
+        assert type(error) is InvalidJson
+        assert isinstance(error.__cause__, json.JSONDecodeError)
+        assert error.__cause__.doc == ""  # what was parsed: nothing, not a stand-in text
+
+
+@pytest.mark.parametrize("body", ["e30=\n", "e3 0=", "e3!0=", "e30=e30="])
+def test_base64_is_decoded_strictly(body) -> None:
+    """Only the base64 alphabet: a lenient decoder would drop the stray characters and read `{}`."""
+    assert isinstance(_refused_body(body, is_base64=True), InvalidJson)
+    assert read_json_body("e30=", is_base64=True).data == {}
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_the_error_behind_a_json_extension_names_it(constant: str) -> None:
+    error = _refused_body(f'{{"turn": {constant}}}')
+    assert type(error) is InvalidJson
+    assert str(error.__cause__) == f"{constant} is not JSON"
+
+
+def _refused_body(body: str | bytes | None, *, is_base64: bool = False) -> ApiError:
+    with pytest.raises(ApiError) as raised:
+        read_json_body(body, is_base64=is_base64)
+    return raised.value
+
+
+# ------------------------------------------------------------ request_error, for every route's model
+
+ONE_LINE = "`title` must be one line of text, not only spaces, without control characters."
+
+
+@pytest.mark.parametrize(
+    ("body", "model", "kind", "wording"),
+    [
+        ("{}", "RenameRequest", InvalidRequest, "`title` is required."),
+        ('{"title": 7}', "RenameRequest", InvalidRequest, "`title` must be a string."),
+        ('{"title": ""}', "RenameRequest", InvalidRequest, ONE_LINE),
+        ('{"title": "a\\nb"}', "RenameRequest", InvalidRequest, ONE_LINE),
+        ('{"title": "   "}', "RenameRequest", InvalidRequest, ONE_LINE),
+        (
+            json.dumps({"title": "x" * 121}),
+            "RenameRequest",
+            InvalidRequest,
+            "`title` must be at most 120 characters.",
+        ),
+        (
+            '{"title": "\\ud800"}',
+            "RenameRequest",
+            InvalidRequest,
+            "`title` holds a lone surrogate (a \\ud800-\\udfff escape without its pair): not valid text.",
+        ),
+        (
+            '{"title": "x", "colour": "red"}',
+            "RenameRequest",
+            InvalidRequest,
+            ("Unknown field `colour`: see the route's body in /api/openapi.json."),
+        ),
+        (
+            '{"message": "hi", "conversation": "a b"}',
+            "ConversationTurnRequest",
+            InvalidRequest,
+            "`conversation` must be 1 to 64 of the characters A-Z a-z 0-9 _ -.",
+        ),
+        (
+            '{"message": "hi", "replace_last": 1}',
+            "ConversationTurnRequest",
+            InvalidRequest,
+            "`replace_last` must be true or false.",
+        ),
+        ('{"message": "hi"}', "StopRequest", InvalidRequest, "`turn`: Field required."),
+    ],
+)
+def test_each_fields_complaint_gets_its_own_wording(body, model, kind, wording) -> None:
+    from claude_chat import models
+
+    with pytest.raises(ApiError) as raised:
+        parse_chat_request(body, model=getattr(models, model))
+    assert type(raised.value) is kind
+    assert raised.value.message == wording
+
+
+@pytest.mark.parametrize(
+    ("errors", "kind", "wording"),
+    [
+        ([], InvalidRequest, 'The body must be a JSON object: {"message": "..."}.'),
+        ([{"type": "model_type"}], InvalidRequest, 'The body must be a JSON object: {"message": "..."}.'),
+        (
+            [{"type": "model_type", "loc": ("body",)}],
+            InvalidRequest,
+            'The body must be a JSON object: {"message": "..."}.',
+        ),
+        ([{"type": "json_invalid", "loc": ("body", 0)}], InvalidJson, "The request body is not valid JSON."),
+        (
+            [{"type": "string_too_long", "loc": ("body", "message")}],
+            MessageTooLong,
+            ("`message` is longer than 16000 characters."),
+        ),
+        ([{"type": "missing", "loc": ("body", "message")}], InvalidRequest, "`message` is required."),
+        (
+            [{"type": "string_type", "loc": ("body", "message")}],
+            InvalidRequest,
+            "`message` must be a string.",
+        ),
+        (
+            [{"type": "string_too_short", "loc": ("body", "message")}],
+            InvalidRequest,
+            "`message` must not be empty.",
+        ),
+        (
+            [{"type": "string_type", "loc": ("body", "turn"), "msg": "Input should be a valid string"}],
+            InvalidRequest,
+            ("`turn`: Input should be a valid string."),
+        ),
+        ([{"type": "value_error", "loc": ("body", "turn")}], InvalidRequest, "`turn`: not valid."),
+        (
+            [{"type": "model_type", "loc": ("body",)}, {"type": "missing", "loc": ("body", "message")}],
+            InvalidRequest,
+            "`message` is required.",
+        ),
+        (
+            [{"type": "missing", "loc": ("body", "title")}, {"type": "missing", "loc": ("body", "message")}],
+            InvalidRequest,
+            "`title` is required.",
+        ),
+    ],
+)
+def test_request_error_words_pydantics_first_complaint_about_a_field(errors, kind, wording) -> None:
+    """Errors as pydantic and Powertools give them (locations start with "body"); a fieldless one passes."""
+    error = request_error(errors)
+    assert type(error) is kind
+    assert error.message == wording

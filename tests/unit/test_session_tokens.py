@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from claude_chat.session_tokens import SessionTokens
+from claude_chat.session_tokens import SessionToken, SessionTokens
+
+# A token made by this code on 2026-01-01T00:00:00Z with this key, written out: changing the salt,
+# the digest or the format would fail the tests that read it, as it would log every caller out.
+PINNED_KEY = "pinned-signing-key"
+PINNED_AT = 1_767_225_600
+PINNED_TOKEN = "session-abc.aVW5AA.QBfn8HfiIWGG5LviyVQczzLmG-t4AfaSueomcmEvVN8"
 
 
 @pytest.fixture
@@ -81,3 +87,59 @@ def test_a_token_naming_a_users_conversation_never_opens_it_for_an_anonymous_cal
     assert stranger.token.is_new
     # Signed in as someone else, the token is not even read.
     assert sessions.open(adas.token_string, user=grace).token.session_id == user_session_id(grace)
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """time.time() as the test sets it (the signer's timestamps and the issue times read it)."""
+    now = [float(PINNED_AT)]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    return now
+
+
+def test_a_token_signed_before_a_deploy_still_verifies_after_it(frozen: list[float]) -> None:
+    """The signing salt, digest and format are pinned: a change to any would log everyone out."""
+    frozen[0] = PINNED_AT + 3599
+    verified = SessionTokens(PINNED_KEY, max_age_seconds=3600).verify(PINNED_TOKEN)
+    assert verified == SessionToken("session-abc", PINNED_AT, PINNED_TOKEN, is_new=False)
+
+
+def test_the_signer_still_makes_the_pinned_token(frozen: list[float]) -> None:
+    issued = SessionTokens(PINNED_KEY, max_age_seconds=3600).issue_for("session-abc")
+    assert issued == SessionToken("session-abc", PINNED_AT, PINNED_TOKEN, is_new=False)
+
+
+def test_the_pinned_token_is_refused_under_another_key_or_once_too_old(frozen: list[float]) -> None:
+    assert SessionTokens("another-key", max_age_seconds=3600).verify(PINNED_TOKEN) is None
+    frozen[0] = PINNED_AT + 3601
+    assert SessionTokens(PINNED_KEY, max_age_seconds=3600).verify(PINNED_TOKEN) is None
+
+
+def test_a_new_session_says_when_it_was_issued(tokens: SessionTokens, frozen: list[float]) -> None:
+    issued = tokens.issue()
+    assert (issued.issued_at, issued.is_new) == (PINNED_AT, True)
+    frozen[0] += 10
+    assert tokens.verify(issued.token) == SessionToken(
+        issued.session_id, PINNED_AT, issued.token, is_new=False
+    )
+
+
+def test_resolve_keeps_the_session_a_genuine_token_names(tokens: SessionTokens) -> None:
+    issued = tokens.issue()
+    resolved = tokens.resolve(issued.token)
+    assert (resolved.session_id, resolved.token, resolved.is_new) == (issued.session_id, issued.token, False)
+
+
+def test_no_token_is_none_and_resolves_to_a_new_session(tokens: SessionTokens) -> None:
+    assert tokens.verify(None) is None
+    assert tokens.resolve(None).is_new
+
+
+def test_a_genuine_token_longer_than_256_characters_is_refused(tokens: SessionTokens) -> None:
+    overhead = len(tokens.issue_for("a").token) - 1  # the timestamp, the signature and two dots
+    longest = tokens.issue_for("a" * (256 - overhead))
+    assert len(longest.token) == 256
+    assert tokens.verify(longest.token) is not None
+    too_long = tokens.issue_for("a" * (257 - overhead))
+    assert len(too_long.token) == 257
+    assert tokens.verify(too_long.token) is None

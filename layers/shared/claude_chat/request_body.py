@@ -65,10 +65,8 @@ def parse_chat_request(
 def read_json_body(body: str | bytes | None, *, is_base64: bool = False) -> JsonBody:
     """A body that is one JSON object, or InvalidJson / InvalidRequest; any route's model checks the rest."""
     text = _text(body, is_base64)
-    try:
+    try:  # a field given twice is InvalidRequest, raised by _unique_fields from inside the parser
         data = json.loads(text, parse_constant=_not_json, object_pairs_hook=_unique_fields)
-    except _DuplicateField as duplicate:
-        raise InvalidRequest(f"The field `{duplicate.name}` is given more than once.") from None
     except (ValueError, RecursionError) as error:
         raise InvalidJson() from error
     if not isinstance(data, dict):
@@ -134,17 +132,12 @@ def _text(body: str | bytes | None, is_base64: bool) -> str:
     return text.removeprefix(_BOM)
 
 
-class _DuplicateField(ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
 def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's fields; InvalidRequest (not a ValueError: the parser lets it through) for a repeat."""
     data: dict[str, Any] = {}
     for name, value in pairs:
         if name in data:
-            raise _DuplicateField(name)
+            raise InvalidRequest(f"The field `{name}` is given more than once.")
         data[name] = value
     return data
 

@@ -151,8 +151,7 @@ class _Refused(Exception):
     """Why a token was refused: logged (INFO, or WARNING when the provider is at fault), never shown."""
 
     def __init__(self, reason: str, *, provider: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason)  # str(refused) is the reason
         self.provider = provider
 
 
@@ -214,7 +213,7 @@ class TokenVerifier:
             return self._verify(token)
         except _Refused as refused:
             level = logging.WARNING if refused.provider else logging.INFO
-            _logger.log(level, "sign-in refused: %s", refused.reason)
+            _logger.log(level, "sign-in refused: %s", refused)
         except Exception as error:  # never a 500 for a token, whatever went wrong
             _logger.warning("sign-in refused: unexpected %s", type(error).__name__)
         raise Unauthorized(token_presented=True)

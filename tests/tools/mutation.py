@@ -1,0 +1,488 @@
+"""Mutation testing of the core modules: how often their fast unit tests notice a wrong program.
+
+`make mutation` runs every module in CORE_MODULES and rewrites docs/MUTATION.md;
+`make mutation MODULE=client_key` runs one and prints its score. mutmut (pinned in
+requirements-dev.txt) makes the mutants, one small change each (a flipped comparison, a
+string, a dropped argument, a default) and runs the module's unit tests against each.
+
+mutmut names a module after its path, and the layer's modules are imported as
+`claude_chat.*` from layers/shared, so each module is staged in a temporary directory
+laid out as mutmut expects: the package at its root, the module's unit-test files and
+what their fixtures read (local/, events/, template.yaml), and a pyproject.toml that
+tells mutmut which module to mutate and which tests to run. mutmut copies that into
+mutants/ and runs pytest there in-process, in a forked child per mutant, with only the
+tests that reach the mutated function (tests/unit's conftest still refuses sockets and
+subprocesses inside every test).
+
+The floor: at least FLOOR of each module's mutants that are not equivalent are killed.
+A mutant is equivalent when no test could ever tell it from the module as written; each
+is listed once, with its reason, in tests/mutation-equivalents.toml. A listed mutant
+that no longer exists, or that the tests kill, is an error: the list cannot rot or
+hide a real gap. Any error, or a module under the floor, exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "claude_chat"
+PACKAGE_DIR = ROOT / "layers" / "shared" / PACKAGE
+
+# The core modules of layers/shared/claude_chat, each with the unit-test files that cover it.
+# Adding a module is one line here (and its row appears in docs/MUTATION.md on the next run).
+CORE_MODULES: dict[str, tuple[str, ...]] = {
+    "client_key": ("tests/unit/test_client_key.py",),
+    "request_body": ("tests/unit/test_request_body.py",),
+    "session_tokens": ("tests/unit/test_session_tokens.py",),
+    "sign_in": ("tests/unit/test_sign_in.py",),
+    "stop_requests": ("tests/unit/test_stop_requests.py",),
+}
+
+FLOOR = 0.90
+EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.toml"
+REPORT = ROOT / "docs" / "MUTATION.md"
+
+# What the tests' fixtures read besides the package: copied beside it into every stage.
+FIXTURE_FILES = ("local", "events", "template.yaml")
+TEST_SUPPORT = ("tests/__init__.py", "tests/conftest.py", "tests/unit/__init__.py", "tests/unit/conftest.py")
+
+# mutmut's statuses: a timeout or a crash is the tests noticing the mutant; "no tests" (no
+# test reaches the function), "suspicious" and "skipped" are not.
+KILLED = frozenset({"killed", "timeout", "segfault"})
+
+
+@dataclass(frozen=True, slots=True)
+class Mutant:
+    name: str  # mutmut's, e.g. claude_chat.client_key.x_client_key__mutmut_3: for `mutmut show`
+    function: str  # `client_key`, or `TokenVerifier.verify` for a method
+    original: str  # the changed lines as written (stripped, one per line)
+    mutated: str  # the same lines in the mutant
+    status: str  # mutmut's: killed, survived, no tests, timeout, ...
+
+    @property
+    def killed(self) -> bool:
+        return self.status in KILLED
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What the equivalents file names a mutant by: its function and its change, not its number."""
+        return (self.function, self.original, self.mutated)
+
+
+@dataclass(frozen=True, slots=True)
+class Equivalent:
+    function: str
+    original: str
+    mutated: str
+    reason: str
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.function, self.original, self.mutated)
+
+
+@dataclass
+class ModuleResult:
+    module: str
+    mutants: list[Mutant]
+    seconds: float  # wall-clock
+    cpu_seconds: (
+        float  # of mutmut and the test runs it forked: what the machine's other load does not stretch
+    )
+    equivalent: list[Mutant] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def killed(self) -> int:
+        return sum(mutant.killed for mutant in self.mutants)
+
+    @property
+    def survivors(self) -> list[Mutant]:
+        listed = {mutant.name for mutant in self.equivalent}
+        return [m for m in self.mutants if not m.killed and m.name not in listed]
+
+    @property
+    def score(self) -> float:
+        """Killed over the mutants that are not equivalent (1.0 when every mutant is equivalent)."""
+        counted = len(self.mutants) - len(self.equivalent)
+        return self.killed / counted if counted else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and self.score >= FLOOR
+
+
+class MutmutFailed(RuntimeError):
+    """mutmut itself did not finish (its log says why): no score for the module."""
+
+
+def stage(module: str, tests: Sequence[str], into: Path) -> None:
+    """The layout mutmut expects, for one module: the package at the root, its tests, a config."""
+    shutil.copytree(PACKAGE_DIR, into / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in FIXTURE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        else:
+            shutil.copy2(source, into / name)
+    for name in (*TEST_SUPPORT, *tests):
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, into / name)
+    (into / "pyproject.toml").write_text(_config(module, tests))
+
+
+def _config(module: str, tests: Sequence[str]) -> str:
+    """The stage's pyproject.toml: mutmut's settings and the project's pytest settings."""
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    mutmut = {
+        "source_paths": [PACKAGE],
+        "only_mutate": [f"{PACKAGE}/{module}.py"],
+        "pytest_add_cli_args_test_selection": list(tests),
+        # Each mutant's run is a fresh pytest session in a forked child: without the cache, the
+        # installed plugins (none of which tests/unit uses), the unraisable-exception hook's
+        # gc.collect() calls at exit and the built-in plugins for other kinds of run, one takes a
+        # tenth of a second to start instead of half a second.
+        "pytest_add_cli_args": [
+            argument
+            for plugin in (
+                "cacheprovider",
+                "unraisableexception",
+                "doctest",
+                "junitxml",
+                "pastebin",
+                "stepwise",
+                "faulthandler",
+                "setuponly",
+                "setupplan",
+                "debugging",
+            )
+            for argument in ("-p", f"no:{plugin}")
+        ],
+        "also_copy": list(FIXTURE_FILES),
+        "use_git_change_detection": False,
+    }
+    pytest = {
+        # The mutated package is mutants/claude_chat: "." is mutants/, where pytest runs.
+        "pythonpath": ["."],
+        "addopts": "--strict-markers",
+        "markers": pytest_options.get("markers", []),
+    }
+    return _toml_table("tool.mutmut", mutmut) + "\n" + _toml_table("tool.pytest.ini_options", pytest)
+
+
+def _toml_table(name: str, values: dict[str, Any]) -> str:
+    # JSON's strings, lists and booleans are TOML's too (non-ASCII kept as it is).
+    lines = [f"[{name}]"]
+    lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_mutmut(stage_dir: Path, jobs: int) -> None:
+    """`mutmut run` in the stage, on this interpreter, with the original layer off the path."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from mutmut.__main__ import cli; sys.exit(cli())",
+        "run",
+        "--max-children",
+        str(jobs),
+    ]
+    log = stage_dir / "mutmut.log"
+    with log.open("w") as output:
+        finished = subprocess.run(
+            command, check=False, cwd=stage_dir, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    if finished.returncode != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
+        raise MutmutFailed("\n".join(["mutmut run failed; the end of its log:", *tail]))
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def read_mutants(stage_dir: Path, module: str) -> list[Mutant]:
+    """Every mutant mutmut made of the module, with its change and its status."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+    from mutmut.utils.format_utils import orig_function_and_class_names_from_key
+
+    source = Path(PACKAGE) / f"{module}.py"
+    meta = json.loads((stage_dir / "mutants" / f"{source}.meta").read_text())
+    mutants = []
+    with _working_directory(stage_dir):
+        for name, exit_code in sorted(meta["exit_code_by_key"].items(), key=lambda item: _natural(item[0])):
+            function, class_name = orig_function_and_class_names_from_key(name)
+            diff = get_diff_for_mutant(name, path=source).splitlines()
+            removed = [line[1:].strip() for line in diff if line[:1] == "-" and line[:3] != "---"]
+            added = [line[1:].strip() for line in diff if line[:1] == "+" and line[:3] != "+++"]
+            mutants.append(
+                Mutant(
+                    name=name,
+                    function=f"{class_name}.{function}" if class_name else function,
+                    original="\n".join(removed),
+                    mutated="\n".join(added),
+                    status=status_by_exit_code[exit_code],
+                )
+            )
+    return mutants
+
+
+def _natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("__mutmut_")
+    return (stem, int(number) if number.isdigit() else 0)
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> tuple[dict[str, list[Equivalent]], list[str]]:
+    """The listed equivalent mutants by module, and what is wrong with the list itself."""
+    data = tomllib.loads(path.read_text()) if path.exists() else {}
+    listed: dict[str, list[Equivalent]] = {}
+    problems: list[str] = []
+    for module, entries in data.items():
+        if module not in CORE_MODULES:
+            problems.append(f"{path.name}: [{module}] is not a core module")
+            continue
+        seen: set[tuple[str, str, str]] = set()
+        for number, entry in enumerate(entries, start=1):
+            try:
+                equivalent = Equivalent(
+                    function=entry["function"],
+                    original=entry["original"],
+                    mutated=entry["mutated"],
+                    reason=entry["reason"].strip(),
+                )
+            except (KeyError, TypeError, AttributeError):
+                problems.append(
+                    f"{path.name}: entry {number} of [{module}] needs function, original, mutated and reason"
+                )
+                continue
+            if not equivalent.reason:
+                problems.append(f"{path.name}: entry {number} of [{module}] gives no reason")
+            if equivalent.identity in seen:
+                problems.append(f"{path.name}: entry {number} of [{module}] is listed twice")
+            seen.add(equivalent.identity)
+            listed.setdefault(module, []).append(equivalent)
+    return listed, problems
+
+
+def judge(result: ModuleResult, listed: Sequence[Equivalent]) -> None:
+    """Match the listed equivalents to this run's mutants: each must exist and survive."""
+    by_identity: dict[tuple[str, str, str], list[Mutant]] = {}
+    for mutant in result.mutants:
+        by_identity.setdefault(mutant.identity, []).append(mutant)
+    for equivalent in listed:
+        matches = by_identity.get(equivalent.identity, [])
+        where = f"{result.module}: the equivalent listed for {equivalent.function} ({equivalent.mutated!r})"
+        if not matches:
+            result.problems.append(f"{where} is no longer a mutant: remove it from {EQUIVALENTS.name}")
+            continue
+        killed = [mutant.name for mutant in matches if mutant.killed]
+        if killed:
+            result.problems.append(
+                f"{where} is killed by the tests ({', '.join(killed)}): it is not equivalent, remove it"
+            )
+            continue
+        # Mutants with the same function and change are one program, so one entry covers them all.
+        result.equivalent.extend(matches)
+
+
+def mutate(module: str, *, jobs: int, keep: bool) -> ModuleResult:
+    started, cpu_started = time.monotonic(), _children_cpu()
+    stage_dir = Path(tempfile.mkdtemp(prefix=f"mutation-{module}-"))
+    try:
+        stage(module, CORE_MODULES[module], stage_dir)
+        run_mutmut(stage_dir, jobs)
+        mutants = read_mutants(stage_dir, module)
+    finally:
+        if keep:
+            print(f"{module}: the stage is kept in {stage_dir} (`mutmut show NAME` there)")
+        else:
+            shutil.rmtree(stage_dir, ignore_errors=True)
+    return ModuleResult(module, mutants, time.monotonic() - started, _children_cpu() - cpu_started)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (mutmut and, through it, every run it forked)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def summary(result: ModuleResult) -> str:
+    return (
+        f"{result.module}: {len(result.mutants)} mutants, {result.killed} killed, "
+        f"{len(result.equivalent)} equivalent, {len(result.survivors)} survived: "
+        f"score {result.score:.1%} (floor {FLOOR:.0%}); "
+        f"{result.seconds:.0f} s ({result.cpu_seconds:.0f} s of CPU)"
+    )
+
+
+def print_result(result: ModuleResult) -> None:
+    print(summary(result) + ("" if result.passed else "  << FAILS"))
+    for mutant in result.survivors:
+        print(f"  {mutant.status}: {mutant.name}  (in {mutant.function})")
+        for line in mutant.original.splitlines():
+            print(f"    - {line}")
+        for line in mutant.mutated.splitlines():
+            print(f"    + {line}")
+    if result.survivors:
+        print(
+            "  Write a test that tells each survivor from the module. Only a mutant no test could ever "
+            f"tell apart is equivalent: list it in {EQUIVALENTS.relative_to(ROOT)} with its reason "
+            "(function, original and mutated as printed here)."
+        )
+    for problem in result.problems:
+        print(f"  ERROR: {problem}")
+
+
+def report(
+    results: Sequence[ModuleResult],
+    listed: dict[str, list[Equivalent]],
+    total_seconds: float,
+    total_cpu: float,
+) -> str:
+    """docs/MUTATION.md: how to run it, the routine, the scores, and the listed equivalents."""
+    today = datetime.datetime.now(tz=datetime.UTC).date().isoformat()
+    python = f"Python {platform.python_version()}"
+    rows = [
+        f"| `{r.module}.py` | {len(r.mutants)} | {r.killed} | {len(r.equivalent)} | {len(r.survivors)} "
+        f"| {r.score:.1%} | {r.seconds:.0f} s | {r.cpu_seconds:.0f} s |"
+        for r in results
+    ]
+    equivalents = []
+    for result in results:
+        for entry in listed.get(result.module, []):
+            change = entry.mutated.replace("\n", " ")
+            equivalents.append(f"- `{result.module}` `{entry.function}`: `{change}`: {entry.reason}")
+    tests = [
+        f"- `{module}.py`: {', '.join(f'`{test}`' for test in files)}"
+        for module, files in CORE_MODULES.items()
+    ]
+    return "\n".join(
+        [
+            "# Mutation testing",
+            "",
+            "<!-- Written by `make mutation` (tests/tools/mutation.py); edit the tool, not this file. -->",
+            "",
+            "How often the fast unit tests of the core modules notice a wrong program. mutmut makes",
+            "mutants of a module, each one small change (a flipped comparison, a changed string, a",
+            "dropped argument, a flipped default), and runs the module's unit tests against each;",
+            "a mutant the tests pass is a bug nobody would notice.",
+            "",
+            "```sh",
+            "make mutation                      # every core module; rewrites this file",
+            "make mutation MODULE=client_key    # one module: its score and its survivors (no rewrite)",
+            "```",
+            "",
+            "## The routine",
+            "",
+            "Before a change to a core module is merged, run `make mutation MODULE=<module>` for each",
+            "core module it touches, and kill every new survivor with a test (or, only if no test could",
+            "ever tell it apart, list it as equivalent). Each module's time is in the table below: the",
+            "wall-clock time of the run that wrote this file, which grows with whatever else the machine",
+            "runs, and the CPU time it used, which does not. All the modules together took",
+            f"{total_seconds:.0f} s ({total_cpu:.0f} s of CPU) on a 2-core machine.",
+            "`make mutation` is not part of `make test` or CI yet.",
+            "",
+            "A survivor is printed with its diff; `tests/tools/mutation.py --keep MODULE` keeps the",
+            "mutated tree, where `mutmut show <name>` and `mutmut browse` work.",
+            "",
+            f"**The floor**: at least {FLOOR:.0%} of each module's mutants that are not equivalent are",
+            "killed; `make mutation` exits non-zero when a module is under it. A mutant is equivalent",
+            "only when no test could ever tell it from the module as written (the same observable",
+            "behaviour); each is listed once, with its reason, in `tests/mutation-equivalents.toml`,",
+            "by its function and its change. A listed mutant that no longer exists, or that the tests",
+            "kill, is an error, so the list cannot rot or hide a gap.",
+            "",
+            "## Scores",
+            "",
+            f"mutmut {version('mutmut')}, {python}, {today}. Score = killed / (mutants - equivalent).",
+            "",
+            "| module | mutants | killed | equivalent | survived | score | time | CPU time |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            "## The tests each module is run against",
+            "",
+            *tests,
+            "",
+            "Only what mutmut mutates is measured: the code inside functions and methods. Module-level",
+            "constants, decorated functions (a `@property`, an `lru_cache`) and class bodies are not",
+            "mutated.",
+            "",
+            "## Equivalent mutants",
+            "",
+            *(equivalents or ["None listed."]),
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"any of: {', '.join(CORE_MODULES)}")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
+    parser.add_argument("--keep", action="store_true", help="keep each module's stage (for `mutmut show`)")
+    parser.add_argument("--no-report", action="store_true", help=f"do not rewrite {REPORT.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    unknown = [module for module in args.modules if module not in CORE_MODULES]
+    if unknown:
+        parser.error(f"not a core module: {', '.join(unknown)} (core modules: {', '.join(CORE_MODULES)})")
+    modules = args.modules or list(CORE_MODULES)
+
+    listed, list_problems = load_equivalents()
+    for problem in list_problems:
+        print(f"ERROR: {problem}")
+    started, cpu_started = time.monotonic(), _children_cpu()
+    results = []
+    for module in modules:
+        tests = ", ".join(CORE_MODULES[module])
+        print(f"{module}: mutating layers/shared/{PACKAGE}/{module}.py against {tests}")
+        try:
+            result = mutate(module, jobs=args.jobs, keep=args.keep)
+        except MutmutFailed as failure:
+            print(f"{module}: {failure}")
+            return 2
+        judge(result, listed.get(module, []))
+        print_result(result)
+        results.append(result)
+    total, total_cpu = time.monotonic() - started, _children_cpu() - cpu_started
+
+    print()
+    for result in results:
+        print(summary(result) + ("" if result.passed else "  << FAILS"))
+    print(f"{len(results)} module(s) in {total:.0f} s ({total_cpu:.0f} s of CPU)")
+    if not args.modules and not args.no_report:
+        REPORT.write_text(report(results, listed, total, total_cpu))
+        print(f"Wrote {REPORT.relative_to(ROOT)}")
+    return 0 if not list_problems and all(result.passed for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
