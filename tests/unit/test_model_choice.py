@@ -99,3 +99,16 @@ def test_group_models_read_as_pairs_or_json() -> None:
     assert pairs.group_models == as_json.group_models == {"pro": ["a", "b"], "staff": ["c"]}
     assert Settings(claude_models=" a , b,,").claude_models == ["a", "b"]  # type: ignore[arg-type]
     assert Settings(claude_models="a,b").claude_model == "a"  # type: ignore[arg-type]
+
+
+def test_bedrock_models_bind_only_on_bedrock_and_errors_say_what_to_write() -> None:
+    # On the Anthropic API, BEDROCK_MODELS (a template value) is ignored.
+    assert catalog(
+        claude_models="claude-haiku-4-5", bedrock_models="us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
+    with pytest.raises(ValueError, match="no price") as unpriced:
+        catalog(claude_models="us.anthropic.claude-nonesuch-1-20260101-v1:0")
+    assert str(unpriced.value) == (
+        "no price for the model 'us.anthropic.claude-nonesuch-1-20260101-v1:0': give it in MODEL_PRICES "
+        '(JSON such as {"claude-nonesuch-1": {"input": 1, "output": 5}})'
+    )

@@ -10,6 +10,7 @@ from claude_chat.models import Usage
 from claude_chat.pricing import (
     PRICE_TABLE,
     Prices,
+    _row,
     billed_tokens,
     nanos,
     price_table,
@@ -143,3 +144,75 @@ def test_the_api_shows_prices_in_dollars_per_million() -> None:
         "cache_read": 0.1,
         "web_search": 0.01,
     }
+
+
+def test_a_row_given_whole_is_taken_whole() -> None:
+    row = (
+        '{"m": {"input": 1, "output": 2, "cache_write": 3, "cache_write_1h": 4, "cache_read": 5,'
+        ' "web_search": 6}}'
+    )
+    prices = price_table(row)["m"]
+    assert (prices.input, prices.output, prices.cache_write, prices.cache_write_1h, prices.cache_read) == (
+        1,
+        2,
+        3,
+        4,
+        5,
+    )
+    assert prices.web_search == 6
+    defaults = price_table('{"m": {"input": 4, "output": 8}}')["m"]
+    assert (defaults.output, defaults.cache_write, defaults.cache_write_1h, defaults.cache_read) == (
+        8,
+        5,
+        8,
+        Decimal("0.4"),
+    )
+    assert defaults.web_search == Decimal("0.01") and defaults.long_context is None
+
+
+def test_the_errors_say_exactly_what_to_write() -> None:
+    with pytest.raises(ValueError, match="JSON") as not_json:
+        price_table("{")
+    assert (
+        str(not_json.value)
+        == 'MODEL_PRICES must be JSON such as {"claude-haiku-4-5": {"input": 1, "output": 5}}'
+    )
+    with pytest.raises(ValueError, match="object") as not_object:
+        price_table("[]")
+    assert str(not_object.value) == "MODEL_PRICES must be a JSON object of model families"
+    with pytest.raises(ValueError, match="my-model") as bad_row:
+        price_table('{"my-model": {"input": 1}}')
+    assert str(bad_row.value) == (
+        "MODEL_PRICES['my-model'] must be an object with `input` and `output` (and optionally "
+        "cache_write, cache_write_1h, cache_read, web_search), in USD per million tokens"
+    )
+    with pytest.raises(
+        ValueError, match=r"^MODEL_PRICES\['my-model'\]: every price must be a number, 0 or more$"
+    ):
+        price_table('{"my-model": {"input": -1, "output": 1}}')
+
+
+def test_a_row_by_the_apis_rules() -> None:
+    row = _row("2", "8", "0.5")
+    assert (row.input, row.output, row.cache_write, row.cache_write_1h, row.cache_read) == (
+        2,
+        8,
+        Decimal("2.5"),
+        4,
+        Decimal("0.5"),
+    )
+    tiered = _row("1", "2", long_context=(10, row))
+    assert tiered.long_context == (10, row) and _row("1", "2").cache_read == Decimal("0.1")
+
+
+def test_cache_reads_and_writes_count_towards_the_long_context_threshold_and_searches_stay_priced() -> None:
+    haiku55 = PRICE_TABLE["claude-haiku-5-5"]
+    written = Usage(input_tokens=50_000, cache_creation_input_tokens=60_000)  # 110,000 prompt tokens
+    assert haiku55.cost(written) == 50_000 * 500 + 60_000 * 625
+    assert haiku55.cost(written, searches=2) == 50_000 * 500 + 60_000 * 625 + 20_000_000
+    assert haiku55.worst_case(100_001, 0, searches=2) == 100_001 * 625 + 20_000_000
+
+
+def test_the_smallest_positive_budget_is_one_nano_dollar() -> None:
+    assert nanos(Decimal("1e-12")) == 1
+    assert nanos(Decimal(0)) == 0
