@@ -245,3 +245,30 @@ def test_settling_is_one_call_and_falls_back_to_one_add_each_when_counters_stay_
     gate.admit("k", Charge(10, 10), Limits(1_000, 1_000), now=T0).settle(Charge(5, 5))
     assert len(calls) == 2  # admitted, then settled: one transaction each
     assert spent(aws, "TB#k") == spent(aws, "GB#all") == (105, 205)
+
+
+def test_a_window_seen_spent_refuses_without_a_call_until_it_ends(aws, monkeypatch) -> None:
+    """A flood from one key costs no DynamoDB write once its window is spent, so it holds no counter
+    that other callers' transactions could conflict with."""
+    gate = admission(aws, global_limits=Limits(0, 10_000), window=1)
+    gate.admit("flooder", Charge(1, 1), Limits(), now=T0)
+    with pytest.raises(RateLimited):
+        gate.admit("flooder", Charge(1, 1), Limits(), now=T0)  # refused by DynamoDB: now known spent
+    real = gate._db.transact_write_items
+    calls: list[Any] = []
+
+    def counted(**request: Any) -> Any:
+        calls.append(request)
+        return real(**request)
+
+    monkeypatch.setattr(gate._db, "transact_write_items", counted)
+    for _ in range(5):
+        with pytest.raises(RateLimited) as refused:
+            gate.admit("flooder", Charge(1, 1), Limits(), now=T0 + 30)
+        assert refused.value.headers["RateLimit-Remaining"] == "0" and refused.value.retry_after == 30
+    assert calls == []
+    gate.admit("someone-else", Charge(1, 1), Limits(), now=T0 + 30)
+    gate.admit("flooder", Charge(1, 1), Limits(), request=False, now=T0 + 30)  # a title: no window drawn
+    assert len(calls) == 2
+    gate.admit("flooder", Charge(1, 1), Limits(), now=T0 + 60)  # the next window
+    assert len(calls) == 3

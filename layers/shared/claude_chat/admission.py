@@ -29,8 +29,10 @@ is never overshot by admission. A turn its shard cannot take reads every
 shard and tries the one with the most room; it is refused (503) only when no
 shard can take its worst case, so at most `shards` x (that worst case) of the
 day goes unspent. `shard_count` picks as many shards as the budget holds fifty
-worst-case turns each, so that is at most a fiftieth of the budget; the
-README's DynamoDB design gives the arithmetic.
+worst cases of a one-message turn each, so that is a fiftieth of the budget for
+such turns (more for turns with a long history); the README's DynamoDB design
+gives the arithmetic. A key whose request window this container saw spent is
+refused here until the window ends, with no call at all (claude_chat.rate_limiter).
 
 A write that DynamoDB throttles, or that conflicts with another transaction on
 the same counter, is retried on another shard; if it still fails the turn is
@@ -186,6 +188,10 @@ class Admission:
         Conflict (a check failed). Whatever it raises, nothing was written.
         """
         now = time.time() if now is None else now
+        if request and self.limiter.known_spent(client_key, now):
+            record_rate_limited("requests")
+            decision = self.limiter.spent(now)
+            raise RateLimited(decision.reset_after, decision.headers(), limit="requests")
         shard = random.randrange(self.shards)  # noqa: S311 - spreading load, not a secret
         for attempt in range(_ATTEMPTS):
             actions = self._actions(client_key, charge, limits, request=request, shard=shard, now=now)
@@ -197,6 +203,8 @@ class Admission:
             except ClientError as error:
                 names = [name for name, _ in actions]
                 refusal, retry = self._refusal(error, names, checks, charge=charge, limits=limits, now=now)
+                if isinstance(refusal, RateLimited) and refusal.limit == "requests":
+                    self.limiter.saw_spent(client_key, now)
                 if isinstance(refusal, BudgetExhausted) and retry and attempt < _ATTEMPTS - 1:
                     roomiest = self._roomiest_shard(charge, now)
                     retry, shard = roomiest is not None, roomiest or 0

@@ -11,7 +11,9 @@ Counters expire by TTL shortly after their window ends.
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 POLICY_NAME = "chat"
 _COUNTER_TTL_GRACE_SECONDS = 60
+_SPENT_WINDOWS_KEPT = 4096  # client keys whose window this container saw spent (a few dozen bytes each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,23 @@ class RateLimiter:
         self._table = table_name
         self._limit = limit
         self._window = window_seconds
+        # Windows this container saw refuse a request: a window only fills up, so until it ends every
+        # further request of that key is refused here, without touching DynamoDB (a flood from one key
+        # then costs no write, and holds no counter other callers' transactions would conflict with).
+        self._spent: OrderedDict[str, int] = OrderedDict()
+        self._spent_lock = threading.Lock()
+
+    def known_spent(self, client_key: str, now: float) -> bool:
+        """Whether this container saw the key's current window spent."""
+        with self._spent_lock:
+            return self._spent.get(client_key) == self._window_start(now)
+
+    def saw_spent(self, client_key: str, now: float) -> None:
+        with self._spent_lock:
+            self._spent[client_key] = self._window_start(now)
+            self._spent.move_to_end(client_key)
+            while len(self._spent) > _SPENT_WINDOWS_KEPT:
+                self._spent.popitem(last=False)
 
     def draw(self, client_key: str, now: float) -> dict[str, Any]:
         """The conditional update that takes one request from the caller's window (without TableName):
