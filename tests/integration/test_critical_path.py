@@ -185,3 +185,31 @@ def test_a_conversation_this_container_never_saw_is_read_then_admitted(
     before, _, _ = phases(timeline)
     assert operations(before) == ["Query", "TransactWriteItems"]
     assert round_trips(before) == 2
+
+
+def test_a_conversation_changed_since_this_container_knew_it_is_admitted_on_the_read_beside(
+    timeline, standin, lambda_handler, lambda_context, events
+) -> None:
+    """Another container saved the last turn: the guess fails its check, and the admission is made
+    again on the history read beside it, not read a third time: two round trips."""
+    import json
+
+    from claude_chat import services
+
+    handler = lambda_handler("ChatFunction")
+    first = handler(events["chat-history"], lambda_context)
+    token = json.loads(first["body"])["session"]
+    event = {
+        **events["chat-history"],
+        "headers": {**events["chat-history"]["headers"], "x-session-id": token},
+    }
+    sessions = services.sessions()
+    stale = dict(sessions._warm)  # what this container knew after the first turn
+    assert handler(event, lambda_context)["statusCode"] == 200  # "another container" saves turn 2
+    sessions._warm.clear()
+    sessions._warm.update(stale)
+    timeline.clear()
+    assert json.loads(handler(event, lambda_context)["body"])["turns"] == 3
+    before, _, _ = phases(timeline)
+    assert operations(before) == ["Query", "TransactWriteItems", "TransactWriteItems"]
+    assert round_trips(before) == 2

@@ -359,12 +359,13 @@ class _Asked:
         return _priced_request(self.claude, self.settings, self.model, self.message, session)
 
 
-def _admit(asked: _Asked, *, drawn: bool = False) -> Admitted:
+def _admit(asked: _Asked, *, drawn: bool = False, read: TurnSession | None = None) -> Admitted:
     """Reads the conversation, then admits the turn (two round trips; a stateless turn's one).
-    `drawn`: the request already took its place in the window (a guess that did not hold)."""
+    `drawn`: the request already took its place in the window (a guess that did not hold); `read`:
+    the conversation as read beside a guess that did not hold (no need to read it again)."""
     caller = asked.caller
     for attempt in range(_ADMISSION_ATTEMPTS):
-        session = asked.plan()
+        session = read if read is not None and attempt == 0 else asked.plan()
         claude_request, quote = asked.priced(session)
         try:
             ticket = services.admission().admit(
@@ -398,9 +399,8 @@ def _admit_known(asked: _Asked) -> Admitted | None:
     limits = caller.limits(asked.settings)
     try:
         ticket = services.admission().admit(caller.client_key, worst, limits, checks=guess.checks)
-    except Conflict:
-        _quietly(reading)
-        return None
+    except Conflict:  # META changed since this container knew it: admit on the read beside it
+        return _admit(asked, read=_quietly(reading))
     except (RateLimited, BudgetExhausted) as refusal:
         # What was known bounds more than a turn may send (a regenerate leaves the last turn out, a
         # history window that moves on drops part of it): refuse only what its own history refuses.
@@ -409,7 +409,7 @@ def _admit_known(asked: _Asked) -> Admitted | None:
             raise
         read = asked.priced(session)[1].worst if session is not None else worst
         if read.tokens < worst.tokens or read.nanos < worst.nanos:
-            return None
+            return _admit(asked, read=session)
         raise
     except BaseException:
         _quietly(reading)
@@ -432,7 +432,7 @@ def _admit_known(asked: _Asked) -> Admitted | None:
     )
     if not held:  # a turn was saved, or the session reset, between the admission and the read
         ticket.settle(Charge())
-        return _admit(asked, drawn=True)
+        return _admit(asked, drawn=True, read=session)
     return session, claude_request, quote, ticket
 
 
