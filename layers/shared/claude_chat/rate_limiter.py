@@ -17,9 +17,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from claude_chat.errors import RateLimited
-from claude_chat.observability import record_rate_limited
-
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
@@ -45,13 +42,6 @@ class RateLimitDecision:
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset_after),
         }
-
-    def check(self) -> dict[str, str]:
-        """The rate-limit headers, or RateLimited (429) carrying them when the request is refused."""
-        if not self.allowed:
-            record_rate_limited("requests")
-            raise RateLimited(self.reset_after, self.headers(), limit="requests")
-        return self.headers()
 
 
 class RateLimiter:
