@@ -233,12 +233,13 @@ def test_parallel_turns_cannot_overspend_the_token_budget(server: DevServer) -> 
 def test_many_streams_at_once_all_start_without_queueing(server: DevServer) -> None:
     """In AWS each stream has its own environment; `make dev` must not make the 7th wait for the 1st."""
     count = 24
+    pause = 4.0  # between deltas: a stream queued behind another would wait at least twice this
 
     def first_event_after(n: int) -> float:
         client = server.client()
         started = time.monotonic()
         with client.stream(
-            "POST", "/api/chat/stream", json={"message": f"{n} [standin:words=4][standin:delta_delay=1.5]"}
+            "POST", "/api/chat/stream", json={"message": f"{n} [standin:words=3][standin:delta_delay={pause}]"}
         ) as response:
             assert response.status_code == 200
             sent = events_of(response)
@@ -249,7 +250,8 @@ def test_many_streams_at_once_all_start_without_queueing(server: DevServer) -> N
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         waits = sorted(pool.map(first_event_after, range(count)))
-    assert waits[-1] < 1.5, f"the slowest stream waited {waits[-1]:.2f} s for its first event"
+    # Half a queued wait: far above a loaded machine's start-up (2 s seen in CI), far below queueing.
+    assert waits[-1] < pause, f"the slowest stream waited {waits[-1]:.2f} s for its first event"
 
 
 def test_the_global_budget_refuses_every_caller_once_spent() -> None:
