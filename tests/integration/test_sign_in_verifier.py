@@ -4,16 +4,16 @@ A small HTTP server on 127.0.0.1 publishes the discovery document and a key set
 the test can change (rotation) and counts the fetches; tokens are minted with
 PyJWT from keys made with `cryptography`. The verifier's clock for refetch
 timing is a fake one, so the 30 s bounds are tested without waiting.
+
+What the verifier decides about a token is tested fast in tests/unit/test_sign_in.py
+(against a fake fetch); here is what needs a provider over HTTP.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
-import re
 import socket
 import subprocess
 import sys
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from claude_chat import sign_in
 from claude_chat.errors import Unauthorized
 from claude_chat.settings import Settings
-from claude_chat.sign_in import TokenVerifier, User, bearer_token, group_budget
+from claude_chat.sign_in import TokenVerifier
 
 AUDIENCE = "chat-client"
 KEYS_MAX_AGE_SECONDS = 300  # the key set is fetched again once five minutes old
@@ -203,86 +203,11 @@ def forge(header: dict[str, Any], claims: dict[str, Any], sign: Any = None) -> s
 # --------------------------------------------------------------------------- admitted
 
 
-def test_a_valid_rs256_token_is_admitted_as_its_user(verifier: TokenVerifier, provider: Provider) -> None:
-    user = verifier.verify(provider.token("rsa-1"))
-    assert user == User(provider.issuer, "alice-123", ("pro", "beta"))
-    digest = hashlib.sha256(f"{provider.issuer}\nalice-123".encode()).hexdigest()
-    assert user.key == "user:" + digest[:32]
-
-
-def test_a_valid_es256_token_is_admitted(verifier: TokenVerifier, provider: Provider) -> None:
-    assert verifier.verify(provider.token("ec-1", sub="bob")).subject == "bob"
-
-
-@pytest.mark.parametrize(
-    ("claim", "groups"),
-    [("pro", ("pro",)), ([], ()), (None, ()), (["a", 7, "", "b"], ("a", "b")), ({"pro": True}, ())],
-)
-def test_groups_come_from_a_list_or_one_string_of_the_claim(
-    verifier: TokenVerifier, provider: Provider, claim: Any, groups: tuple[str, ...]
-) -> None:
-    token = provider.token(**{"cognito:groups": claim})
-    assert verifier.verify(token).groups == groups
-
-
-def test_the_groups_claim_is_configurable(provider: Provider, clock: Clock) -> None:
-    verifier = TokenVerifier(provider.issuer, AUDIENCE, groups_claim="groups", clock=clock)
-    assert verifier.verify(provider.token(groups=["staff"])).groups == ("staff",)
-
-
-def test_the_user_key_is_bounded_and_holds_no_personal_data() -> None:
-    keys = {
-        User("https://a.example", "alice@example.com").key,
-        User("https://b.example", "alice@example.com").key,
-        User("https://a.example", "bob@example.com").key,
-        User("https://a.example", "x" * 10_000).key,
-    }
-    assert len(keys) == 4
-    for key in keys:
-        assert re.fullmatch(r"user:[0-9a-f]{32}", key)
-
-
-def test_a_cognito_access_token_with_client_id_and_no_aud_is_admitted(
-    verifier: TokenVerifier, provider: Provider
-) -> None:
-    assert verifier.verify(provider.token(aud=None, client_id=AUDIENCE, token_use="access"))
-    refused(verifier, provider.token(aud=None, client_id="another-client"))
-    refused(verifier, provider.token(aud=None))
-    # An `aud` that names someone else is not rescued by a matching client_id.
-    refused(verifier, provider.token(aud="another-client", client_id=AUDIENCE))
-
-
-def test_an_aud_list_holding_the_audience_is_admitted(verifier: TokenVerifier, provider: Provider) -> None:
-    assert verifier.verify(provider.token(aud=["other", AUDIENCE]))
-    refused(verifier, provider.token(aud=["other", "more"]))
-
-
 # --------------------------------------------------------------------------- time
-
-
-def test_an_expired_token_is_refused_with_an_invalid_token_challenge(
-    verifier: TokenVerifier, provider: Provider
-) -> None:
-    error = refused(verifier, provider.token(exp=int(time.time()) - 120))
-    assert (error.status, error.code, error.token_presented) == (401, "unauthorized", True)
-    assert error.headers["WWW-Authenticate"] == 'Bearer realm="claude-chat", error="invalid_token"'
-
-
-def test_expiry_within_the_leeway_is_admitted(provider: Provider, clock: Clock) -> None:
-    token = provider.token(exp=int(time.time()) - 20)
-    assert TokenVerifier(provider.issuer, AUDIENCE, clock=clock).verify(token)
-    refused(TokenVerifier(provider.issuer, AUDIENCE, leeway_seconds=0, clock=clock), token)
 
 
 def test_a_token_without_exp_is_refused(verifier: TokenVerifier, provider: Provider) -> None:
     refused(verifier, provider.token(exp=None))
-
-
-def test_a_token_not_yet_valid_is_refused(verifier: TokenVerifier, provider: Provider) -> None:
-    now = int(time.time())
-    refused(verifier, provider.token(nbf=now + 120))
-    refused(verifier, provider.token(iat=now + 120))
-    assert verifier.verify(provider.token(nbf=now + 20, iat=now + 20))
 
 
 @pytest.mark.parametrize("leeway", [-1, 61, 3600])
@@ -292,24 +217,6 @@ def test_more_than_60_seconds_of_leeway_is_refused_at_construction(provider: Pro
 
 
 # --------------------------------------------------------------------------- issuer, audience, subject
-
-
-@pytest.mark.parametrize(
-    "issuer",
-    ["https://evil.example", "{issuer}/", "{issuer}/other", "{issuer_prefix}", ["{issuer}"], None],
-)
-def test_a_wrong_issuer_is_refused(verifier: TokenVerifier, provider: Provider, issuer: Any) -> None:
-    if isinstance(issuer, str):
-        issuer = issuer.format(issuer=provider.issuer, issuer_prefix=provider.issuer[:-1])
-    elif isinstance(issuer, list):
-        refused(verifier, provider.raw_token(provider.claims(iss=[provider.issuer])))
-        return
-    refused(verifier, provider.token(iss=issuer))
-
-
-@pytest.mark.parametrize("audience", ["another-client", "", AUDIENCE.upper(), 42])
-def test_a_wrong_audience_is_refused(verifier: TokenVerifier, provider: Provider, audience: Any) -> None:
-    refused(verifier, provider.token(aud=audience))
 
 
 @pytest.mark.parametrize("subject", [None, "", "  ", 42])
@@ -322,104 +229,9 @@ def test_a_missing_or_empty_subject_is_refused(
 # --------------------------------------------------------------------------- algorithms and forgeries
 
 
-def test_alg_none_is_refused(verifier: TokenVerifier, provider: Provider) -> None:
-    claims = provider.claims()
-    for alg in ("none", "None", "NONE"):
-        refused(verifier, forge({"alg": alg, "typ": "JWT", "kid": "rsa-1"}, claims))
-    refused(verifier, jwt.encode(claims, None, algorithm="none", headers={"kid": "rsa-1"}))
-
-
-def test_hs256_signed_with_the_public_key_is_refused(verifier: TokenVerifier, provider: Provider) -> None:
-    claims = provider.claims()
-    for secret in (provider.public_pem("rsa-1"), provider.public_pem("ec-1")):
-        for kid in ("rsa-1", "ec-1"):
-
-            def sign(data: bytes, secret: bytes = secret) -> bytes:
-                return hmac.new(secret, data, hashlib.sha256).digest()
-
-            refused(verifier, forge({"alg": "HS256", "typ": "JWT", "kid": kid}, claims, sign))
-
-
-def test_a_published_symmetric_key_is_never_used(
-    verifier: TokenVerifier, provider: Provider, caplog: pytest.LogCaptureFixture
-) -> None:
-    secret = b"a-shared-secret-that-was-published-by-mistake"
-    provider.extra_keys.append({"kty": "oct", "kid": "oct-1", "k": b64(secret)})
-    claims = provider.claims()
-
-    def sign(data: bytes) -> bytes:
-        return hmac.new(secret, data, hashlib.sha256).digest()
-
-    refused(verifier, forge({"alg": "HS256", "kid": "oct-1"}, claims, sign))
-    with caplog.at_level(logging.INFO, logger="claude_chat.sign_in"):
-        refused(verifier, forge({"alg": "RS256", "kid": "oct-1"}, claims, sign))
-    assert "unknown key id" in caplog.text  # the symmetric key was never taken into the key set
-
-
-def test_the_algorithm_must_match_the_keys_type(
-    verifier: TokenVerifier, provider: Provider, caplog: pytest.LogCaptureFixture
-) -> None:
-    # An EC-signed token that names the RSA key's id, and the other way round.
-    ec_signed = jwt.encode(
-        provider.claims(), provider.private["ec-1"], algorithm="ES256", headers={"kid": "rsa-1"}
-    )
-    rsa_signed = jwt.encode(
-        provider.claims(), provider.private["rsa-1"], algorithm="RS256", headers={"kid": "ec-1"}
-    )
-    with caplog.at_level(logging.INFO, logger="claude_chat.sign_in"):
-        refused(verifier, ec_signed)
-        refused(verifier, rsa_signed)
-    # Refused by the verifier's own check, before PyJWT's (which would refuse it too).
-    assert caplog.text.count("but its key is for") == 2
-    # Other RSA algorithms are refused even with the right key.
-    refused(verifier, provider.token("rsa-1", algorithm="RS512"))
-    refused(verifier, provider.token("rsa-1", algorithm="PS256"))
-
-
-@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # PyJWT's, when minting
-def test_a_refused_algorithm_costs_no_key_fetch(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    verifier.verify(provider.token("rsa-1"))
-    clock.advance(31)
-    claims = provider.claims()
-    refused(verifier, forge({"alg": "none", "kid": "forged-1"}, claims))
-    refused(
-        verifier, forge({"alg": "HS256", "kid": "forged-2"}, claims, lambda d: hmac.digest(b"k", d, "sha256"))
-    )
-    refused(verifier, provider.token("rsa-1", algorithm="RS384"))
-    assert provider.fetches["jwks"] == 1
-
-
 def test_an_oversized_token_is_refused_even_when_genuine(verifier: TokenVerifier, provider: Provider) -> None:
     assert verifier.verify(provider.token(padding="x" * 10_000))
     refused(verifier, provider.token(padding="x" * 13_000))  # over 16 KB once base64-encoded
-
-
-def test_an_unexpected_error_is_a_401_not_a_500(
-    verifier: TokenVerifier, provider: Provider, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("a defect")
-
-    monkeypatch.setattr(jwt, "decode", broken)
-    refused(verifier, provider.token("rsa-1"))
-
-
-@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # PyJWT's, when minting
-def test_an_rsa_key_shorter_than_2048_bits_is_ignored(provider: Provider, clock: Clock) -> None:
-    provider.add_rsa("rsa-weak", bits=1024)
-    verifier = TokenVerifier(provider.issuer, AUDIENCE, clock=clock)
-    refused(verifier, provider.token("rsa-weak"))
-    assert verifier.verify(provider.token("rsa-1"))
-
-
-def test_a_tampered_payload_is_refused(verifier: TokenVerifier, provider: Provider) -> None:
-    token = provider.token("rsa-1")
-    header, _payload, signature = token.split(".")
-    for changed in (provider.claims(sub="mallory"), provider.claims(**{"cognito:groups": ["admin"]})):
-        refused(verifier, f"{header}.{b64(json.dumps(changed).encode())}.{signature}")
-    assert verifier.verify(token)  # the untouched token still passes: the edit is what was refused
 
 
 def test_a_signature_from_another_key_with_the_same_kid_is_refused(
@@ -460,181 +272,7 @@ def test_a_token_without_a_kid_is_refused(verifier: TokenVerifier, provider: Pro
 # --------------------------------------------------------------------------- the Authorization header
 
 
-def test_no_token_is_refused_with_the_bare_challenge(verifier: TokenVerifier) -> None:
-    error = refused(verifier, None)
-    assert error.token_presented is False
-    assert error.headers["WWW-Authenticate"] == 'Bearer realm="claude-chat"'
-    assert error.body() == {"error": "Sign in to use this chat.", "code": "unauthorized"}
-
-
-@pytest.mark.parametrize(
-    ("value", "token"),
-    [
-        ("Bearer abc.def-ghi_jkl", "abc.def-ghi_jkl"),
-        ("bearer abc", "abc"),
-        ("BEARER  abc==", "abc=="),
-        ("  Bearer a+b/c~  ", "a+b/c~"),
-    ],
-)
-def test_the_bearer_token_is_read_from_the_authorization_header(value: str, token: str) -> None:
-    assert bearer_token({"authorization": value}) == token
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        {"authorization": ""},
-        {"authorization": "Bearer"},
-        {"authorization": "Bearer "},
-        {"authorization": "Basic dXNlcjpwYXNz"},
-        {"authorization": "Bearer a b"},
-        {"authorization": "Bearer abc, Bearer def"},
-        {"authorization": "Bearerabc"},
-        {"authorization": "Bearer ab\u00e9c"},
-        {"authorization": "Bearer =abc"},
-        {"x-authorization": "Bearer abc"},
-    ],
-)
-def test_a_missing_or_garbled_authorization_header_has_no_token(headers: dict[str, str]) -> None:
-    assert bearer_token(headers) is None
-
-
 # ---------------------------------------------------------------------- keys: caching, unknown kid, rotation
-
-
-def test_a_warm_verifier_makes_no_network_call(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    token = provider.token("rsa-1")
-    for _ in range(20):
-        verifier.verify(token)
-        clock.advance(10)  # 200 s: still inside the key set's five minutes
-    assert provider.fetches == {"discovery": 1, "jwks": 1}
-
-
-def test_warm_fetches_the_keys_ahead_of_the_first_request(
-    verifier: TokenVerifier, provider: Provider
-) -> None:
-    assert verifier.warm() is True
-    verifier.verify(provider.token("rsa-1"))
-    assert provider.fetches == {"discovery": 1, "jwks": 1}
-
-
-def test_an_unknown_kid_is_refused_after_one_refetch(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    verifier.verify(provider.token("rsa-1"))
-    clock.advance(31)
-    provider.add_rsa("never-published")
-    provider.published.remove("never-published")
-    refused(verifier, provider.token("never-published"))
-    assert provider.fetches == {"discovery": 1, "jwks": 2}
-
-
-def test_a_flood_of_unknown_kids_costs_one_fetch_per_30_seconds(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    verifier.verify(provider.token("rsa-1"))
-    claims = provider.claims()
-    for round_ in range(3):
-        clock.advance(30)
-        for n in range(50):
-            forged = jwt.encode(
-                claims, provider.private["rsa-1"], algorithm="RS256", headers={"kid": f"f{n}"}
-            )
-            refused(verifier, forged)
-            clock.advance(0.1)  # 5 s of flood in each round
-        assert provider.fetches["jwks"] == 2 + round_
-    assert provider.fetches["discovery"] == 1
-
-
-def test_many_threads_naming_unknown_kids_cost_one_fetch(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    verifier.verify(provider.token("rsa-1"))
-    clock.advance(31)
-    claims = provider.claims()
-    tokens = [
-        jwt.encode(claims, provider.private["rsa-1"], algorithm="RS256", headers={"kid": f"t{n}"})
-        for n in range(16)
-    ]
-    errors: list[BaseException] = []
-
-    def call(token: str) -> None:
-        try:
-            verifier.verify(token)
-        except Unauthorized as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=call, args=(token,)) for token in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(errors) == 16
-    assert provider.fetches["jwks"] == 2
-
-
-def test_a_rotated_key_is_picked_up_and_the_removed_one_refused(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    old = provider.token("rsa-1")
-    verifier.verify(old)
-    # The provider publishes a new key and signs with it: its unknown kid triggers a refetch.
-    clock.advance(30)
-    provider.add_rsa("rsa-2")
-    assert verifier.verify(provider.token("rsa-2")).subject == "alice-123"
-    assert provider.fetches["jwks"] == 2
-    assert verifier.verify(old)  # both published: both good
-    # The old key is withdrawn; the next refetch (another new kid) drops it.
-    provider.published.remove("rsa-1")
-    clock.advance(30)
-    provider.add_ec("ec-2")
-    assert verifier.verify(provider.token("ec-2"))
-    refused(verifier, old)
-    assert verifier.verify(provider.token("rsa-2"))
-
-
-def test_a_removed_key_is_refused_once_the_key_set_is_five_minutes_old(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    old = provider.token("rsa-1")
-    verifier.verify(old)
-    provider.published.remove("rsa-1")
-    clock.advance(KEYS_MAX_AGE_SECONDS - 1)
-    assert verifier.verify(old)  # no reason to fetch yet
-    clock.advance(1)
-    refused(verifier, old)
-    assert provider.fetches["jwks"] == 2
-    assert verifier.verify(provider.token("ec-1"))
-
-
-def test_a_clock_that_went_back_refetches_rather_than_trusting_old_keys_forever(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    old = provider.token("rsa-1")
-    verifier.verify(old)
-    provider.published.remove("rsa-1")
-    clock.advance(-3600)  # e.g. a copy restored from a snapshot on another host
-    refused(verifier, old)
-    assert provider.fetches["jwks"] == 2
-
-
-def test_the_keys_held_keep_working_while_the_provider_is_down(
-    verifier: TokenVerifier, provider: Provider, clock: Clock
-) -> None:
-    token = provider.token("rsa-1")
-    verifier.verify(token)
-    provider.jwks_status = 500
-    clock.advance(KEYS_MAX_AGE_SECONDS + 1)
-    assert verifier.verify(token)  # the failed refresh kept the old keys
-    assert verifier.verify(token)  # and the next attempt waits 30 s
-    assert provider.fetches["jwks"] == 2
-    provider.jwks_status = 200
-    clock.advance(30)
-    assert verifier.verify(token)
-    assert provider.fetches["jwks"] == 3
 
 
 # --------------------------------------------------------------------------- a broken or unreachable provider
@@ -750,40 +388,6 @@ def test_the_log_says_why_and_never_holds_the_token(
 # --------------------------------------------------------------------------- configuration
 
 
-@pytest.mark.parametrize(
-    "issuer",
-    [
-        "http://example.com",
-        "http://10.0.0.1",
-        "http://[::2]",
-        "http://localhost.example.com",
-        "http://127.0.0.1.nip.io",
-        "ftp://127.0.0.1",
-        "https://",
-        "https://example.com?tenant=1",
-        "https://user@example.com",
-        "example.com",
-    ],
-)
-def test_an_issuer_that_is_not_https_or_loopback_is_refused_at_construction(issuer: str) -> None:
-    with pytest.raises(ValueError, match="OIDC_ISSUER"):
-        TokenVerifier(issuer, AUDIENCE)
-
-
-@pytest.mark.parametrize(
-    "issuer",
-    [
-        "https://example.com",
-        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC",
-        "http://localhost:8080",
-        "http://127.0.0.5",
-        "http://[::1]:9000/realms/x",
-    ],
-)
-def test_https_issuers_and_loopback_http_issuers_are_accepted(issuer: str) -> None:
-    assert TokenVerifier(issuer, AUDIENCE).issuer == issuer
-
-
 def test_importing_the_module_does_not_load_pyjwt() -> None:
     code = (
         "import sys, claude_chat.sign_in, claude_chat.errors, claude_chat.settings;"
@@ -832,21 +436,3 @@ def test_bad_group_token_budgets_are_refused(monkeypatch: pytest.MonkeyPatch, va
     monkeypatch.setenv("GROUP_TOKEN_BUDGETS", value)
     with pytest.raises(ValidationError):
         Settings()
-
-
-@pytest.mark.parametrize(
-    ("groups", "budget"),
-    [
-        ((), 200_000),
-        (("unmapped",), 200_000),
-        (("pro",), 2_000_000),
-        (("trial",), 10_000),
-        (("trial", "pro", "unmapped"), 2_000_000),
-        (("pro", "staff"), 0),  # 0 is no daily budget, which beats any number
-    ],
-)
-def test_a_users_budget_is_the_largest_of_their_groups(groups: tuple[str, ...], budget: int) -> None:
-    settings = Settings(
-        daily_token_budget=200_000, group_token_budgets={"pro": 2_000_000, "trial": 10_000, "staff": 0}
-    )
-    assert group_budget(User("https://i.example", "s", groups), settings) == budget
