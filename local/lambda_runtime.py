@@ -9,6 +9,7 @@ share), while still letting requests overlap, so concurrency tests are real.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import io
 import multiprocessing
@@ -177,23 +178,33 @@ def _warm(_: int) -> bool:
 
 
 class FunctionWorkers:
-    """A pool of 'execution environments', each holding every buffered function's handler."""
+    """A pool of 'execution environments', each holding every buffered function's handler.
+
+    Each worker is a process of its own, and a call goes to the idle worker that finished last,
+    as Lambda reuses a warm environment rather than spreading a client's sequential requests over
+    new ones: in AWS, one caller chatting turn after turn meets one environment, which knows their
+    conversation (claude_chat.sessions keeps what it saw). Concurrent calls still spread out.
+    """
 
     def __init__(self, specs: list[FunctionSpec], workers: int) -> None:
-        self._workers = workers
         self._timeouts = {spec.logical_id: function_timeout(spec) for spec in specs}
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(PRELOADED_LIBRARIES))
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(specs, os.getpid(), dict(os.environ)),
-        )
+        self._pools = [
+            ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(specs, os.getpid(), dict(os.environ)),
+            )
+            for _ in range(workers)
+        ]
+        self._idle: asyncio.LifoQueue[ProcessPoolExecutor] | None = None
 
     def warm_up(self) -> None:
         """Starts every worker now, so the first requests do not pay the cold starts."""
-        list(self._pool.map(_warm, range(self._workers * 2)))
+        for started in [pool.submit(_warm, 0) for pool in self._pools]:
+            started.result()
 
     async def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """The function's result, or, if it ran past its timeout, what Lambda makes of it.
@@ -203,13 +214,32 @@ class FunctionWorkers:
         Lambda would stop the function at its timeout; here it runs on, and its answer is
         replaced by Lambda's, so an overrun is as visible to the client as in AWS.
         """
+        if self._idle is None:  # made on the server's event loop, at its first call
+            self._idle = asyncio.LifoQueue()
+            for pool in reversed(self._pools):
+                self._idle.put_nowait(pool)
         timeout = self._timeouts[logical_id]
         loop = asyncio.get_running_loop()
-        result, ran = await loop.run_in_executor(self._pool, _invoke, logical_id, event, timeout)
+        idle = self._idle
+        pool = await idle.get()
+        try:
+            running = pool.submit(_invoke, logical_id, event, timeout)
+        except BaseException:
+            idle.put_nowait(pool)
+            raise
+
+        def free(_: object) -> None:
+            # When the worker is done, not when the caller stops waiting (a client that left).
+            with contextlib.suppress(RuntimeError):  # the server's loop is closed: it is shutting down
+                loop.call_soon_threadsafe(idle.put_nowait, pool)
+
+        running.add_done_callback(free)
+        result, ran = await asyncio.wrap_future(running)
         if ran > timeout:
             print(f"{logical_id}: Task timed out after {timeout:.2f} seconds", file=sys.stderr, flush=True)
             return TIMED_OUT_RESULT
         return result
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
