@@ -126,7 +126,9 @@ def run(smoke: bool, output_dir: Path, log: Any = print) -> dict[str, Any]:
     return results
 
 
-ONLY_SECTIONS = ("caching", "money", "cold_start", "handler_cpu", "footprint")
+ONLY_SECTIONS = ("caching", "money", "cold_start", "handler_cpu", "footprint", "warm", "streaming")
+# Sections measured against both systems, started once for all of them.
+_BOTH_SYSTEMS = ("warm", "streaming", "money")
 
 
 def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -147,17 +149,28 @@ def run_only(sections: list[str], results_path: Path, output_dir: Path, log: Any
         results["footprint"] = measure.timed(
             "footprint", lambda: footprint.measure(results["smoke"], log), log
         )
-    if "money" in sections:
+    if any(section in sections for section in _BOTH_SYSTEMS):
         standin = Standin.start(sizes.first_token_ms, sizes.token_interval_ms)
         systems: dict[str, measure.System] = {}
         try:
             systems["ours"] = Ours.start(standin)
             systems["seed"] = Seed.start(standin)
-            results["money"] = measure.timed(
-                "money",
-                lambda: measure.money(systems, standin, sizes.money_turns, sizes.money_message_chars),
-                log,
-            )
+            if "warm" in sections:
+                results["warm"] = measure.timed(
+                    "warm turns", lambda: measure.warm_turns(systems, standin, sizes.warm_rounds), log
+                )
+            if "streaming" in sections:
+                results["streaming"] = measure.timed(
+                    "streaming",
+                    lambda: measure.streaming(systems, standin, sizes.stream_rounds, sizes.stream_words),
+                    log,
+                )
+            if "money" in sections:
+                results["money"] = measure.timed(
+                    "money",
+                    lambda: measure.money(systems, standin, sizes.money_turns, sizes.money_message_chars),
+                    log,
+                )
         finally:
             for system in systems.values():
                 system.stop()
