@@ -277,3 +277,32 @@ def test_a_turn_is_bounded_by_what_claude_billed_for_its_history_not_its_bytes(r
     assert billed_input <= second.quote.input_tokens
     assert usage.output_tokens <= second.quote.output_tokens
     assert outcome.reply.usage.input_tokens > 100  # the stand-in billed the long message as tokens, not bytes
+
+
+def _billed(turn: Turn) -> int:
+    from claude_chat.pricing import billed_tokens
+
+    assert turn.outcome is not None
+    return billed_tokens(turn.outcome.reply.usage)
+
+
+def test_a_saved_turn_is_settled_once_in_its_saves_transaction(ready: Any) -> None:
+    first, _ = run_turn(request("one"))
+    second, _ = run_turn(request("two", token_of(first)))
+    assert [user for user, _ in saved(token_of(first))] == ["one", "two"]
+    assert used_tokens() == _billed(first) + _billed(second)  # the real cost, not the reservation
+
+
+def test_a_save_that_goes_the_careful_way_is_settled_once_too(ready: Any) -> None:
+    """The conversation was renamed while the reply streamed: the one-call save does not hold, the
+    turn is saved the careful way and settled beside it, neither left at its reservation nor
+    refunded twice."""
+    first, _ = run_turn(request("one"))
+    turn = begin_turn(request("two [standin:words=4][standin:delta_delay=0.05]", token_of(first)))
+    deltas = turn.deltas()
+    next(deltas)
+    store = services.sessions().store
+    store.rename(services.sessions().open(token_of(first)).record, "Renamed")
+    list(deltas)
+    assert turn.outcome is not None and turn.outcome.title == "Renamed" and turn.outcome.turns == 2
+    assert used_tokens() == _billed(first) + _billed(turn)

@@ -5,8 +5,8 @@ global budget counters and the conversation's record (claude_chat.admission).
 A session turn reads its history beside it: when the container knows what the
 conversation's record held (it read or wrote it last), the admission is priced
 on that and checks it still holds, so both go out together. The rate-limit
-headers' read runs beside Claude's call. After Claude, the turn's two save
-writes and the two settlements all overlap. Every DynamoDB call here is slowed
+headers' read runs beside Claude's call. After Claude, one transaction saves
+the turn, counts it on the conversation's record and settles both budgets. Every DynamoDB call here is slowed
 to a fixed latency, so overlap is a property of the code, not of the machine.
 """
 
@@ -36,12 +36,13 @@ def timeline(aws: Any) -> Iterator[list[Any]]:
     """DynamoDB calls with their start and end, and the moment the turn calls Claude."""
     from botocore.client import BaseClient
 
-    from claude_chat.claude_client import ClaudeClient
+    from claude_chat.claude_client import ClaudeClient, ClaudeStream
 
     events: list[Any] = []
     lock = threading.Lock()
     original_call = BaseClient._make_api_call
     original_open = ClaudeClient.open_stream
+    original_close = ClaudeStream.close
 
     def slow_call(self: Any, operation: str, params: Any) -> Any:
         if self.meta.service_model.service_name != "dynamodb":
@@ -64,9 +65,16 @@ def timeline(aws: Any) -> Iterator[list[Any]]:
         finally:
             call.ended = time.monotonic()  # Claude accepted the request
 
+    def closed(self: Any) -> None:
+        original_close(self)
+        now = time.monotonic()
+        with lock:
+            events.append(Call("reply-closed", now, now))  # the reply is over: what follows is after it
+
     with (
         mock.patch.object(BaseClient, "_make_api_call", slow_call),
         mock.patch.object(ClaudeClient, "open_stream", claude),
+        mock.patch.object(ClaudeStream, "close", closed),
     ):
         yield events
 
@@ -86,13 +94,14 @@ def operations(calls: list[Any]) -> list[str]:
 
 
 def phases(timeline: list[Any]) -> tuple[list[Call], list[Call], list[Call]]:
-    """The calls the turn waited for before calling Claude, those running beside Claude's call,
-    and those after it."""
+    """The calls the turn waited for before calling Claude, those running beside Claude's reply
+    (a call sent as Claude is called may start late on a busy machine), and those after it."""
     claude = next(call for call in timeline if call.operation == "claude")
-    calls = [call for call in timeline if call.operation != "claude"]
+    closed = next(call for call in timeline if call.operation == "reply-closed")
+    calls = [call for call in timeline if call.operation not in ("claude", "reply-closed")]
     before = [call for call in calls if call.ended <= claude.started]
-    beside = [call for call in calls if call not in before and call.started < claude.ended]
-    after = [call for call in calls if call.started >= claude.ended]
+    after = [call for call in calls if call.started >= closed.started]
+    beside = [call for call in calls if call not in before and call not in after]
     return before, beside, after
 
 
@@ -119,8 +128,8 @@ def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
     assert operations(before) == ["Query", "TransactWriteItems"]
     assert round_trips(before) == 1
     assert operations(beside) == ["GetItem"]  # the request window, for the rate-limit headers
-    # The turn item and META's count; both settlements, in one call.
-    assert operations(after) == ["PutItem", "TransactWriteItems", "UpdateItem"]
+    # The turn item, META's count and both settlements: one call.
+    assert operations(after) == ["TransactWriteItems"]
     assert round_trips(after) == 1
 
 
@@ -160,8 +169,8 @@ def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, a
     assert operations(before) == ["Query", "TransactWriteItems"]
     assert round_trips(before) == 1
     assert operations(beside) == ["GetItem"]  # the request window, for the rate-limit headers
-    # The turn item and META's count; both settlements, in one call.
-    assert operations(after) == ["PutItem", "TransactWriteItems", "UpdateItem"]
+    # The turn item, META's count and both settlements: one call.
+    assert operations(after) == ["TransactWriteItems"]
     assert round_trips(after) == 1
 
 

@@ -142,6 +142,17 @@ class Ticket:
         self.admission.adjust(self.counters, cost - self.reserved)
         self._settled = True
 
+    def settlement(self, cost: Charge) -> list[dict[str, Any]]:
+        """What `settle` would write, as transaction actions for another write to carry (the turn's
+        save: claude_chat.conversation_store); call `settled_by_them` once that write succeeded."""
+        if self._settled or self.admission is None:
+            return []
+        return self.admission.additions(self.counters, cost - self.reserved)
+
+    def settled_by_them(self) -> None:
+        """The actions of `settlement` were written: a later `settle` does nothing."""
+        self._settled = True
+
 
 @dataclass(frozen=True, slots=True)
 class DayUse:
@@ -238,6 +249,12 @@ class Admission:
                     time.sleep(0.01 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
         for future in [self._pool.submit(self._add, key, charge) for key in counters]:
             future.result()
+
+    def additions(self, counters: list[dict[str, Any]], charge: Charge) -> list[dict[str, Any]]:
+        """`adjust`'s writes as transaction actions ([] when there is nothing to add)."""
+        if not counters or charge == Charge():
+            return []
+        return [{"Update": self._addition(key, charge)} for key in counters]
 
     def _addition(self, key: dict[str, Any], charge: Charge) -> dict[str, Any]:
         return {

@@ -147,6 +147,7 @@ class Turn:
     _stop: threading.Event = field(default_factory=threading.Event)
     _ended: threading.Event = field(default_factory=threading.Event)
     _timed_out: bool = False
+    _settling: Future[None] | None = None
 
     def stop(self) -> None:
         """The client is gone or said stop: cut Claude's reply now, keep what was sent. Any thread."""
@@ -211,33 +212,49 @@ class Turn:
         record_turn(self.quote.model.model_id, usage or Usage(), seconds, cost.nanos)
         if failure is not None:
             record_upstream_error(failure.code)
-        settled = services.pool().submit(self._ticket.settle, cost)
+        # An empty reply (Claude does end a turn with no text at times) is not saved: every later
+        # request carrying it would be refused (Claude refuses empty turns), and the session stuck.
+        kept: ClaudeReply | None = None
+        if reply is not None:
+            kept = reply if reply.text.strip() else None
+        elif failure is None:
+            partial = "".join(sent)
+            kept = ClaudeReply(partial, "stopped", usage or Usage()) if partial.strip() else None
+        # A turn that is saved settles in the save's own transaction when it can (one write after
+        # Claude); any other turn settles beside whatever else it does.
+        if kept is None or self.session is None:
+            self._settle(cost)
         try:
             if reply is not None:
-                # An empty reply (Claude does end a turn with no text at times) is not saved: every
-                # later request carrying it would be refused, and the session would be stuck.
-                self.outcome = self._save(reply) if reply.text.strip() else self._unsaved(reply)
+                self.outcome = self._save(reply, cost) if kept is not None else self._unsaved(reply)
             elif failure is None:
-                partial = "".join(sent)
-                # An empty reply would make the next request invalid (Claude refuses empty turns).
-                stopped = ClaudeReply(partial, "stopped", usage or Usage())
-                saved = self._save(stopped) if partial.strip() else None
+                stopped = kept or ClaudeReply("".join(sent), "stopped", usage or Usage())
+                saved = self._save(stopped, cost) if kept is not None else None
                 self.outcome = saved or self._unsaved(stopped)
                 logger.info("reply stopped by its client", extra={"kept_partial_reply": saved is not None})
         finally:
             try:
-                settled.result()  # must land before the invocation ends (and Lambda freezes)
+                # Must land before the invocation ends (and Lambda freezes): a save that did not
+                # carry the settlement, or failed, leaves it to here.
+                self._settle(cost).result()
             except Exception:
                 # The reply stands; the caller stays charged its reservation, never less than it cost.
                 logger.exception("the turn's tokens could not be settled")
         return failure
+
+    def _settle(self, cost: Charge) -> Future[None]:
+        """Settles the turn's budgets on the pool, once: a second call returns the first's future."""
+        if self._settling is None:
+            self._settling = services.pool().submit(self._ticket.settle, cost)
+        return self._settling
 
     def _unsaved(self, reply: ClaudeReply) -> TurnOutcome:
         if self.session is None:
             return TurnOutcome(reply)
         return TurnOutcome(reply, self.session.slot.turns_before, self.session.slot.title)
 
-    def _save(self, reply: ClaudeReply) -> TurnOutcome:
+    def _save(self, reply: ClaudeReply, cost: Charge) -> TurnOutcome:
+        """Saves the turn, settling its budgets at `cost` in the same write when the store can."""
         if self.session is None:
             return TurnOutcome(reply)
         slot, store = self.session.slot, services.sessions().store
@@ -253,9 +270,26 @@ class Turn:
             prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
             tokens = prompt + len(reply.text.encode("utf-8", "surrogatepass")) + _HISTORY_FRAMING_TOKENS
             billed = (tokens, fingerprint(self.quote.model.model_id, settings))
-        saved = store.save_turn(
-            slot, SavedTurn(self.message, reply.text), title=title, model=self.quote.model.name, billed=billed
-        )
+        settlement = self._ticket.settlement(cost)
+        try:
+            saved = store.save_turn(
+                slot,
+                SavedTurn(self.message, reply.text),
+                title=title,
+                model=self.quote.model.name,
+                billed=billed,
+                also=settlement,
+            )
+        except Exception:
+            if settlement:
+                # The settlement may have landed with a save whose answer was lost: the caller keeps
+                # the reservation (never less than the turn cost) rather than risk a second refund.
+                self._ticket.settled_by_them()
+            raise
+        if saved.also_written:
+            self._ticket.settled_by_them()
+        else:
+            self._settle(cost)  # beside the title, if any; _end waits for it
         services.sessions().remember(slot.session_id, saved.state)
         if first and saved.title == title and settings.claude_titles and not self.stopped:
             written = claude_title(self.caller, self.quote.model, self.message, reply.text, self._deadline)

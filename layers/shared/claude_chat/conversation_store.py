@@ -65,7 +65,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -133,6 +133,7 @@ class Saved:
     turns: int
     title: str | None = None
     state: Known | None = None
+    also_written: bool = False  # the save's transaction wrote the `also` actions too
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,10 +398,16 @@ class ConversationStore:
         title: str | None = None,
         model: str | None = None,
         billed: tuple[int, str] | None = None,
+        also: Sequence[dict[str, Any]] = (),
     ) -> Saved:
         """Saves a finished turn in its slot; returns the conversation's saved turns and title.
 
-        The item (and the deletion of the turn it replaces) and then META's count,
+        In one transaction, when META is still as the turn read it (no reset, rename or other
+        save since) and the turn replaces none: the item, META's update, and `also` (another
+        module's actions that should land with the save: claude_chat.chat_turn settles the turn's
+        budgets so), one call. Otherwise, or when that transaction fails for any reason (having
+        written nothing), as follows, and `also` is left to the caller (`Saved.also_written`):
+        the item (and the deletion of the turn it replaces) and then META's count,
         title and update time. If a reset or delete won meanwhile, META's condition
         fails and the item is deleted again: the user asked to forget this
         conversation, so the turn must not reappear (the count returned is then
@@ -420,6 +427,10 @@ class ConversationStore:
             "created_at": {"N": str(int(now))},
             "expires_at": {"N": str(self._absolute_deadline(int(now) if slot.lasting else slot.issued_at))},
         }
+        if slot.replaces is None:
+            saved = self._save_at_once(slot, item, now, title=title, model=model, billed=billed, also=also)
+            if saved is not None:
+                return saved
         put = self._pool.submit(
             self._db.put_item,
             TableName=self._table,
@@ -454,12 +465,105 @@ class ConversationStore:
         known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta), _revision(meta))
         return Saved(known.turns, _title(meta), known)
 
+    def _save_at_once(
+        self,
+        slot: Slot,
+        item: dict[str, Any],
+        now: float,
+        *,
+        title: str | None,
+        model: str | None,
+        billed: tuple[int, str] | None,
+        also: Sequence[dict[str, Any]],
+    ) -> Saved | None:
+        """The item, META's update and `also` in one transaction, on condition that META is as the
+        turn read it; then META's new state is known without reading it. None when it did not
+        hold (nothing was written): the caller saves the careful way."""
+        update, values, removed = self._turn_update(
+            slot, now, added=1, title=title, model=model, billed=billed
+        )
+        condition = _SAVE_CONDITION
+        if slot.revision:
+            condition += " AND rev = :rev"
+            values[":rev"] = {"N": str(slot.revision)}
+        else:
+            condition += " AND attribute_not_exists(rev)"
+        if slot.title is None:  # not listed yet: no title of either kind
+            condition += " AND attribute_not_exists(updated_at) AND attribute_not_exists(title)"
+            condition += " AND attribute_not_exists(auto_title)"
+        else:
+            condition += " AND (title = :seen OR (attribute_not_exists(title) AND auto_title = :seen))"
+            values[":seen"] = {"S": slot.title}
+        meta = {
+            "TableName": self._table,
+            "Key": _key(_pk(slot.session_id), _META),
+            "UpdateExpression": f"{update}, updated_at = :now{removed}",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": values,
+        }
+        put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(sk)"}
+        try:
+            self._db.transact_write_items(TransactItems=[{"Put": put}, {"Update": meta}, *also])  # type: ignore[list-item,typeddict-item]
+        except ClientError:
+            return None  # cancelled or refused as a whole: nothing written
+        context = None
+        if billed is not None:
+            context = Context(billed[0], billed[1], slot.turns_before + 1)
+        known = Known(slot.generation, slot.turns_before + 1, context, slot.revision + 1)
+        return Saved(known.turns, slot.title or title or _UNTITLED, known, also_written=True)
+
     def _delete_turn(self, key: dict[str, Any]) -> bool:
         """Deletes a turn item; False when it was already gone (another turn replaced it first)."""
         deleted = _unless_condition_fails(
             self._db.delete_item, TableName=self._table, Key=key, ConditionExpression="attribute_exists(sk)"
         )
         return deleted is not None
+
+    def _turn_update(
+        self,
+        slot: Slot,
+        now: float,
+        *,
+        added: int,
+        title: str | None,
+        model: str | None,
+        billed: tuple[int, str] | None,
+    ) -> tuple[str, dict[str, Any], str]:
+        """META's update expression for a saved turn (without `updated_at`), its values, and what it
+        removes (a billed context that no longer holds)."""
+        title_update = (
+            "auto_title = :title"
+            if slot.replaces is not None and slot.turns_before == 1
+            else ("auto_title = if_not_exists(auto_title, :title)")
+        )
+        values = {
+            ":added": {"N": str(added)},
+            ":gen": {"N": str(slot.generation)},
+            ":exp": {
+                "N": str(self._meta_deadline(slot.session_id, slot.issued_at, now, lasting=slot.lasting))
+            },
+            ":owner": {"S": _pk(slot.owner)},
+            ":cid": {"S": slot.conversation},
+            ":title": {"S": title or _UNTITLED},
+            ":now": {"N": str(int(now * 1000))},
+            ":one": {"N": "1"},
+        }
+        update = (
+            f"ADD turns :added, rev :one SET expires_at = :exp, #owner = :owner, cid = :cid, {title_update}"
+        )
+        if model is not None:
+            update += ", model = :model"
+            values[":model"] = {"S": model}
+        if billed is not None:
+            update += ", ctx = :ctx, ctxfp = :ctxfp, ctxn = :ctxn, ctxr = :ctxr"
+            values[":ctx"] = {"N": str(billed[0])}
+            values[":ctxfp"] = {"S": billed[1]}
+            values[":ctxn"] = {"N": str(slot.turns_before + added)}
+            # The `rev` this save makes if no other turn was saved since this one read META.
+            values[":ctxr"] = {"N": str(slot.revision + 1)}
+        removed = "" if billed is not None else " REMOVE ctx, ctxfp, ctxn, ctxr"
+        return update, values, removed
 
     def _count_turn(
         self,
@@ -477,38 +581,9 @@ class ConversationStore:
         `updated_at` never goes backwards: when a later turn already wrote a later time,
         the update is made again without it (the turn still counts).
         """
-        millis = int(now * 1000)
-        title_update = (
-            "auto_title = :title"
-            if slot.replaces is not None and slot.turns_before == 1
-            else ("auto_title = if_not_exists(auto_title, :title)")
+        update, values, removed = self._turn_update(
+            slot, now, added=added, title=title, model=model, billed=billed
         )
-        values = {
-            ":added": {"N": str(added)},
-            ":gen": {"N": str(slot.generation)},
-            ":exp": {
-                "N": str(self._meta_deadline(slot.session_id, slot.issued_at, now, lasting=slot.lasting))
-            },
-            ":owner": {"S": _pk(slot.owner)},
-            ":cid": {"S": slot.conversation},
-            ":title": {"S": title or _UNTITLED},
-            ":now": {"N": str(millis)},
-            ":one": {"N": "1"},
-        }
-        update = (
-            f"ADD turns :added, rev :one SET expires_at = :exp, #owner = :owner, cid = :cid, {title_update}"
-        )
-        if model is not None:
-            update += ", model = :model"
-            values[":model"] = {"S": model}
-        if billed is not None:
-            update += ", ctx = :ctx, ctxfp = :ctxfp, ctxn = :ctxn, ctxr = :ctxr"
-            values[":ctx"] = {"N": str(billed[0])}
-            values[":ctxfp"] = {"S": billed[1]}
-            values[":ctxn"] = {"N": str(slot.turns_before + added)}
-            # The `rev` this save makes if no other turn was saved since this one read META.
-            values[":ctxr"] = {"N": str(slot.revision + 1)}
-        removed = "" if billed is not None else " REMOVE ctx, ctxfp, ctxn, ctxr"
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": _key(_pk(slot.session_id), _META),
