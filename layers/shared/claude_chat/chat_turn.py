@@ -338,7 +338,6 @@ def begin_turn(request: TurnRequest) -> Turn:
         claude = services.claude()
         asked = _Asked(request, turn_body, chat.message, model, claude, settings)
         session, claude_request, quote, ticket = _admit_known(asked) or _admit(asked)
-        window = services.pool().submit(services.rate_limiter().peek, caller.client_key)
         try:
             upstream = claude.open_stream(claude_request, request.deadline)
         except BaseException as error:
@@ -349,6 +348,9 @@ def begin_turn(request: TurnRequest) -> Turn:
             if isinstance(error, NotConfigured) and error.key_rejected:
                 services.forget_claude()
             raise
+        # The window as the admission left it, for the rate-limit headers: read once Claude took the
+        # turn, beside its reply (nothing before Claude waits for it, and a refusal reads it itself).
+        window = services.pool().submit(services.rate_limiter().peek, caller.client_key)
         headers = _window_headers(window)
     except ApiError as error:
         raise _with_rate_limit(error, caller, window) from error.__cause__
