@@ -22,6 +22,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _MAX_TURN_ITEM_BYTES = 380_000
 _WORST_CASE_BYTES_PER_CHAR = 4
 _WORST_CASE_BYTES_PER_TOKEN = 16
+# A turn item keeps at most this much of the reply's citations (claude_chat.conversation_store).
+CITATIONS_MAX_BYTES = 40_000
+# The Messages API's smallest thinking budget (`thinking.budget_tokens`).
+THINKING_MINIMUM_BUDGET = 1024
 # CLAUDE_MODEL when it is not set: an Anthropic API model alias, or on Amazon Bedrock the US
 # cross-Region inference profile of the same model (Claude Haiku 4.5); template.yaml's ClaudeModel
 # and BedrockModel parameters default to these.
@@ -56,6 +60,14 @@ class Settings(BaseSettings):
     # MODEL_PRICES: JSON rows over the dated price table (pricing.py), USD per million tokens.
     model_prices: str = ""
     max_tokens: int = Field(default=1024, ge=1)
+    # Thinking (0: off): budget_tokens on models that take a budget, on top of MAX_TOKENS; models
+    # that think adaptively get MAX_TOKENS plus this much room (claude_chat.claude_client).
+    thinking_budget_tokens: int = Field(default=0, ge=0)
+    # Claude's web search tool (0: off): at most this many searches per turn, each priced; at most
+    # one of the domain lists (comma-separated, e.g. `example.com,docs.python.org`).
+    web_search_max_uses: int = Field(default=0, ge=0, le=100)
+    web_search_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    web_search_blocked_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     system_prompt: str = ""
     claude_titles: bool = False  # Claude writes conversation titles (claude_chat.titles)
     history_max_messages: int = Field(default=20, ge=1)
@@ -130,7 +142,13 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError('group budgets must be a JSON object such as {"pro": 2000000}') from None
 
-    @field_validator("claude_models", "bedrock_models", mode="before")
+    @field_validator(
+        "claude_models",
+        "bedrock_models",
+        "web_search_allowed_domains",
+        "web_search_blocked_domains",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -174,10 +192,47 @@ class Settings(BaseSettings):
     def _turn_fits_one_item(self) -> Settings:
         worst_case = (
             self.max_message_chars * _WORST_CASE_BYTES_PER_CHAR
-            + self.max_tokens * _WORST_CASE_BYTES_PER_TOKEN
+            + (self.max_tokens + self.thinking_budget_tokens) * _WORST_CASE_BYTES_PER_TOKEN
+            + (CITATIONS_MAX_BYTES if self.web_search_max_uses else 0)
         )
         if worst_case > _MAX_TURN_ITEM_BYTES:
-            raise ValueError("MAX_MESSAGE_CHARS and MAX_TOKENS allow a turn larger than one DynamoDB item")
+            raise ValueError(
+                "MAX_MESSAGE_CHARS, MAX_TOKENS and THINKING_BUDGET_TOKENS allow a turn larger than one "
+                "DynamoDB item"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _thinking_budget(self) -> Settings:
+        if 0 < self.thinking_budget_tokens < THINKING_MINIMUM_BUDGET:
+            raise ValueError(
+                f"THINKING_BUDGET_TOKENS must be 0 (off) or at least {THINKING_MINIMUM_BUDGET} "
+                f"(the Messages API's smallest thinking budget), not {self.thinking_budget_tokens}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _web_search(self) -> Settings:
+        if self.web_search_allowed_domains and self.web_search_blocked_domains:
+            raise ValueError(
+                "WEB_SEARCH_ALLOWED_DOMAINS and WEB_SEARCH_BLOCKED_DOMAINS are both set: the web search "
+                "tool takes one or the other"
+            )
+        for domain in (*self.web_search_allowed_domains, *self.web_search_blocked_domains):
+            if "://" in domain or not domain.strip("/") or any(c.isspace() for c in domain):
+                raise ValueError(f"web search domains are names such as example.com (no scheme): {domain!r}")
+        lists = self.web_search_allowed_domains or self.web_search_blocked_domains
+        if lists and not self.web_search_max_uses:
+            raise ValueError(
+                "a WEB_SEARCH_*_DOMAINS list is set but WEB_SEARCH_MAX_USES is 0 (search is off)"
+            )
+        if self.web_search_max_uses and self.on_bedrock:
+            # Bedrock's InvokeModel (anthropic.AnthropicBedrock) has no web search tool: refuse, never
+            # run a turn that silently cannot search (template.yaml's rule refuses it at deploy too).
+            raise ValueError(
+                "WEB_SEARCH_MAX_USES is set but CLAUDE_PROVIDER is bedrock, whose InvokeModel API has no "
+                "web search tool: set WEB_SEARCH_MAX_USES=0 or use CLAUDE_PROVIDER=anthropic"
+            )
         return self
 
     @property
