@@ -86,6 +86,7 @@ from claude_chat.conversation_store import Turn
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, NotConfigured, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from claude_chat.models import Citation, Usage
+from claude_chat.pricing import search_reserve_tokens
 from claude_chat.settings import Settings
 
 logger = Logger(child=True)
@@ -150,13 +151,6 @@ _BEDROCK_ERRORS = _BEDROCK_UNAVAILABLE | _BEDROCK_NOT_CONFIGURED | _BEDROCK_TIME
 _ADAPTIVE_THINKING = re.compile(r"claude-(?:opus-4-[6-9]|sonnet-4-[6-9]|mythos|fable|[a-z]+-(?:[5-9]|\d\d))")
 _NO_THINKING = re.compile(r"claude-3-(?:5-)?haiku|claude-3-5-sonnet|claude-3-opus|claude-3-sonnet")
 WEB_SEARCH_TOOL = "web_search_20250305"
-# Context windows (tokens) of the families known to have 200,000 without a beta header; any other
-# model is assumed to take 1,000,000 (the largest Claude offers), so a bound built on it holds.
-_CONTEXT_200K = re.compile(
-    # `claude-sonnet-4` and `claude-opus-4` alone or dated (-20250514), not a later 4.x
-    r"claude-(?:haiku-4-5|sonnet-4-5|opus-4-5|opus-4-1|(?:sonnet|opus)-4(?!-\d(?:\D|$))|3-7-sonnet|3-5-haiku|3-haiku)"
-)
-_LARGEST_CONTEXT_WINDOW = 1_000_000
 # Tokens the API adds to a request that has tools: its tool-use system prompt (346 tokens on Claude 4
 # models, per the tool-use docs' pricing table) and the web search tool's own instructions, which are
 # not published: a generous allowance, plus the tool definition's bytes.
@@ -310,13 +304,14 @@ class ClaudeClient:
         The API runs a request with searches as up to one sampling per search after the first,
         each reading the whole context so far (the prompt, the results, what Claude wrote) as
         input, billed again each time; how many tokens a search's results take is not bounded
-        by the docs. What bounds each later sampling's input is the model's context window.
+        by the docs. What bounds each later sampling's input is the model's context window
+        (pricing.search_reserve_tokens; WEB_SEARCH_RESERVE_TOKENS may set less).
         """
         tools = request.get("tools") or []
         searches = sum(
             int(tool.get("max_uses") or 0) for tool in tools if tool.get("type") == WEB_SEARCH_TOOL
         )
-        return searches, searches * context_window(str(request["model"]))
+        return searches, searches * search_reserve_tokens(str(request["model"]), self._settings)
 
     def open_stream(self, request: dict[str, Any], deadline: Deadline) -> ClaudeStream:
         """Sends the request and waits for Claude to accept it, so a refusal is known before any byte.
@@ -453,11 +448,6 @@ def web_search_tool(settings: Settings) -> dict[str, Any]:
     if settings.web_search_blocked_domains:
         tool["blocked_domains"] = list(settings.web_search_blocked_domains)
     return tool
-
-
-def context_window(model: str) -> int:
-    """The model's context window in tokens, or the largest Claude has when it is not known."""
-    return 200_000 if _CONTEXT_200K.search(model) else _LARGEST_CONTEXT_WINDOW
 
 
 def citation(cited: Any) -> Citation:

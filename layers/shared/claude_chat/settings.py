@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     web_search_max_uses: int = Field(default=0, ge=0, le=100)
     web_search_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     web_search_blocked_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Input tokens a turn reserves per search (0: the model's context window, a bound that holds;
+    # less is the operator's bet on how large search results run: pricing.search_reserve_tokens).
+    web_search_reserve_tokens: int = Field(default=0, ge=0)
     system_prompt: str = ""
     claude_titles: bool = False  # Claude writes conversation titles (claude_chat.titles)
     history_max_messages: int = Field(default=20, ge=1)
@@ -233,7 +236,29 @@ class Settings(BaseSettings):
                 "WEB_SEARCH_MAX_USES is set but CLAUDE_PROVIDER is bedrock, whose InvokeModel API has no "
                 "web search tool: set WEB_SEARCH_MAX_USES=0 or use CLAUDE_PROVIDER=anthropic"
             )
+        self._search_fits_the_token_budgets()
         return self
+
+    def _search_fits_the_token_budgets(self) -> None:
+        """A search turn reserves its searches' bound: more than a token budget refuses every turn."""
+        from claude_chat.pricing import search_reserve_tokens
+
+        if not self.web_search_max_uses:
+            return
+        for model in self.claude_models:
+            reserved = self.web_search_max_uses * search_reserve_tokens(model, self)
+            for name, budget in (
+                ("DAILY_TOKEN_BUDGET", self.daily_token_budget),
+                ("GLOBAL_DAILY_TOKEN_BUDGET", self.global_daily_token_budget),
+            ):
+                if budget and reserved >= budget:
+                    raise ValueError(
+                        f"WEB_SEARCH_MAX_USES={self.web_search_max_uses} reserves {reserved:,} input tokens "
+                        f"per turn of {model} for search results (its context window per search, or "
+                        f"WEB_SEARCH_RESERVE_TOKENS), not less than {name}={budget:,}: every turn would be "
+                        "refused. Raise the budget, lower WEB_SEARCH_MAX_USES or set "
+                        "WEB_SEARCH_RESERVE_TOKENS"
+                    )
 
     @property
     def history_max_turns(self) -> int:
