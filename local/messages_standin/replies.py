@@ -29,7 +29,8 @@ removed from the echoed reply, and several may be combined:
                                 max_uses_exceeded), and cite each search's first result
 
 Without a directive, a request that asks for thinking (`thinking`: enabled or adaptive)
-thinks first, "Thinking about: <last user message>", a word per thinking delta; and a
+thinks first, "Thinking about: <last user message>", a word per thinking delta (with
+`display: omitted`, the default of Opus 4.7 and later, only the signature comes); and a
 reply to a message with documents that enable citations cites page 1 of the first.
 
 An unknown directive or a bad value is a 400, so a typo in a test fails loudly.
@@ -122,10 +123,12 @@ def reply_extras(prompt: Prompt, directives: Directives) -> Extras:
     if directives.search and prompt.web_search is None:
         raise BadRequest("stand-in directive search needs the web_search tool in the request")
     thinking: list[str] = []
+    omitted = False
     if prompt.thinking is not None:
         echoed = " ".join(DIRECTIVE.sub(" ", prompt.last_user_text).split())
         words = f"Thinking about: {echoed}".split()
         thinking = [f"{word} " for word in words[:-1]] + words[-1:]
+        omitted = prompt.thinking.get("display") == "omitted"
     max_uses = (prompt.web_search or {}).get("max_uses") or len(directives.search)
     searches = [
         Search(query, None if number < max_uses else "max_uses_exceeded")
@@ -153,4 +156,4 @@ def reply_extras(prompt: Prompt, directives: Directives) -> Extras:
                 "end_page_number": 2,
             }
         )
-    return Extras(thinking, searches, citations)
+    return Extras(thinking, searches, citations, omitted)

@@ -158,6 +158,10 @@ def _parse_thinking(body: dict[str, Any], model: str, max_tokens: int) -> dict[s
             raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
     elif "budget_tokens" in thinking:
         raise BadRequest("thinking.adaptive.budget_tokens: Extra inputs are not permitted")
+    if thinking.get("display", "summarized") not in ("summarized", "omitted"):
+        raise BadRequest(f"thinking.{thinking['type']}.display: Input should be 'summarized' or 'omitted'")
+    if "display" not in thinking:  # the default depends on the model: Opus 4.7 on omit the text
+        thinking = {**thinking, "display": "omitted" if _ADAPTIVE_ONLY.search(model) else "summarized"}
     return dict(thinking)
 
 
@@ -295,6 +299,9 @@ class Extras:
     thinking: list[str] = field(default_factory=list)
     searches: list[Search] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)  # of the (one) text block
+    thinking_omitted: bool = (
+        False  # `display: omitted`: the block comes without its text (billed all the same)
+    )
 
     @property
     def searched(self) -> int:
@@ -304,7 +311,8 @@ class Extras:
         """The content blocks before the text, as the final Message holds them."""
         blocks: list[dict[str, Any]] = []
         if self.thinking:
-            blocks.append({"type": "thinking", "thinking": "".join(self.thinking), "signature": SIGNATURE})
+            shown = "" if self.thinking_omitted else "".join(self.thinking)
+            blocks.append({"type": "thinking", "thinking": shown, "signature": SIGNATURE})
         for search in self.searches:
             tool_id = new_id("srvtoolu_")
             blocks.append(

@@ -18,6 +18,9 @@ import httpx
 import jsonschema
 import pytest
 
+from claude_chat.claude_client import ClaudeClient
+from claude_chat.deadline import Deadline
+from claude_chat.settings import Settings
 from tests.dev_server import ROOT, DevServer, start_dev_server
 
 pytestmark = pytest.mark.integration
@@ -224,3 +227,20 @@ def test_the_standin_refuses_what_the_api_refuses(
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert message in response.json()["error"]["message"]
+
+
+def test_adaptive_thinking_asks_for_its_text_which_opus_4_7_on_would_omit(server: DevServer) -> None:
+    settings = Settings(
+        anthropic_api_key="k",
+        anthropic_base_url=server.standin_url,
+        claude_model="claude-opus-4-7",
+        thinking_budget_tokens=BUDGET,
+    )
+    claude = ClaudeClient(settings, "k")
+    request = claude.build_request([], "Why?", conversation=False)
+    assert request["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert request["max_tokens"] == settings.max_tokens + BUDGET
+    assert claude.complete(request, Deadline.after(10)).thinking == "Thinking about: Why?"
+    # Left to the model's default, the thinking comes as its signature alone: nothing to show.
+    bare = {**request, "thinking": {"type": "adaptive"}}
+    assert claude.complete(bare, Deadline.after(10)).thinking == ""

@@ -34,10 +34,10 @@ def client(**settings: Any) -> ClaudeClient:
     [
         ("claude-haiku-4-5", {"type": "enabled", "budget_tokens": 2048}),
         ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", {"type": "enabled", "budget_tokens": 2048}),
-        ("claude-sonnet-4-6", {"type": "adaptive"}),
-        ("claude-opus-4-7", {"type": "adaptive"}),
-        ("claude-opus-5", {"type": "adaptive"}),
-        ("claude-haiku-5-5", {"type": "adaptive"}),
+        ("claude-sonnet-4-6", {"type": "adaptive", "display": "summarized"}),
+        ("claude-opus-4-7", {"type": "adaptive", "display": "summarized"}),
+        ("claude-opus-5", {"type": "adaptive", "display": "summarized"}),
+        ("claude-haiku-5-5", {"type": "adaptive", "display": "summarized"}),
         ("claude-3-5-haiku-latest", None),  # does not think
     ],
 )
@@ -126,7 +126,11 @@ def test_the_quote_prices_searches_in_the_worst_case_and_settles_the_real_ones()
         ),
         ({"web_search_max_uses": 1, "web_search_allowed_domains": "https://a.com"}, "no scheme"),
         ({"web_search_blocked_domains": "a.com"}, "search is off"),
-        ({"web_search_max_uses": 1}, "DAILY_TOKEN_BUDGET=200,000: every turn would be refused"),
+        ({"web_search_max_uses": 1}, "not less than DAILY_TOKEN_BUDGET: every turn would be refused"),
+        (
+            {"web_search_max_uses": 4, "daily_token_budget": 0, "global_daily_token_budget": 0},
+            r"800,000 input tokens \(\$1.04\) .* not less than DAILY_BUDGET_USD",
+        ),
         ({"thinking_budget_tokens": 30_000}, "larger than one DynamoDB item"),
     ],
 )

@@ -48,9 +48,10 @@ next turn comes within 5 minutes; a chat whose turns are further apart pays the
 
 Thinking and web search (THINKING_BUDGET_TOKENS, WEB_SEARCH_MAX_USES) are request
 parameters set here, per model (`thinking_param`): models from Claude Opus 4.6 and
-Sonnet 4.6 on think adaptively (`{"type": "adaptive"}`; the 4.7+ and 5 families refuse
-a budget), older Claude 4 and 3.7 models take `{"type": "enabled", "budget_tokens": N}`
-(at least 1,024, and less than `max_tokens`), and Claude 3.5 Haiku and 3 Haiku do not
+Sonnet 4.6 on think adaptively (`{"type": "adaptive", "display": "summarized"}`: the
+4.7+ and 5 families refuse a budget, and omit the thinking's text unless asked), older
+Claude 4 and 3.7 models take `{"type": "enabled", "budget_tokens": N}` (at least 1,024,
+and less than `max_tokens`), and Claude 3.5 Haiku and 3 Haiku do not
 think at all. Either way `max_tokens` is MAX_TOKENS plus the thinking budget, so the
 reply keeps its MAX_TOKENS. Earlier turns' thinking is not sent back: a turn without
 client tools needs only its text (the API drops earlier turns' thinking blocks from the
@@ -432,7 +433,8 @@ def thinking_param(model: str, budget: int) -> dict[str, Any] | None:
     if budget <= 0 or _NO_THINKING.search(model):
         return None
     if _ADAPTIVE_THINKING.search(model):
-        return {"type": "adaptive"}
+        # Opus 4.7 and later omit the thinking's text unless asked (`display`): ask, or nothing shows.
+        return {"type": "adaptive", "display": "summarized"}
     return {"type": "enabled", "budget_tokens": budget}
 
 

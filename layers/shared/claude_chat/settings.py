@@ -240,22 +240,27 @@ class Settings(BaseSettings):
         return self
 
     def _search_fits_the_token_budgets(self) -> None:
-        """A search turn reserves its searches' bound: more than a token budget refuses every turn."""
-        from claude_chat.pricing import search_reserve_tokens
+        """A search turn reserves its searches' bound: more than a budget holds refuses every turn."""
+        from claude_chat.pricing import nanos, price_table, prices_for, search_reserve_tokens
 
         if not self.web_search_max_uses:
             return
+        table = price_table(self.model_prices)
         for model in self.claude_models:
             reserved = self.web_search_max_uses * search_reserve_tokens(model, self)
-            for name, budget in (
-                ("DAILY_TOKEN_BUDGET", self.daily_token_budget),
-                ("GLOBAL_DAILY_TOKEN_BUDGET", self.global_daily_token_budget),
+            prices = prices_for(model, table)
+            cost = prices.worst_case(reserved, 0, self.web_search_max_uses) if prices is not None else 0
+            for name, budget, need in (
+                ("DAILY_TOKEN_BUDGET", self.daily_token_budget, reserved),
+                ("GLOBAL_DAILY_TOKEN_BUDGET", self.global_daily_token_budget, reserved),
+                ("DAILY_BUDGET_USD", nanos(self.daily_budget_usd), cost),
+                ("GLOBAL_DAILY_BUDGET_USD", nanos(self.global_daily_budget_usd), cost),
             ):
-                if budget and reserved >= budget:
+                if budget and need >= budget:
                     raise ValueError(
                         f"WEB_SEARCH_MAX_USES={self.web_search_max_uses} reserves {reserved:,} input tokens "
-                        f"per turn of {model} for search results (its context window per search, or "
-                        f"WEB_SEARCH_RESERVE_TOKENS), not less than {name}={budget:,}: every turn would be "
+                        f"(${cost / 1e9:.2f}) per turn of {model} for search results (its context window per "
+                        f"search, or WEB_SEARCH_RESERVE_TOKENS), not less than {name}: every turn would be "
                         "refused. Raise the budget, lower WEB_SEARCH_MAX_USES or set "
                         "WEB_SEARCH_RESERVE_TOKENS"
                     )
