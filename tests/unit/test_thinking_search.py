@@ -245,3 +245,24 @@ def test_history_and_exports_show_thinking_and_sources() -> None:
 
 def test_prices_keep_a_search_price_per_model() -> None:
     assert PRICE_TABLE["claude-haiku-4-5"].web_search == Decimal("0.01")
+
+
+def test_each_sampling_of_a_search_turn_is_reserved_its_max_tokens() -> None:
+    from claude_chat.chat_turn import _quote
+
+    model = ModelChoice("claude-haiku-4-5", "claude-haiku-4-5", PRICE_TABLE["claude-haiku-4-5"])
+    claude = client(
+        max_tokens=500,
+        thinking_budget_tokens=1024,
+        web_search_max_uses=2,
+        daily_token_budget=0,
+        global_daily_token_budget=0,
+    )
+    quote = _quote(claude, model, 100, claude.build_request([], "hi", conversation=False))
+    assert (quote.input_tokens, quote.output_tokens) == (
+        100,
+        1524 * 3,
+    )  # the first sampling and one per search
+    assert (quote.searches, quote.search_input_tokens) == (2, 400_000)
+    plain = _quote(client(), model, 100, client().build_request([], "hi", conversation=False))
+    assert (plain.output_tokens, plain.searches, plain.search_input_tokens) == (1024, 0, 0)

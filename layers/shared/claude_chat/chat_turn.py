@@ -11,8 +11,9 @@ there, before any reply byte, so refusals are ordinary JSON errors.
 
 A turn's worst case is its input bound plus its `max_tokens` of output
 (MAX_TOKENS, plus THINKING_BUDGET_TOKENS when it thinks), plus, when it may
-search the web, WEB_SEARCH_MAX_USES searches and the input they may add
-(ClaudeClient.search_allowance), priced on its model (claude_chat.pricing).
+search the web, WEB_SEARCH_MAX_USES searches, the input they may add
+(ClaudeClient.search_allowance) and `max_tokens` more output per search
+(`_quote`), priced on its model (claude_chat.pricing).
 The input bound is what Claude billed for the conversation's last prompt,
 plus that turn's reply and the new message by their bytes (kept with the
 conversation, `Context`); by the bytes of the whole prompt when that is not
@@ -583,8 +584,12 @@ def _priced_request(
 
 
 def _quote(claude: ClaudeClient, model: ModelChoice, bound: int, claude_request: dict[str, Any]) -> Quote:
+    """The request's worst case. With searches, Claude is sampled once more after each, and the docs
+    do not say that `max_tokens` bounds the loop's output together (with interleaved thinking a
+    thinking budget may even exceed it): each sampling is reserved its `max_tokens`."""
     searches, search_input = claude.search_allowance(claude_request)
-    return Quote(model, bound, int(claude_request["max_tokens"]), searches, search_input)
+    output = int(claude_request["max_tokens"]) * (searches + 1)
+    return Quote(model, bound, output, searches, search_input)
 
 
 def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:

@@ -196,7 +196,7 @@ class Settings(BaseSettings):
         worst_case = (
             self.max_message_chars * _WORST_CASE_BYTES_PER_CHAR
             + (self.max_tokens + self.thinking_budget_tokens) * _WORST_CASE_BYTES_PER_TOKEN
-            + (CITATIONS_MAX_BYTES if self.web_search_max_uses else 0)
+            + CITATIONS_MAX_BYTES  # a reply's citations (web pages, PDF pages), as a turn item keeps them
         )
         if worst_case > _MAX_TURN_ITEM_BYTES:
             raise ValueError(
