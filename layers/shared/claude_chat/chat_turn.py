@@ -34,11 +34,12 @@ connection at once rather than at the next delta.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,11 +194,12 @@ class Turn:
 
     def deltas(self) -> Iterator[str]:
         """Claude's text deltas as they come (`events` without the thinking, searches and citations)."""
-        for event in self.events():
-            if isinstance(event, Text) and event.text:
-                yield event.text
+        with contextlib.closing(self.events()) as events:  # a reader that leaves ends the turn at once
+            for event in events:
+                if isinstance(event, Text) and event.text:
+                    yield event.text
 
-    def events(self) -> Iterator[ReplyEvent]:
+    def events(self) -> Generator[ReplyEvent]:
         """Claude's reply as it comes (thinking, searches, text with its citations); the turn ends when
         it does.
 
