@@ -27,6 +27,8 @@ removed from the echoed reply, and several may be combined:
     [standin:search=tides|moon] search the web for "tides", then "moon" (the request must carry
                                 the web_search tool; searches past its max_uses fail with
                                 max_uses_exceeded), and cite each search's first result
+    [standin:redacted=1]        a thinking request: a redacted_thinking block (safety-encrypted
+                                thinking, no text) before the thinking block
 
 Without a directive, a request that asks for thinking (`thinking`: enabled or adaptive)
 thinks first, "Thinking about: <last user message>", a word per thinking delta (with
@@ -60,6 +62,7 @@ class Directives:
     echo: str = "summary"
     advance_clock: float = 0.0
     search: tuple[str, ...] = ()
+    redacted: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Directives:
@@ -79,6 +82,7 @@ class Directives:
                 echo=found.get("echo", "summary"),
                 advance_clock=float(found.get("advance_clock", 0)),
                 search=tuple(q.strip() for q in found.get("search", "").split("|") if q.strip()),
+                redacted=found.get("redacted", "0") == "1",
             )
         except ValueError as error:
             raise BadRequest(f"bad stand-in directive value: {error}") from error
@@ -156,4 +160,4 @@ def reply_extras(prompt: Prompt, directives: Directives) -> Extras:
                 "end_page_number": 2,
             }
         )
-    return Extras(thinking, searches, citations, omitted)
+    return Extras(thinking, searches, citations, omitted, directives.redacted and bool(thinking))

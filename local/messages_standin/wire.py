@@ -299,9 +299,9 @@ class Extras:
     thinking: list[str] = field(default_factory=list)
     searches: list[Search] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)  # of the (one) text block
-    thinking_omitted: bool = (
-        False  # `display: omitted`: the block comes without its text (billed all the same)
-    )
+    # `display: omitted`: the thinking block comes without its text (billed all the same)
+    thinking_omitted: bool = False
+    redacted: bool = False  # a redacted_thinking block before the thinking
 
     @property
     def searched(self) -> int:
@@ -310,6 +310,9 @@ class Extras:
     def blocks(self) -> list[dict[str, Any]]:
         """The content blocks before the text, as the final Message holds them."""
         blocks: list[dict[str, Any]] = []
+        if self.redacted:
+            data = base64.b64encode(b"redacted by the stand-in").decode()
+            blocks.append({"type": "redacted_thinking", "data": data})
         if self.thinking:
             shown = "" if self.thinking_omitted else "".join(self.thinking)
             blocks.append({"type": "thinking", "thinking": shown, "signature": SIGNATURE})
@@ -410,7 +413,7 @@ def _block_events(index: int, block: dict[str, Any]) -> list[bytes]:
         encoded = json.dumps(block["input"], separators=(",", ":"))
         halves = [encoded[: len(encoded) // 2], encoded[len(encoded) // 2 :]]
         body = [delta({"type": "input_json_delta", "partial_json": half}) for half in halves]
-    else:  # web_search_tool_result: whole in its start
+    else:  # web_search_tool_result and redacted_thinking: whole in their start
         opened, body = block, []
     start = sse(
         "content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}

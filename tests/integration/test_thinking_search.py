@@ -244,3 +244,10 @@ def test_adaptive_thinking_asks_for_its_text_which_opus_4_7_on_would_omit(server
     # Left to the model's default, the thinking comes as its signature alone: nothing to show.
     bare = {**request, "thinking": {"type": "adaptive"}}
     assert claude.complete(bare, Deadline.after(10)).thinking == ""
+
+
+def test_redacted_thinking_is_passed_over_and_the_rest_of_the_reply_kept(server: DevServer) -> None:
+    events = stream(server.client(), "/api/chat/stream", {"message": "Hmm [standin:redacted=1]"})
+    assert "".join(e["thinking"] for e in events if "thinking" in e) == "Thinking about: Hmm"
+    assert "".join(e["text"] for e in events) == "Stand-in reply to: Hmm"
+    assert events[-1]["done"] is True
