@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 import claude_chat.claude_client  # noqa: F401
 from claude_chat import snapstart
 from claude_chat.chat_turn import TurnRequest, run_turn
+from claude_chat.claude_client import ClaudeReply
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
 from claude_chat.models import ChatReply, ChatRequest, ConversationChatReply, ConversationTurnRequest
 from claude_chat.tracing import tracer
@@ -41,7 +42,7 @@ def _turn_request(with_history: bool) -> TurnRequest:
 )
 def chat() -> Response[dict[str, Any]]:
     turn, outcome = run_turn(_turn_request(with_history=False))
-    reply = ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage)
+    reply = ChatReply(reply=outcome.reply.text, usage=outcome.reply.usage, **_extras(outcome.reply))
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
@@ -66,8 +67,14 @@ def chat_with_history() -> Response[ConversationChatReply]:
         session=token,
         conversation=turn.session.slot.conversation,
         title=outcome.title or "",
+        **_extras(outcome.reply),
     )
     return session_response(reply.model_dump(), token, turn.headers)
+
+
+def _extras(reply: ClaudeReply) -> dict[str, Any]:
+    """The reply's thinking and citations, when it has them (a reply without leaves them out)."""
+    return {"thinking": reply.thinking or None, "citations": list(reply.citations) or None}
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -12,7 +12,9 @@ disconnects: it answers through `MessagesStandin.reply`):
                                                         payload {"bytes": base64(event JSON)}
 
 The body is the Messages API's without `model` and `stream` (the path says those) and with
-`anthropic_version`. Errors are Bedrock's: `{"message": ...}` with the exception's name in the
+`anthropic_version`; thinking streams as on the Messages API, and a web search tool is refused
+(ValidationException: InvokeModel has no server tools). Errors are Bedrock's:
+`{"message": ...}` with the exception's name in the
 `x-amzn-errortype` header (a `[standin:status=429]` directive answers ThrottlingException, 403
 AccessDeniedException, 400 ValidationException...), and mid-stream an exception frame
 (`[standin:fail_after=N]`: modelStreamErrorException, as Bedrock reports Claude's overload).
@@ -211,6 +213,21 @@ def _bedrock_error(status: int, exception: str, message: str, request_id: str) -
     )
 
 
+def _body_refusal(body: dict[str, Any]) -> str | None:
+    """Why InvokeModel refuses a JSON body (a ValidationException's message), or None."""
+    if not isinstance(body.get("anthropic_version"), str):
+        return "Malformed input request: #: required key [anthropic_version] not found"
+    extraneous = sorted({"model", "stream"} & body.keys())
+    if extraneous:
+        return f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted"
+    tools = body.get("tools")
+    if isinstance(tools, list) and any(
+        isinstance(tool, dict) and str(tool.get("type", "")).startswith("web_search") for tool in tools
+    ):  # InvokeModel has no server tools (the web search tool is the Messages API's)
+        return "The model returned the following errors: tools.0: web_search is not supported on this API"
+    return None
+
+
 class BedrockRuntime:
     """Bedrock's invoke routes, answered by a MessagesStandin behind SigV4 and Bedrock's framing."""
 
@@ -264,13 +281,9 @@ class BedrockRuntime:
             return _bedrock_error(
                 400, "ValidationException", "Malformed input request: not a JSON object.", request_id
             )
-        if not isinstance(body.get("anthropic_version"), str):
-            message = "Malformed input request: #: required key [anthropic_version] not found"
-            return _bedrock_error(400, "ValidationException", message, request_id)
-        extraneous = sorted({"model", "stream"} & body.keys())
-        if extraneous:
-            message = f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted"
-            return _bedrock_error(400, "ValidationException", message, request_id)
+        refusal_message = _body_refusal(body)
+        if refusal_message is not None:
+            return _bedrock_error(400, "ValidationException", refusal_message, request_id)
         response = await self._standin.reply(
             request, record, {**body, "model": model_id, "stream": streaming}
         )

@@ -24,6 +24,16 @@ removed from the echoed reply, and several may be combined:
                                 (Markdown for the browser tests), one delta per word
     [standin:advance_clock=301] move the prompt cache's clock forward 301 s before billing this
                                 request (and every later one): cache expiry without sleeping
+    [standin:search=tides|moon] search the web for "tides", then "moon" (the request must carry
+                                the web_search tool; searches past its max_uses fail with
+                                max_uses_exceeded), and cite each search's first result
+    [standin:redacted=1]        a thinking request: a redacted_thinking block (safety-encrypted
+                                thinking, no text) before the thinking block
+
+Without a directive, a request that asks for thinking (`thinking`: enabled or adaptive)
+thinks first, "Thinking about: <last user message>", a word per thinking delta (with
+`display: omitted`, the default of Opus 4.7 and later, only the signature comes); and a
+reply to a message with documents that enable citations cites page 1 of the first.
 
 An unknown directive or a bad value is a 400, so a typo in a test fails loudly.
 """
@@ -33,7 +43,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from local.messages_standin.wire import BadRequest, Prompt
+from local.messages_standin.wire import BadRequest, Extras, Prompt, Search
 
 DIRECTIVE = re.compile(r"\[standin:(\w+)=([^\]]*)\]")
 
@@ -51,6 +61,8 @@ class Directives:
     words: int | None = None
     echo: str = "summary"
     advance_clock: float = 0.0
+    search: tuple[str, ...] = ()
+    redacted: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Directives:
@@ -69,6 +81,8 @@ class Directives:
                 words=int(found["words"]) if "words" in found else None,
                 echo=found.get("echo", "summary"),
                 advance_clock=float(found.get("advance_clock", 0)),
+                search=tuple(q.strip() for q in found.get("search", "").split("|") if q.strip()),
+                redacted=found.get("redacted", "0") == "1",
             )
         except ValueError as error:
             raise BadRequest(f"bad stand-in directive value: {error}") from error
@@ -105,3 +119,45 @@ def reply_words(prompt: Prompt, directives: Directives) -> tuple[list[str], str]
     if len(words) > prompt.max_tokens:
         words, stop_reason = words[: prompt.max_tokens], "max_tokens"
     return [f"{word} " for word in words[:-1]] + words[-1:], stop_reason
+
+
+def reply_extras(prompt: Prompt, directives: Directives) -> Extras:
+    """What the reply holds besides its text: thinking when asked, the searches the directive asks for,
+    and the citations of its text (each search's first result, or page 1 of a cited document)."""
+    if directives.search and prompt.web_search is None:
+        raise BadRequest("stand-in directive search needs the web_search tool in the request")
+    thinking: list[str] = []
+    omitted = False
+    if prompt.thinking is not None:
+        echoed = " ".join(DIRECTIVE.sub(" ", prompt.last_user_text).split())
+        words = f"Thinking about: {echoed}".split()
+        thinking = [f"{word} " for word in words[:-1]] + words[-1:]
+        omitted = prompt.thinking.get("display") == "omitted"
+    max_uses = (prompt.web_search or {}).get("max_uses") or len(directives.search)
+    searches = [
+        Search(query, None if number < max_uses else "max_uses_exceeded")
+        for number, query in enumerate(directives.search)
+    ]
+    citations = [
+        {
+            "type": "web_search_result_location",
+            "url": search.results[0]["url"],
+            "title": search.results[0]["title"],
+            "encrypted_index": search.results[0]["encrypted_content"],
+            "cited_text": f"What the web says about {search.query}.",
+        }
+        for search in searches
+        if search.error is None
+    ]
+    if prompt.documents:
+        citations.append(
+            {
+                "type": "page_location",
+                "cited_text": f"Page 1 of {prompt.documents[0]}.",
+                "document_index": 0,
+                "document_title": prompt.documents[0],
+                "start_page_number": 1,
+                "end_page_number": 2,
+            }
+        )
+    return Extras(thinking, searches, citations, omitted, directives.redacted and bool(thinking))

@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from local.messages_standin import wire
 from local.messages_standin.caching import PromptCache
-from local.messages_standin.replies import Directives, reply_words
+from local.messages_standin.replies import Directives, reply_extras, reply_words
 from local.messages_standin.wire import BadRequest, Prompt, new_id
 
 _RECORDED_REQUESTS = 200
@@ -207,12 +207,18 @@ class MessagesStandin:
         try:
             prompt = wire.parse_prompt(body)
             directives = Directives.parse(prompt.last_user_text)
+            extras = reply_extras(prompt, directives)
         except BadRequest as bad:
             return wire.error(400, record["request_id"], str(bad))
-        return await self._answer(request, record, prompt, directives)
+        return await self._answer(request, record, prompt, directives, extras)
 
     async def _answer(
-        self, request: Request, record: dict[str, Any], prompt: Prompt, directives: Directives
+        self,
+        request: Request,
+        record: dict[str, Any],
+        prompt: Prompt,
+        directives: Directives,
+        extras: wire.Extras,
     ) -> Response:
         request_id: str = record["request_id"]
         if directives.advance_clock:
@@ -227,7 +233,7 @@ class MessagesStandin:
             return wire.error(status, request_id)
         words, stop_reason = reply_words(prompt, directives)
         bill = self.cache.bill(prompt.cache_seed, prompt.model, prompt.blocks)
-        message = wire.message(prompt.model, words, stop_reason, bill.usage())
+        message = wire.message(prompt.model, words, stop_reason, bill.usage(), extras)
         record["usage"] = message["usage"]
         if not prompt.stream:
             await self.pace_buffered(len(words), directives)
@@ -247,7 +253,7 @@ class MessagesStandin:
         directives = reply.directives
         for event in wire.stream_start(reply.message):
             yield event
-        limit = len(reply.words)
+        limit, index_of_text = len(reply.words), wire.text_index(reply.message)
         fail_at = min(directives.fail_after, limit) if directives.fail_after is not None else None
         drop_at = min(directives.drop_after, limit) if directives.drop_after is not None else None
         for index in range(limit + 1):
@@ -265,7 +271,7 @@ class MessagesStandin:
                 await asyncio.sleep(pause)
             if await request.is_disconnected():
                 return  # _EventStream records it, as reply.ended is False
-            yield wire.text_delta(reply.words[index])
+            yield wire.text_delta(reply.words[index], index_of_text)
             self.delta_sent(reply, reply.words[index])
             reply.sent += 1
         for event in wire.stream_end(reply.message):

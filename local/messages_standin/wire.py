@@ -9,13 +9,22 @@ shapes in Bedrock's.
 
 Input tokens are ceil(characters / 4) per block (caching.py); the prompt's blocks
 come in the API's order, tools, system, messages, as prompt caching sees them.
+
+Beyond text, a reply may hold what the API sends for thinking (a `thinking` block:
+thinking_delta events, then a signature_delta), web search (a `server_tool_use`
+block whose input arrives as input_json_delta, then a `web_search_tool_result`
+block, whole in its content_block_start) and citations (citations_delta events
+before the text they belong to; `usage.server_tool_use.web_search_requests`
+counts the searches). `Extras` says which; replies.py decides it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -41,6 +50,15 @@ class BadRequest(Exception):
     """A request the real API would refuse with a 400."""
 
 
+THINKING_MINIMUM_BUDGET = 1024
+WEB_SEARCH_TOOL = "web_search_20250305"
+# Models that refuse a thinking budget and take only adaptive thinking (Opus 4.7 on, the 5 families).
+_ADAPTIVE_ONLY = re.compile(r"claude-(?:opus-4-[7-9]|[a-z]+-[5-9])")
+# Input tokens the stand-in bills for each search's results (the real API bills what they hold).
+SEARCH_RESULT_TOKENS = 1000
+SIGNATURE = "c3RhbmQtaW4gc2lnbmF0dXJl"  # what a thinking block's signature looks like: opaque base64
+
+
 @dataclass(frozen=True)
 class Prompt:
     """A request that passed validation, reduced to what the reply depends on."""
@@ -52,6 +70,9 @@ class Prompt:
     blocks: list[Block]
     last_user_text: str
     assistant_turns: int
+    thinking: dict[str, Any] | None = None
+    web_search: dict[str, Any] | None = None  # the request's web search tool
+    documents: tuple[str, ...] = ()  # titles of the last user message's documents that enable citations
 
 
 def new_id(prefix: str) -> str:
@@ -111,9 +132,67 @@ def _parse_settings(body: dict[str, Any]) -> tuple[str, int, bool]:
     return model, max_tokens, stream
 
 
+def _parse_thinking(body: dict[str, Any], model: str, max_tokens: int) -> dict[str, Any] | None:
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive", "disabled"):
+        raise BadRequest("thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'")
+    if thinking["type"] == "disabled":
+        return None
+    if thinking["type"] == "enabled":
+        if _ADAPTIVE_ONLY.search(model):
+            raise BadRequest(
+                '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" '
+                'and "output_config.effort" to control thinking behavior.'
+            )
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise BadRequest("thinking.enabled.budget_tokens: Field required")
+        if budget < THINKING_MINIMUM_BUDGET:
+            raise BadRequest(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+                f"{THINKING_MINIMUM_BUDGET}"
+            )
+        if max_tokens <= budget:
+            raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+    elif "budget_tokens" in thinking:
+        raise BadRequest("thinking.adaptive.budget_tokens: Extra inputs are not permitted")
+    if thinking.get("display", "summarized") not in ("summarized", "omitted"):
+        raise BadRequest(f"thinking.{thinking['type']}.display: Input should be 'summarized' or 'omitted'")
+    if "display" not in thinking:  # the default depends on the model: Opus 4.7 on omit the text
+        thinking = {**thinking, "display": "omitted" if _ADAPTIVE_ONLY.search(model) else "summarized"}
+    return dict(thinking)
+
+
+def _web_search_tool(tools: Any) -> dict[str, Any] | None:
+    for index, tool in enumerate(tools or []):
+        if not isinstance(tool, dict) or tool.get("type") != WEB_SEARCH_TOOL:
+            continue
+        if tool.get("name") != "web_search":
+            raise BadRequest(f"tools.{index}.name: Input should be 'web_search'")
+        uses = tool.get("max_uses")
+        if uses is not None and (not isinstance(uses, int) or isinstance(uses, bool) or uses < 1):
+            raise BadRequest(f"tools.{index}.max_uses: Input should be greater than 0")
+        if tool.get("allowed_domains") and tool.get("blocked_domains"):
+            raise BadRequest(f"tools.{index}: Only one of allowed_domains or blocked_domains may be provided")
+        return dict(tool)
+    return None
+
+
+def _cited_documents(content: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(
+        str(block.get("title") or f"document {index + 1}")
+        for index, block in enumerate(content)
+        if block["type"] == "document" and (block.get("citations") or {}).get("enabled")
+    )
+
+
 def parse_prompt(body: dict[str, Any]) -> Prompt:
     """Refuses what the real API refuses, with its wording where it matters."""
     model, max_tokens, stream = _parse_settings(body)
+    thinking = _parse_thinking(body, model, max_tokens)
+    web_search = _web_search_tool(body.get("tools"))
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise BadRequest("messages: Field required")
@@ -125,6 +204,7 @@ def parse_prompt(body: dict[str, Any]) -> Prompt:
         for index, block in enumerate(_content_blocks(body.get("system") or [], "system"))
     ]
     last_user_text, assistant_turns = "", 0
+    documents: tuple[str, ...] = ()
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             raise BadRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
@@ -146,6 +226,7 @@ def parse_prompt(body: dict[str, Any]) -> Prompt:
         )
         if message["role"] == "user":
             last_user_text = " ".join(block["text"] for block in content if block["type"] == "text")
+            documents = _cited_documents(content)
         else:
             assistant_turns += 1
     try:
@@ -154,7 +235,18 @@ def parse_prompt(body: dict[str, Any]) -> Prompt:
     except InvalidCacheControl as invalid:
         raise BadRequest(str(invalid)) from invalid
     cache_seed = json.dumps([model], separators=(",", ":"))  # tools are blocks of the prefix
-    return Prompt(model, max_tokens, stream, cache_seed, blocks, last_user_text, assistant_turns)
+    return Prompt(
+        model,
+        max_tokens,
+        stream,
+        cache_seed,
+        blocks,
+        last_user_text,
+        assistant_turns,
+        thinking,
+        web_search,
+        documents,
+    )
 
 
 def _cache_block(role: str, content: dict[str, Any], where: str) -> Block:
@@ -176,17 +268,95 @@ def _tool_blocks(tools: Any) -> list[Block]:
 # --------------------------------------------------------------------------- replies
 
 
-def message(model: str, words: list[str], stop_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
-    """A Message object: the whole reply as one text block, its stop reason and usage."""
+@dataclass(frozen=True)
+class Search:
+    """One web search of a reply: its query, and its results (or the API's error code instead)."""
+
+    query: str
+    error: str | None = None  # "max_uses_exceeded" for a search past the tool's max_uses
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        if self.error is not None:
+            return []
+        slug = re.sub(r"[^a-z0-9]+", "-", self.query.lower()).strip("-") or "search"
+        return [
+            {
+                "type": "web_search_result",
+                "url": f"https://standin.example/{slug}/{n}",
+                "title": f"Result {n} for {self.query}",
+                "encrypted_content": base64.b64encode(f"{self.query} {n}".encode()).decode(),
+                "page_age": "December 1, 2026",
+            }
+            for n in (1, 2)
+        ]
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a reply holds besides its text: thinking (as its deltas), web searches, citations."""
+
+    thinking: list[str] = field(default_factory=list)
+    searches: list[Search] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)  # of the (one) text block
+    # `display: omitted`: the thinking block comes without its text (billed all the same)
+    thinking_omitted: bool = False
+    redacted: bool = False  # a redacted_thinking block before the thinking
+
+    @property
+    def searched(self) -> int:
+        return sum(1 for search in self.searches if search.error is None)
+
+    def blocks(self) -> list[dict[str, Any]]:
+        """The content blocks before the text, as the final Message holds them."""
+        blocks: list[dict[str, Any]] = []
+        if self.redacted:
+            data = base64.b64encode(b"redacted by the stand-in").decode()
+            blocks.append({"type": "redacted_thinking", "data": data})
+        if self.thinking:
+            shown = "" if self.thinking_omitted else "".join(self.thinking)
+            blocks.append({"type": "thinking", "thinking": shown, "signature": SIGNATURE})
+        for search in self.searches:
+            tool_id = new_id("srvtoolu_")
+            blocks.append(
+                {
+                    "type": "server_tool_use",
+                    "id": tool_id,
+                    "name": "web_search",
+                    "input": {"query": search.query},
+                }
+            )
+            content: Any = search.results
+            if search.error is not None:
+                content = {"type": "web_search_tool_result_error", "error_code": search.error}
+            blocks.append({"type": "web_search_tool_result", "tool_use_id": tool_id, "content": content})
+        return blocks
+
+
+def message(
+    model: str, words: list[str], stop_reason: str, usage: dict[str, Any], extras: Extras | None = None
+) -> dict[str, Any]:
+    """A Message object: its blocks (thinking, searches, then the text), its stop reason and usage.
+
+    Each word, thinking word and search query is one output token; each search's results are
+    SEARCH_RESULT_TOKENS more input tokens."""
+    extras = extras or Extras()
+    text: dict[str, Any] = {"type": "text", "text": "".join(words)}
+    if extras.citations:
+        text["citations"] = extras.citations
+    billed = {**usage, "output_tokens": len(words) + len(extras.thinking) + len(extras.searches)}
+    if extras.searches:
+        billed["input_tokens"] = usage["input_tokens"] + SEARCH_RESULT_TOKENS * extras.searched
+        billed["server_tool_use"] = {"web_search_requests": extras.searched, "web_fetch_requests": 0}
     return {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": "".join(words)}],
+        "content": [*extras.blocks(), text],
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {**usage, "output_tokens": len(words)},
+        "usage": billed,
     }
 
 
@@ -195,23 +365,66 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+def text_index(message: dict[str, Any]) -> int:
+    """The index of the reply's text block (the last)."""
+    return len(message["content"]) - 1
+
+
 def stream_start(message: dict[str, Any]) -> list[bytes]:
-    """The events before the first delta: message_start (1 output token so far), the block, a ping."""
-    usage = {**message["usage"], "output_tokens": 1}
-    start = {**message, "content": [], "stop_reason": None, "usage": usage}
-    return [
-        sse("message_start", {"type": "message_start", "message": start}),
-        sse(
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ),
-        sse("ping", {"type": "ping"}),
-    ]
+    """The events before the first text delta: message_start (1 output token so far), every block
+    before the text (thinking, searches) whole, the text block's start and its citations; a ping
+    after the first block's start, as the API sends it."""
+    usage = {key: value for key, value in message["usage"].items() if key != "server_tool_use"}
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events = [sse("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(message["content"]):
+        events.extend(_block_events(index, block))
+        if index == 0:
+            events.append(sse("ping", {"type": "ping"}))
+    return events
 
 
-def text_delta(text: str) -> bytes:
+def _block_events(index: int, block: dict[str, Any]) -> list[bytes]:
+    """A block's start, its deltas and its stop; for the text block (last), its start and citations."""
+
+    def delta(payload: dict[str, Any]) -> bytes:
+        return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": payload})
+
+    kind = block["type"]
+    opened: dict[str, Any]
+    if kind == "text":
+        opened = {"type": "text", "text": ""}
+        starts = [
+            sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opened},
+            )
+        ]
+        return starts + [
+            delta({"type": "citations_delta", "citation": c}) for c in block.get("citations", [])
+        ]
+    if kind == "thinking":
+        opened = {"type": "thinking", "thinking": "", "signature": ""}
+        pieces = re.findall(r"\S+\s*", block["thinking"])
+        body = [delta({"type": "thinking_delta", "thinking": piece}) for piece in pieces]
+        body.append(delta({"type": "signature_delta", "signature": block["signature"]}))
+    elif kind == "server_tool_use":
+        opened = {**block, "input": {}}
+        encoded = json.dumps(block["input"], separators=(",", ":"))
+        halves = [encoded[: len(encoded) // 2], encoded[len(encoded) // 2 :]]
+        body = [delta({"type": "input_json_delta", "partial_json": half}) for half in halves]
+    else:  # web_search_tool_result and redacted_thinking: whole in their start
+        opened, body = block, []
+    start = sse(
+        "content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}
+    )
+    stop = sse("content_block_stop", {"type": "content_block_stop", "index": index})
+    return [start, *body, stop]
+
+
+def text_delta(text: str, index: int = 0) -> bytes:
     delta = {"type": "text_delta", "text": text}
-    return sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+    return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
 
 def overloaded() -> bytes:
@@ -220,9 +433,9 @@ def overloaded() -> bytes:
 
 
 def stream_end(message: dict[str, Any]) -> list[bytes]:
-    """The events after the last delta: the block's end, the stop reason with the usage, message_stop."""
+    """The events after the last delta: the text block's end, the stop reason with the usage, message_stop."""
     return [
-        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse("content_block_stop", {"type": "content_block_stop", "index": text_index(message)}),
         sse(
             "message_delta",
             {

@@ -192,3 +192,26 @@ def test_bedrock_mode_reads_no_api_key_secret(monkeypatch: pytest.MonkeyPatch) -
     assert settings_module.anthropic_api_key(on_bedrock) is None
     assert on_bedrock.claude_model == PROFILE
     assert Settings().claude_model == DEFAULT_MODELS["anthropic"] == "claude-haiku-4-5"
+
+
+def test_bedrock_thinks_through_the_real_sdk_path_and_refuses_the_web_search_tool(
+    standin: StandinServer, client: ClaudeClient
+) -> None:
+    # The same client, asked to think: AnthropicBedrock decodes thinking and signature deltas from
+    # Bedrock's event stream.
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    request = {
+        **client.build_request([], "ponder", conversation=False),
+        "thinking": thinking,
+        "max_tokens": 1100,
+    }
+    stream = client.open_stream(request, Deadline.after(10))
+    events = list(stream.events())
+    reply = stream.final()
+    stream.close()
+    assert [type(e).__name__ for e in events][:4] == ["Thinking", "Thinking", "Thinking", "Text"]
+    assert (reply.thinking, reply.text) == ("Thinking about: ponder", "Stand-in reply to: ponder")
+    # InvokeModel has no web search tool: Bedrock refuses it (settings refuse it before any call).
+    tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+    with pytest.raises(UpstreamError):
+        client.complete({**request, "tools": [tool]}, Deadline.after(10))

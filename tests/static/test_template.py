@@ -1257,6 +1257,11 @@ CHANGED_VALUES = {
     "DailyBudgetUsd": "2.50",
     "GlobalDailyBudgetUsd": "100.00",
     "DailySpendAlarmUsd": "30.00",
+    "ThinkingBudgetTokens": "2048",
+    "WebSearchMaxUses": "3",
+    "WebSearchAllowedDomains": "docs.python.org,example.com/blog",
+    "WebSearchBlockedDomains": "spam.example",
+    "WebSearchReserveTokens": "50000",
 }
 
 
@@ -1870,3 +1875,48 @@ def test_sam_build_makes_a_python313_arm64_layer_without_docker(tmp_path: Path) 
     assert os.access(build_dir / "StreamFunction" / "run.sh", os.X_OK)  # the adapter executes it
     assert (layer / "uvicorn").is_dir()
     assert (layer / "starlette").is_dir()
+
+
+def _refused_by_rules(template: dict[str, Any], overrides: dict[str, str]) -> list[str]:
+    """The AssertDescriptions of every template Rule that refuses these parameters, as CloudFormation
+    checks them before any change (a rule applies where its RuleCondition holds, or always)."""
+    values = _parameter_values(overrides)
+    refused = []
+    for rule in template["Rules"].values():
+        if "RuleCondition" in rule and not _evaluate(rule["RuleCondition"], {}, values):
+            continue
+        refused += [
+            a["AssertDescription"] for a in rule["Assertions"] if not _evaluate(a["Assert"], {}, values)
+        ]
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refusal"),
+    [
+        (
+            {"ClaudeProvider": "bedrock", "WebSearchMaxUses": "2"},
+            "WebSearchMaxUses must be 0 with ClaudeProvider=bedrock",
+        ),
+        (
+            {
+                "WebSearchMaxUses": "2",
+                "WebSearchAllowedDomains": "a.example",
+                "WebSearchBlockedDomains": "b.example",
+            },
+            "not both",
+        ),
+        ({"WebSearchBlockedDomains": "b.example"}, "need WebSearchMaxUses above 0"),
+        ({"WebSearchMaxUses": "2", "WebSearchBlockedDomains": "b.example"}, None),
+        ({"ClaudeProvider": "bedrock", "ThinkingBudgetTokens": "2048"}, None),  # Bedrock thinks
+    ],
+)
+def test_web_search_settings_a_provider_cannot_serve_are_refused_at_deploy(
+    template: dict[str, Any], overrides: dict[str, str], refusal: str | None
+) -> None:
+    refused = _refused_by_rules(template, overrides)
+    if refusal is None:
+        assert refused == []
+    else:
+        assert any(refusal in description for description in refused), refused
+    assert _refused_by_rules(template, {}) == []

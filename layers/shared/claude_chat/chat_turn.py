@@ -9,11 +9,15 @@ and the conversation's record in one all-or-nothing transaction
 Then Claude accepts the request. Everything that can refuse the turn happens
 there, before any reply byte, so refusals are ordinary JSON errors.
 
-A turn's worst case is its input bound plus MAX_TOKENS of output, priced on
-its model (claude_chat.pricing). The input bound is what Claude billed for the
-conversation's last prompt, plus that turn's reply and the new message by their
-bytes (kept with the conversation, `Context`); by the bytes of the whole prompt
-when that is not known. Never below what Claude bills: a token covers a byte.
+A turn's worst case is its input bound plus its `max_tokens` of output
+(MAX_TOKENS, plus THINKING_BUDGET_TOKENS when it thinks), plus, when it may
+search the web, WEB_SEARCH_MAX_USES searches, the input they may add
+(ClaudeClient.search_allowance) and `max_tokens` more output per search
+(`_quote`), priced on its model (claude_chat.pricing).
+The input bound is what Claude billed for the conversation's last prompt,
+plus that turn's reply and the new message by their bytes (kept with the
+conversation, `Context`); by the bytes of the whole prompt when that is not
+known. Never below what Claude bills: a token covers a byte.
 
 `Turn.deltas()` then forwards Claude's reply. A plain turn reads it to the
 end (`run_turn`); a streamed one forwards each delta as it comes. However the
@@ -30,10 +34,12 @@ connection at once rather than at the next delta.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +49,15 @@ from aws_lambda_powertools import Logger
 from claude_chat import services
 from claude_chat.admission import Charge, Conflict, Ticket
 from claude_chat.caller import Caller
-from claude_chat.claude_client import ClaudeClient, ClaudeReply, ClaudeStream
+from claude_chat.claude_client import (
+    ClaudeClient,
+    ClaudeReply,
+    ClaudeStream,
+    ReplyEvent,
+    Text,
+    Thinking,
+    web_search_tool,
+)
 from claude_chat.conversation_store import Slot, turns_to_send
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.deadline import Deadline
@@ -57,7 +71,7 @@ from claude_chat.errors import (
     UpstreamTimeout,
 )
 from claude_chat.model_choice import ModelChoice
-from claude_chat.models import ChatRequest, ConversationTurnRequest, Usage
+from claude_chat.models import ChatRequest, Citation, ConversationTurnRequest, Usage
 from claude_chat.observability import record_turn, record_upstream_error
 from claude_chat.pricing import billed_tokens
 from claude_chat.rate_limiter import RateLimitDecision
@@ -78,29 +92,50 @@ _HISTORY_FRAMING_TOKENS = 16
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """What a turn may cost on its model: its input bound and MAX_TOKENS of output, priced."""
+    """What a turn may cost on its model: its input bound and `max_tokens` of output, and the web
+    searches it may run with the input they may add, priced."""
 
     model: ModelChoice
     input_tokens: int
     output_tokens: int
+    searches: int = 0
+    search_input_tokens: int = 0
 
     @property
     def worst(self) -> Charge:
-        tokens = self.input_tokens + self.output_tokens
-        return Charge(tokens, self.model.prices.worst_case(self.input_tokens, self.output_tokens))
+        inputs = self.input_tokens + self.search_input_tokens
+        tokens = inputs + self.output_tokens
+        return Charge(tokens, self.model.prices.worst_case(inputs, self.output_tokens, self.searches))
 
     def cost(self, usage: Usage | None, unanswered: int = 0) -> Charge:
         """The charge for what Claude billed (`usage`), or the worst case when that is unknown (a cut
         before Claude's first event), plus the worst case of each attempt Claude may have run unheard."""
         worst = self.worst
-        billed = worst if usage is None else Charge(billed_tokens(usage), self.model.prices.cost(usage))
+        billed = (
+            worst
+            if usage is None
+            else Charge(billed_tokens(usage), self.model.prices.cost(usage, usage.web_search_requests))
+        )
         return billed + Charge(worst.tokens * unanswered, worst.nanos * unanswered)
+
+    def searched_in_full(self, usage: Usage) -> Usage:
+        """A reply cut short may have run every search it could, unseen: their worst case."""
+        if not self.searches:
+            return usage
+        return usage.model_copy(
+            update={
+                "input_tokens": usage.input_tokens + self.search_input_tokens,
+                "web_search_requests": self.searches,
+            }
+        )
 
 
 def fingerprint(model_id: str, settings: Settings) -> str:
     """What a conversation's billed tokens depend on besides its turns: the model, the system prompt,
     and how many past turns a request may send (a longer window sends turns the bill never held)."""
     sent = f"{model_id}\0{settings.system_prompt}\0{settings.history_max_turns}"
+    if settings.web_search_max_uses:  # the tool's definition is billed input too (added only when on)
+        sent += f"\0{json.dumps(web_search_tool(settings), sort_keys=True)}"
     return hashlib.sha256(sent.encode()).hexdigest()[:16]
 
 
@@ -159,25 +194,33 @@ class Turn:
         return self._stop.is_set()
 
     def deltas(self) -> Iterator[str]:
-        """Claude's text deltas as they come; the turn ends when they do.
+        """Claude's text deltas as they come (`events` without the thinking, searches and citations)."""
+        with contextlib.closing(self.events()) as events:  # a reader that leaves ends the turn at once
+            for event in events:
+                if isinstance(event, Text) and event.text:
+                    yield event.text
+
+    def events(self) -> Generator[ReplyEvent]:
+        """Claude's reply as it comes (thinking, searches, text with its citations); the turn ends when
+        it does.
 
         Raises an ApiError if Claude fails or the deadline comes first; then nothing is saved.
         """
-        sent: list[str] = []
-        received = 0  # deltas read from Claude, the one a stop dropped included
+        sent = _Sent()
+        received = 0  # events read from Claude, the one a stop dropped included
         reply: ClaudeReply | None = None
         failure: ApiError | None = None
         self._watch()
         try:
-            for delta in self._upstream.text():
+            for event in self._upstream.events():
                 received += 1
                 if self._stop.is_set():
                     break
                 if self._deadline.until_cutoff() <= 0:
                     self._timed_out = True
                     raise UpstreamTimeout()
-                sent.append(delta)
-                yield delta
+                sent.add(event)
+                yield event
             if not self._stop.is_set():
                 reply = self._upstream.final()
         except GeneratorExit:
@@ -196,7 +239,7 @@ class Turn:
             raise failure
 
     def _end(
-        self, sent: list[str], received: int, reply: ClaudeReply | None, failure: ApiError | None
+        self, sent: _Sent, received: int, reply: ClaudeReply | None, failure: ApiError | None
     ) -> ApiError | None:
         """The turn's one ending: metrics, settlement, and the save it deserves. Returns what to raise."""
         if reply is None and self._stop.is_set():
@@ -204,9 +247,11 @@ class Turn:
         elif reply is None and self._timed_out:
             failure = UpstreamTimeout()  # however the cut showed itself (a broken read, say)
         usage = reply.usage if reply is not None else self._upstream.usage_so_far(received)
-        if reply is None and not sent and usage is not None:
+        if reply is None and not sent.any and usage is not None:
             # Cut before any text reached us: Claude may have generated any part of its reply unseen.
             usage = usage.model_copy(update={"output_tokens": self.quote.output_tokens})
+        if reply is None and usage is not None:
+            usage = self.quote.searched_in_full(usage)
         cost = self.quote.cost(usage, self._upstream.unanswered)
         seconds = None if failure else time.perf_counter() - self._started
         record_turn(self.quote.model.model_id, usage or Usage(), seconds, cost.nanos)
@@ -215,11 +260,14 @@ class Turn:
         # An empty reply (Claude does end a turn with no text at times) is not saved: every later
         # request carrying it would be refused (Claude refuses empty turns), and the session stuck.
         kept: ClaudeReply | None = None
+        stopped: ClaudeReply | None = None  # what the user saw of a reply they stopped
         if reply is not None:
             kept = reply if reply.text.strip() else None
         elif failure is None:
-            partial = "".join(sent)
-            kept = ClaudeReply(partial, "stopped", usage or Usage()) if partial.strip() else None
+            stopped = ClaudeReply(
+                "".join(sent.text), "stopped", usage or Usage(), "".join(sent.thinking), tuple(sent.citations)
+            )
+            kept = stopped if stopped.text.strip() else None
         # A turn that is saved settles in the save's own transaction when it can (one write after
         # Claude); any other turn settles beside whatever else it does.
         if kept is None or self.session is None:
@@ -227,8 +275,7 @@ class Turn:
         try:
             if reply is not None:
                 self.outcome = self._save(reply, cost) if kept is not None else self._unsaved(reply)
-            elif failure is None:
-                stopped = kept or ClaudeReply("".join(sent), "stopped", usage or Usage())
+            elif stopped is not None:
                 saved = self._save(stopped, cost) if kept is not None else None
                 self.outcome = saved or self._unsaved(stopped)
                 logger.info("reply stopped by its client", extra={"kept_partial_reply": saved is not None})
@@ -270,15 +317,16 @@ class Turn:
             prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
             tokens = prompt + len(reply.text.encode("utf-8", "surrogatepass")) + _HISTORY_FRAMING_TOKENS
             billed = (tokens, fingerprint(self.quote.model.model_id, settings))
+        turn = SavedTurn(
+            self.message,
+            reply.text,
+            thinking=reply.thinking,
+            citations=tuple(cited.as_json() for cited in reply.citations),
+        )
         settlement = self._ticket.settlement(cost)
         try:
             saved = store.save_turn(
-                slot,
-                SavedTurn(self.message, reply.text),
-                title=title,
-                model=self.quote.model.name,
-                billed=billed,
-                also=settlement,
+                slot, turn, title=title, model=self.quote.model.name, billed=billed, also=settlement
             )
         except Exception:
             if settlement:
@@ -319,6 +367,27 @@ class Turn:
                     logger.warning("could not look for a stop request", exc_info=True)
 
         threading.Thread(target=watch, name="turn-watch", daemon=True).start()
+
+
+@dataclass
+class _Sent:
+    """What a turn's client has been sent so far (what a stopped turn keeps)."""
+
+    text: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+
+    def add(self, event: ReplyEvent) -> None:
+        if isinstance(event, Text):
+            self.text.append(event.text)
+            self.citations.extend(event.citations)
+        elif isinstance(event, Thinking):
+            self.thinking.append(event.text)
+
+    @property
+    def any(self) -> bool:
+        """Whether any of the reply's output (text or thinking) was sent."""
+        return any(self.text) or any(self.thinking)
 
 
 def begin_turn(request: TurnRequest) -> Turn:
@@ -485,7 +554,7 @@ def _known_worst(asked: _Asked, guess: TurnSession | None) -> Charge | None:
         bound = slot.context.tokens + claude.input_bound(bare, messages=1)
     else:
         return None
-    return Quote(asked.model, bound, int(bare["max_tokens"])).worst
+    return _quote(claude, asked.model, bound, bare).worst
 
 
 def _context_holds(slot: Slot, model: ModelChoice, settings: Settings) -> bool:
@@ -546,7 +615,16 @@ def _priced_request(
         and _context_holds(session.slot, model, settings)
     ):
         bound = min(bound, session.slot.context.tokens + claude.input_bound(claude_request, messages=1))
-    return claude_request, Quote(model, bound, int(claude_request["max_tokens"]))
+    return claude_request, _quote(claude, model, bound, claude_request)
+
+
+def _quote(claude: ClaudeClient, model: ModelChoice, bound: int, claude_request: dict[str, Any]) -> Quote:
+    """The request's worst case. With searches, Claude is sampled once more after each, and the docs
+    do not say that `max_tokens` bounds the loop's output together (with interleaved thinking a
+    thinking budget may even exceed it): each sampling is reserved its `max_tokens`."""
+    searches, search_input = claude.search_allowance(claude_request)
+    output = int(claude_request["max_tokens"]) * (searches + 1)
+    return Quote(model, bound, output, searches, search_input)
 
 
 def run_turn(request: TurnRequest) -> tuple[Turn, TurnOutcome]:

@@ -46,6 +46,19 @@ system prompt cached on its own for other conversations. Caching pays when the
 next turn comes within 5 minutes; a chat whose turns are further apart pays the
 1.25x write for nothing (BENCHMARKS.md, "Prompt caching", measures both).
 
+Thinking and web search (THINKING_BUDGET_TOKENS, WEB_SEARCH_MAX_USES) are request
+parameters set here, per model (`thinking_param`): models from Claude Opus 4.6 and
+Sonnet 4.6 on think adaptively (`{"type": "adaptive", "display": "summarized"}`: the
+4.7+ and 5 families refuse a budget, and omit the thinking's text unless asked), older
+Claude 4 and 3.7 models take `{"type": "enabled", "budget_tokens": N}` (at least 1,024,
+and less than `max_tokens`), and Claude 3.5 Haiku and 3 Haiku do not
+think at all. Either way `max_tokens` is MAX_TOKENS plus the thinking budget, so the
+reply keeps its MAX_TOKENS. Earlier turns' thinking is not sent back: a turn without
+client tools needs only its text (the API drops earlier turns' thinking blocks from the
+context anyway), which also keeps the history cheap. `ClaudeStream.events()` turns the
+SDK's stream into `Thinking`, `SearchStarted` and `Text` (with the citations of that text)
+events; redacted thinking has no text and is passed over.
+
 Retries are ours, not the SDK's: the SDK would retry with its own timeout and
 backoff whatever time the invocation has left, so a 30 s function could start
 a third 25 s attempt and be killed mid-call. Here each attempt, and each wait
@@ -55,8 +68,10 @@ between attempts, fits before the invocation's deadline (claude_chat.deadline).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
+import re
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -71,7 +86,8 @@ from aws_lambda_powertools import Logger
 from claude_chat.conversation_store import Turn
 from claude_chat.deadline import Deadline
 from claude_chat.errors import ApiError, NotConfigured, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from claude_chat.models import Usage
+from claude_chat.models import Citation, Usage
+from claude_chat.pricing import search_reserve_tokens
 from claude_chat.settings import Settings
 
 logger = Logger(child=True)
@@ -132,6 +148,35 @@ _BEDROCK_ERROR = frozenset(
     {"ValidationException", "ModelErrorException", "ModelStreamErrorException", "InternalServerException"}
 )
 _BEDROCK_ERRORS = _BEDROCK_UNAVAILABLE | _BEDROCK_NOT_CONFIGURED | _BEDROCK_TIMEOUT | _BEDROCK_ERROR
+# Thinking by model (module docstring): families that think adaptively, and those that cannot think.
+_ADAPTIVE_THINKING = re.compile(r"claude-(?:opus-4-[6-9]|sonnet-4-[6-9]|mythos|fable|[a-z]+-(?:[5-9]|\d\d))")
+_NO_THINKING = re.compile(r"claude-3-(?:5-)?haiku|claude-3-5-sonnet|claude-3-opus|claude-3-sonnet")
+WEB_SEARCH_TOOL = "web_search_20250305"
+# Tokens the API adds to a request that has tools: its tool-use system prompt (346 tokens on Claude 4
+# models, per the tool-use docs' pricing table) and the web search tool's own instructions, which are
+# not published: a generous allowance, plus the tool definition's bytes.
+_TOOL_FRAMING_TOKENS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A piece of the reply's text, with the citations of the text it begins (if any)."""
+
+    text: str
+    citations: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchStarted:
+    query: str
+
+
+ReplyEvent = Text | Thinking | SearchStarted
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +184,8 @@ class ClaudeReply:
     text: str
     stop_reason: str | None
     usage: Usage = field(default_factory=Usage)
+    thinking: str = ""
+    citations: tuple[Citation, ...] = ()
 
 
 class ClaudeClient:
@@ -206,6 +253,12 @@ class ClaudeClient:
             "max_tokens": self._settings.max_tokens,
             "messages": messages,
         }
+        thinking = thinking_param(model, self._settings.thinking_budget_tokens)
+        if thinking is not None:
+            request["thinking"] = thinking
+            request["max_tokens"] = self._settings.max_tokens + self._settings.thinking_budget_tokens
+        if self._settings.web_search_max_uses:
+            request["tools"] = [web_search_tool(self._settings)]
         if system:
             block: dict[str, Any] = {"type": "text", "text": system}
             if estimated_tokens(system) >= minimum:
@@ -225,7 +278,7 @@ class ClaudeClient:
         """A whole reply, read to its end (with the same retries and deadline as a turn)."""
         stream = self.open_stream(request, deadline)
         try:
-            for _ in stream.text():
+            for _ in stream.events():
                 pass
             return stream.final()
         finally:
@@ -242,7 +295,24 @@ class ClaudeClient:
             content = message["content"]
             texts.extend([content] if isinstance(content, str) else [block["text"] for block in content])
         text_bytes = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+        if messages is None and request.get("tools"):
+            text_bytes += _TOOL_FRAMING_TOKENS + len(json.dumps(request["tools"]).encode())
         return text_bytes + _FRAMING_TOKENS + _FRAMING_TOKENS_PER_MESSAGE * (len(chosen) + 1)
+
+    def search_allowance(self, request: dict[str, Any]) -> tuple[int, int]:
+        """The web searches a request may run and a bound of the input tokens they add.
+
+        The API runs a request with searches as up to one sampling per search after the first,
+        each reading the whole context so far (the prompt, the results, what Claude wrote) as
+        input, billed again each time; how many tokens a search's results take is not bounded
+        by the docs. What bounds each later sampling's input is the model's context window
+        (pricing.search_reserve_tokens; WEB_SEARCH_RESERVE_TOKENS may set less).
+        """
+        tools = request.get("tools") or []
+        searches = sum(
+            int(tool.get("max_uses") or 0) for tool in tools if tool.get("type") == WEB_SEARCH_TOOL
+        )
+        return searches, searches * search_reserve_tokens(str(request["model"]), self._settings)
 
     def open_stream(self, request: dict[str, Any], deadline: Deadline) -> ClaudeStream:
         """Sends the request and waits for Claude to accept it, so a refusal is known before any byte.
@@ -287,14 +357,37 @@ class ClaudeStream:
 
     def text(self) -> Iterator[str]:
         """The reply's text deltas, as Claude sends them."""
+        for event in self.events():
+            if isinstance(event, Text) and event.text:
+                yield event.text
+
+    def events(self) -> Iterator[ReplyEvent]:
+        """The reply as it comes: thinking, each web search as it starts, and text (a citation arrives
+        before the text that carries it, and goes out with that text's first piece)."""
+        cited: list[Citation] = []
         with _upstream_errors():
-            yield from self._stream.text_stream
+            for event in self._stream:
+                kind = event.type
+                if kind == "thinking" and event.thinking:
+                    yield Thinking(event.thinking)
+                elif kind == "citation":
+                    cited.append(citation(event.citation))
+                elif kind == "text" and (event.text or cited):
+                    yield Text(event.text, tuple(cited))
+                    cited.clear()
+                elif kind == "content_block_stop":
+                    block = event.content_block
+                    if block.type == "server_tool_use" and block.name == "web_search":
+                        query = block.input.get("query") if isinstance(block.input, dict) else None
+                        yield SearchStarted(str(query or ""))
+                    elif block.type == "text" and cited:  # citations with no text after them
+                        yield Text("", tuple(cited))
+                        cited.clear()
 
     def final(self) -> ClaudeReply:
         with _upstream_errors():
             message = self._stream.get_final_message()
-        text = "".join(block.text for block in message.content if block.type == "text")
-        return ClaudeReply(text, message.stop_reason, _usage(message.usage))
+        return reply_of(message)
 
     def usage_so_far(self, deltas_received: int) -> Usage | None:
         """What a reply cut short has cost: the input as Claude reported it, and an output estimate;
@@ -308,7 +401,11 @@ class ClaudeStream:
         try:
             snapshot = self._stream.current_message_snapshot
             reported = _usage(snapshot.usage)
-            received_chars = sum(len(block.text) for block in snapshot.content if block.type == "text")
+            received_chars = sum(
+                len(block.text) if block.type == "text" else len(block.thinking)
+                for block in snapshot.content
+                if block.type in ("text", "thinking")
+            )
         except (AttributeError, AssertionError, RuntimeError):
             return None
         estimate = max(reported.output_tokens, deltas_received, math.ceil(received_chars / 3))
@@ -329,6 +426,53 @@ class ClaudeStream:
         with contextlib.suppress(Exception):
             network = self._stream.response.extensions["network_stream"]
             network.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+
+
+def thinking_param(model: str, budget: int) -> dict[str, Any] | None:
+    """The request's `thinking` for this model and THINKING_BUDGET_TOKENS (module docstring); None: off."""
+    if budget <= 0 or _NO_THINKING.search(model):
+        return None
+    if _ADAPTIVE_THINKING.search(model):
+        # Opus 4.7 and later omit the thinking's text unless asked (`display`): ask, or nothing shows.
+        return {"type": "adaptive", "display": "summarized"}
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def web_search_tool(settings: Settings) -> dict[str, Any]:
+    """The web search tool as the request declares it (WEB_SEARCH_* settings)."""
+    tool: dict[str, Any] = {
+        "type": WEB_SEARCH_TOOL,
+        "name": "web_search",
+        "max_uses": settings.web_search_max_uses,
+    }
+    if settings.web_search_allowed_domains:
+        tool["allowed_domains"] = list(settings.web_search_allowed_domains)
+    if settings.web_search_blocked_domains:
+        tool["blocked_domains"] = list(settings.web_search_blocked_domains)
+    return tool
+
+
+def citation(cited: Any) -> Citation:
+    """One Citation for the API's kinds: a web page, or a document's page (PDFs; the other kinds name
+    the document too, by character or block range)."""
+    if cited.type == "web_search_result_location":
+        return Citation(cited_text=cited.cited_text, url=cited.url, title=cited.title)
+    document = getattr(cited, "document_title", None) or f"document {getattr(cited, 'document_index', 0) + 1}"
+    page = getattr(cited, "start_page_number", None)
+    return Citation(cited_text=cited.cited_text, document=document, page=page)
+
+
+def reply_of(message: Any) -> ClaudeReply:
+    """A whole reply from the API's Message: its text blocks joined, its thinking, its citations."""
+    text = "".join(block.text for block in message.content if block.type == "text")
+    thinking = "".join(block.thinking for block in message.content if block.type == "thinking")
+    citations = tuple(
+        citation(cited)
+        for block in message.content
+        if block.type == "text"
+        for cited in (block.citations or ())
+    )
+    return ClaudeReply(text, message.stop_reason, _usage(message.usage), thinking, citations)
 
 
 def minimum_cacheable_tokens(model: str) -> int:
@@ -455,9 +599,11 @@ def _retry_after(error: anthropic.APIStatusError) -> float:
 
 
 def _usage(usage: anthropic.types.Usage) -> Usage:
+    server_tools = getattr(usage, "server_tool_use", None)
     return Usage(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
         cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+        web_search_requests=(server_tools.web_search_requests or 0) if server_tools is not None else 0,
     )

@@ -7,7 +7,8 @@ Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwnerModel on
         META: gen, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
               auto_title, title when renamed, model, rev (saves so far), and ctx, ctxfp, ctxn,
               ctxr (`Context`)
-    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute)
+    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute); and
+                                                      th (thinking), cit (citations, JSON) when any
 
 `<owner>` is the caller: an anonymous session's id, or a signed-in user's
 (claude_chat.sessions). A conversation's id is part of its partition key
@@ -73,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from claude_chat.admission import Check
+from claude_chat.settings import CITATIONS_MAX_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -88,6 +90,8 @@ _TTL_GRACE_SECONDS = 24 * 3600
 class Turn:
     user: str
     assistant: str
+    thinking: str = ""  # what Claude thought before its reply (THINKING_BUDGET_TOKENS)
+    citations: tuple[dict[str, Any], ...] = ()  # claude_chat.models.Citation as JSON, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +430,7 @@ class ConversationStore:
             "assistant": {"S": turn.assistant},
             "created_at": {"N": str(int(now))},
             "expires_at": {"N": str(self._absolute_deadline(int(now) if slot.lasting else slot.issued_at))},
+            **_extras(turn),
         }
         if slot.replaces is None:
             saved = self._save_at_once(slot, item, now, title=title, model=model, billed=billed, also=also)
@@ -974,7 +979,31 @@ def _key_of(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _turn(item: dict[str, Any]) -> Turn:
-    return Turn(user=item["user"]["S"], assistant=item["assistant"]["S"])
+    citations = json.loads(item["cit"]["S"]) if "cit" in item else []
+    return Turn(
+        user=item["user"]["S"],
+        assistant=item["assistant"]["S"],
+        thinking=item.get("th", {}).get("S", ""),
+        citations=tuple(citations),
+    )
+
+
+def _extras(turn: Turn) -> dict[str, Any]:
+    """A turn item's thinking and citations, when it has them; the citations as many as fit
+    CITATIONS_MAX_BYTES (settings.py counts that much into a turn item's size)."""
+    extras: dict[str, Any] = {}
+    if turn.thinking:
+        extras["th"] = {"S": turn.thinking}
+    kept: list[dict[str, Any]] = []
+    size = 2
+    for cited in turn.citations:
+        size += len(json.dumps(cited, ensure_ascii=False).encode()) + 1
+        if size > CITATIONS_MAX_BYTES:
+            break
+        kept.append(cited)
+    if kept:
+        extras["cit"] = {"S": json.dumps(kept, ensure_ascii=False, separators=(",", ":"))}
+    return extras
 
 
 # `{"role":"assistant","content":}` and the user's twin, with commas and spaces: an upper bound.
@@ -996,5 +1025,9 @@ def _turn_number(item: dict[str, Any]) -> int:
 def _json_size(item: dict[str, Any]) -> int:
     """Bytes of a turn as two history messages in JSON, at worst (ASCII-escaped), with their keys."""
     return (
-        len(json.dumps(item["user"]["S"])) + len(json.dumps(item["assistant"]["S"])) + _MESSAGE_PAIR_OVERHEAD
+        len(json.dumps(item["user"]["S"]))
+        + len(json.dumps(item["assistant"]["S"]))
+        + len(json.dumps(item.get("th", {}).get("S", "")))
+        + 2 * len(item.get("cit", {}).get("S", ""))  # its strings escaped again, at worst
+        + _MESSAGE_PAIR_OVERHEAD
     )

@@ -13,11 +13,12 @@ import json
 import re
 import unicodedata
 from datetime import UTC, datetime
+from typing import Any
 
 from claude_chat.conversation_store import ConversationSummary, Turn
 from claude_chat.errors import InvalidRequest
+from claude_chat.models import Citation, ExportedConversation, HistoryMessage
 from claude_chat.models import ConversationSummary as SummaryReply
-from claude_chat.models import ExportedConversation, HistoryMessage
 
 LIST_PAGE = 20  # conversations in a page of the list, by default
 LIST_PAGE_MAX = 100
@@ -63,7 +64,14 @@ def messages_of(turns: tuple[Turn, ...] | list[Turn]) -> list[HistoryMessage]:
     messages: list[HistoryMessage] = []
     for turn in turns:
         messages.append(HistoryMessage(role="user", content=turn.user))
-        messages.append(HistoryMessage(role="assistant", content=turn.assistant))
+        messages.append(
+            HistoryMessage(
+                role="assistant",
+                content=turn.assistant,
+                thinking=turn.thinking or None,
+                citations=[Citation.model_validate(cited) for cited in turn.citations] or None,
+            )
+        )
     return messages
 
 
@@ -75,7 +83,7 @@ def export_json(summary: ConversationSummary, turns: list[Turn], now_millis: int
         exported_at=iso_time(now_millis),
         messages=messages_of(turns),
     )
-    return json.dumps(exported.model_dump(), ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(exported.model_dump(exclude_none=True), ensure_ascii=False, indent=2) + "\n"
 
 
 def export_markdown(summary: ConversationSummary, turns: list[Turn], now_millis: int) -> str:
@@ -92,8 +100,29 @@ def export_markdown(summary: ConversationSummary, turns: list[Turn], now_millis:
         "",
     ]
     for turn in turns:
-        lines += ["## You", "", turn.user, "", "## Claude", "", turn.assistant, ""]
+        lines += ["## You", "", turn.user, "", "## Claude", ""]
+        if turn.thinking:  # as a quote, so it reads apart from the reply
+            lines += [
+                "> **Thinking**",
+                ">",
+                *(f"> {line}".rstrip() for line in turn.thinking.splitlines()),
+                "",
+            ]
+        lines += [turn.assistant, ""]
+        if turn.citations:
+            lines += ["**Sources**", "", *(_source_line(cited) for cited in turn.citations), ""]
     return "\n".join(lines)
+
+
+def _source_line(cited: dict[str, Any]) -> str:
+    """A citation as a Markdown list item: the page linked (its title escaped), or the document and page."""
+    quote = _escape_markdown(" ".join(str(cited.get("cited_text", "")).split()))
+    if cited.get("url"):
+        url = str(cited["url"]).replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+        title = _escape_markdown(str(cited.get("title") or cited["url"]))
+        return f"- [{title}](<{url}>): “{quote}”"
+    document = _escape_markdown(str(cited.get("document", "document")))
+    return f"- {document}, page {cited.get('page', '?')}: “{quote}”"
 
 
 def export_filename(title: str, extension: str) -> str:

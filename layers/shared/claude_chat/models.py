@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationInfo,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from claude_chat.settings import get_settings
@@ -108,17 +117,65 @@ class RenameRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts of the Claude call, cache reads and writes included."""
+    """Token counts of the Claude call, cache reads and writes included, and the web searches it ran."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    web_search_requests: int = Field(default=0, description="Web searches Claude ran (each priced).")
 
 
-class ChatReply(BaseModel):
+class _LeavesOutUnused(BaseModel):
+    """A reply whose optional `thinking` and `citations` are left out when they are None (most replies
+    have neither, and clients written before them see the same fields as before)."""
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for name in ("thinking", "citations"):
+            if isinstance(data, dict) and data.get(name, ...) is None:
+                del data[name]
+        return data
+
+
+class Citation(BaseModel):
+    """A source the reply's text cites: a web page (`url`, `title`) or a page of a PDF the turn
+    carried (`document`, `page`); `cited_text` is the passage cited. Fields that do not apply are
+    left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cited_text: str
+    url: str | None = Field(default=None, description="Web search: the page's address.")
+    title: str | None = Field(default=None, description="Web search: the page's title.")
+    document: str | None = Field(default=None, description="PDF: the document's title (or attachment id).")
+    page: int | None = Field(default=None, description="PDF: the page cited (the first, for a range).")
+
+    @model_serializer(mode="wrap")
+    def _only_what_applies(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            web = data.get("url") is not None
+            for name in ("url", "title") if not web else ("document", "page"):
+                data.pop(name, None)
+            if not web and data.get("page") is None:
+                data.pop("page", None)
+        return data
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.model_dump())
+
+
+class ChatReply(_LeavesOutUnused):
     reply: str = Field(description="Claude's answer.")
     usage: Usage
+    thinking: str | None = Field(
+        default=None, description="THINKING_BUDGET_TOKENS on: what Claude thought before answering."
+    )
+    citations: list[Citation] | None = Field(
+        default=None, description="The sources the reply cites (web search results, PDF pages), in order."
+    )
 
 
 class SessionChatReply(ChatReply):
@@ -131,9 +188,13 @@ class ConversationChatReply(SessionChatReply):
     title: str = Field(description="The conversation's title (plain text, never markup).")
 
 
-class HistoryMessage(BaseModel):
+class HistoryMessage(_LeavesOutUnused):
     role: Literal["user", "assistant"]
     content: str
+    thinking: str | None = Field(default=None, description="Assistant messages: Claude's thinking, if any.")
+    citations: list[Citation] | None = Field(
+        default=None, description="Assistant messages: the sources the reply cites, if any."
+    )
 
 
 class HistoryReply(BaseModel):
@@ -177,12 +238,37 @@ class ResetReply(BaseModel):
     ok: Literal[True] = True
 
 
-class StreamText(BaseModel):
+class StreamText(_LeavesOutUnused):
     """A piece of the reply, in order: append `text` (a client of the seed guide does just that)."""
 
     model_config = ConfigDict(extra="forbid")
 
     text: str
+    citations: list[Citation] | None = Field(
+        default=None, description="The sources this text cites (left out when it cites none)."
+    )
+
+
+class StreamThinking(BaseModel):
+    """A piece of Claude's thinking (THINKING_BUDGET_TOKENS on), sent before the reply's text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Literal[""] = ""
+    thinking: str
+
+
+class SearchQuery(BaseModel):
+    query: str
+
+
+class StreamSearch(BaseModel):
+    """Claude starts a web search (WEB_SEARCH_MAX_USES on)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Literal[""] = ""
+    search: SearchQuery
 
 
 class StreamDone(BaseModel):

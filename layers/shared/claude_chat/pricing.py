@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from claude_chat.models import Usage
+    from claude_chat.settings import Settings
 
 PRICES_AS_OF = "2026-12-01"
 PRICES_SOURCE = "https://platform.claude.com/docs/en/about-claude/pricing"
@@ -207,6 +208,28 @@ def _override(family: str, row: object) -> Prices:
         cache_read=values.get("cache_read", base.cache_read),
         web_search=values.get("web_search", base.web_search),
     )
+
+
+# Context windows (tokens) of the families known to have 200,000 without a beta header; any other
+# model is assumed to take 1,000,000 (the largest Claude offers), so a bound built on it holds.
+_CONTEXT_200K = re.compile(
+    # `claude-sonnet-4` and `claude-opus-4` alone or dated (-20250514), not a later 4.x
+    r"claude-(?:haiku-4-5|sonnet-4-5|opus-4-5|opus-4-1|(?:sonnet|opus)-4(?!-\d(?:\D|$))|3-7-sonnet|3-5-haiku|3-haiku)"
+)
+_LARGEST_CONTEXT_WINDOW = 1_000_000
+
+
+def context_window(model: str) -> int:
+    """The model's context window in tokens, or the largest Claude has when it is not known."""
+    return 200_000 if _CONTEXT_200K.search(model) else _LARGEST_CONTEXT_WINDOW
+
+
+def search_reserve_tokens(model: str, settings: Settings) -> int:
+    """Input tokens a turn reserves per web search it may run: the model's context window (each
+    sampling after a search reads at most that much, billed again), or WEB_SEARCH_RESERVE_TOKENS
+    when the operator sets less (then a turn may cost more than it reserved)."""
+    window = context_window(model)
+    return min(window, settings.web_search_reserve_tokens) if settings.web_search_reserve_tokens else window
 
 
 def billed_tokens(usage: Usage) -> int:

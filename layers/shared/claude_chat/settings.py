@@ -22,6 +22,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _MAX_TURN_ITEM_BYTES = 380_000
 _WORST_CASE_BYTES_PER_CHAR = 4
 _WORST_CASE_BYTES_PER_TOKEN = 16
+# A turn item keeps at most this much of the reply's citations (claude_chat.conversation_store).
+CITATIONS_MAX_BYTES = 40_000
+# The Messages API's smallest thinking budget (`thinking.budget_tokens`).
+THINKING_MINIMUM_BUDGET = 1024
 # CLAUDE_MODEL when it is not set: an Anthropic API model alias, or on Amazon Bedrock the US
 # cross-Region inference profile of the same model (Claude Haiku 4.5); template.yaml's ClaudeModel
 # and BedrockModel parameters default to these.
@@ -56,6 +60,17 @@ class Settings(BaseSettings):
     # MODEL_PRICES: JSON rows over the dated price table (pricing.py), USD per million tokens.
     model_prices: str = ""
     max_tokens: int = Field(default=1024, ge=1)
+    # Thinking (0: off): budget_tokens on models that take a budget, on top of MAX_TOKENS; models
+    # that think adaptively get MAX_TOKENS plus this much room (claude_chat.claude_client).
+    thinking_budget_tokens: int = Field(default=0, ge=0)
+    # Claude's web search tool (0: off): at most this many searches per turn, each priced; at most
+    # one of the domain lists (comma-separated, e.g. `example.com,docs.python.org`).
+    web_search_max_uses: int = Field(default=0, ge=0, le=100)
+    web_search_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    web_search_blocked_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Input tokens a turn reserves per search (0: the model's context window, a bound that holds;
+    # less is the operator's bet on how large search results run: pricing.search_reserve_tokens).
+    web_search_reserve_tokens: int = Field(default=0, ge=0)
     system_prompt: str = ""
     claude_titles: bool = False  # Claude writes conversation titles (claude_chat.titles)
     history_max_messages: int = Field(default=20, ge=1)
@@ -130,7 +145,13 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError('group budgets must be a JSON object such as {"pro": 2000000}') from None
 
-    @field_validator("claude_models", "bedrock_models", mode="before")
+    @field_validator(
+        "claude_models",
+        "bedrock_models",
+        "web_search_allowed_domains",
+        "web_search_blocked_domains",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -174,11 +195,75 @@ class Settings(BaseSettings):
     def _turn_fits_one_item(self) -> Settings:
         worst_case = (
             self.max_message_chars * _WORST_CASE_BYTES_PER_CHAR
-            + self.max_tokens * _WORST_CASE_BYTES_PER_TOKEN
+            + (self.max_tokens + self.thinking_budget_tokens) * _WORST_CASE_BYTES_PER_TOKEN
+            + CITATIONS_MAX_BYTES  # a reply's citations (web pages, PDF pages), as a turn item keeps them
         )
         if worst_case > _MAX_TURN_ITEM_BYTES:
-            raise ValueError("MAX_MESSAGE_CHARS and MAX_TOKENS allow a turn larger than one DynamoDB item")
+            raise ValueError(
+                "MAX_MESSAGE_CHARS, MAX_TOKENS and THINKING_BUDGET_TOKENS allow a turn larger than one "
+                "DynamoDB item"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _thinking_budget(self) -> Settings:
+        if 0 < self.thinking_budget_tokens < THINKING_MINIMUM_BUDGET:
+            raise ValueError(
+                f"THINKING_BUDGET_TOKENS must be 0 (off) or at least {THINKING_MINIMUM_BUDGET} "
+                f"(the Messages API's smallest thinking budget), not {self.thinking_budget_tokens}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _web_search(self) -> Settings:
+        if self.web_search_allowed_domains and self.web_search_blocked_domains:
+            raise ValueError(
+                "WEB_SEARCH_ALLOWED_DOMAINS and WEB_SEARCH_BLOCKED_DOMAINS are both set: the web search "
+                "tool takes one or the other"
+            )
+        for domain in (*self.web_search_allowed_domains, *self.web_search_blocked_domains):
+            if "://" in domain or not domain.strip("/") or any(c.isspace() for c in domain):
+                raise ValueError(f"web search domains are names such as example.com (no scheme): {domain!r}")
+        lists = self.web_search_allowed_domains or self.web_search_blocked_domains
+        if lists and not self.web_search_max_uses:
+            raise ValueError(
+                "a WEB_SEARCH_*_DOMAINS list is set but WEB_SEARCH_MAX_USES is 0 (search is off)"
+            )
+        if self.web_search_max_uses and self.on_bedrock:
+            # Bedrock's InvokeModel (anthropic.AnthropicBedrock) has no web search tool: refuse, never
+            # run a turn that silently cannot search (template.yaml's rule refuses it at deploy too).
+            raise ValueError(
+                "WEB_SEARCH_MAX_USES is set but CLAUDE_PROVIDER is bedrock, whose InvokeModel API has no "
+                "web search tool: set WEB_SEARCH_MAX_USES=0 or use CLAUDE_PROVIDER=anthropic"
+            )
+        self._search_fits_the_token_budgets()
+        return self
+
+    def _search_fits_the_token_budgets(self) -> None:
+        """A search turn reserves its searches' bound: more than a budget holds refuses every turn."""
+        from claude_chat.pricing import nanos, price_table, prices_for, search_reserve_tokens
+
+        if not self.web_search_max_uses:
+            return
+        table = price_table(self.model_prices)
+        for model in self.claude_models:
+            reserved = self.web_search_max_uses * search_reserve_tokens(model, self)
+            prices = prices_for(model, table)
+            cost = prices.worst_case(reserved, 0, self.web_search_max_uses) if prices is not None else 0
+            for name, budget, need in (
+                ("DAILY_TOKEN_BUDGET", self.daily_token_budget, reserved),
+                ("GLOBAL_DAILY_TOKEN_BUDGET", self.global_daily_token_budget, reserved),
+                ("DAILY_BUDGET_USD", nanos(self.daily_budget_usd), cost),
+                ("GLOBAL_DAILY_BUDGET_USD", nanos(self.global_daily_budget_usd), cost),
+            ):
+                if budget and need >= budget:
+                    raise ValueError(
+                        f"WEB_SEARCH_MAX_USES={self.web_search_max_uses} reserves {reserved:,} input tokens "
+                        f"(${cost / 1e9:.2f}) per turn of {model} for search results (its context window per "
+                        f"search, or WEB_SEARCH_RESERVE_TOKENS), not less than {name}: every turn would be "
+                        "refused. Raise the budget, lower WEB_SEARCH_MAX_USES or set "
+                        "WEB_SEARCH_RESERVE_TOKENS"
+                    )
 
     @property
     def history_max_turns(self) -> int:

@@ -28,13 +28,15 @@ from claude_chat.models import (
     StopRequest,
     StreamDone,
     StreamFailed,
+    StreamSearch,
     StreamText,
+    StreamThinking,
 )
 from claude_chat.ui_stream import CHUNKS, UI_STREAM_HEADERS, UIChatRequest
 
 _REF = "#/components/schemas/{model}"
 _TURN_ERRORS = (400, 413, 422, 429, 502, 503, 504)
-_EVENTS = (StreamText, StreamDone, StreamFailed)
+_EVENTS = (StreamText, StreamThinking, StreamSearch, StreamDone, StreamFailed)
 _SSE_HEADERS = {
     "X-Turn-Id": {
         "description": "The turn's id: send it to `POST /api/chat/stop` to stop this reply.",

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from claude_chat.caller import SESSION_HEADER
 from claude_chat.chat_turn import Turn
+from claude_chat.claude_client import ReplyEvent, SearchStarted, Text, Thinking
 from claude_chat.errors import ApiError, InternalError
 from claude_chat.http_api import session_cookie
 from claude_chat.models import StreamDone, StreamFailed
@@ -44,10 +45,11 @@ def stream_headers(turn: Turn) -> dict[str, str]:
 
 
 def events(turn: Turn) -> Iterator[bytes]:
-    """Each text delta as one event, then the final metadata event (or an error event), then [DONE]."""
+    """Each piece of the reply as one event (thinking, a search starting, text with its citations), then
+    the final metadata event (or an error event), then [DONE]."""
     try:
-        for delta in turn.deltas():
-            yield event({"text": delta})  # StreamText, without a model per delta: they are many
+        for piece in turn.events():
+            yield event(reply_event(piece))  # without a model per event: they are many
     except Exception as error:
         if not isinstance(error, ApiError):
             logger.exception("stream failed")
@@ -66,6 +68,18 @@ def events(turn: Turn) -> Iterator[bytes]:
         final.title = outcome.title or ""
     yield model_event(final, exclude=None if turn.session is not None else _CONVERSATION_FIELDS)
     yield DONE
+
+
+def reply_event(piece: ReplyEvent) -> dict[str, Any]:
+    """A piece of the reply as its event: StreamText, StreamThinking or StreamSearch (claude_chat.models)."""
+    if isinstance(piece, Thinking):
+        return {"text": "", "thinking": piece.text}
+    if isinstance(piece, SearchStarted):
+        return {"text": "", "search": {"query": piece.query}}
+    data: dict[str, Any] = {"text": piece.text}
+    if isinstance(piece, Text) and piece.citations:
+        data["citations"] = [cited.as_json() for cited in piece.citations]
+    return data
 
 
 def model_event(data: BaseModel, *, exclude: set[str] | None = None) -> bytes:

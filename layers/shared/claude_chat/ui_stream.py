@@ -18,7 +18,12 @@ checks each chunk against a strict schema (no field it does not know; its
 `finish` has no `finishReason`), 5.x later, 6 and 7 against loose ones. So:
 `start` {messageId, messageMetadata}, `text-start` / `text-delta` / `text-end`
 {id, delta}, `finish` {messageMetadata} or `error` {errorText}, then
-`data: [DONE]`. What a client needs beyond the text travels as message
+`data: [DONE]`. Thinking goes as `reasoning-start` / `reasoning-delta` /
+`reasoning-end` {id, delta}, each source a reply cites once as `source-url`
+{sourceId, url, title} (a web page) or `source-document` {sourceId, mediaType,
+title} (a PDF), and a web search as it starts as a transient `data-search`
+{data: {query}} (not kept in the message): the same shapes in 5.0.0, 5.x, 6
+and 7 (ai's ui-message-chunks). What a client needs beyond the text travels as message
 metadata (merged into `message.metadata`): on `start` the `session` (to send
 back as X-Session-Id), the `conversation` and the `turn` (the id a
 `POST /api/chat/stop` names: in AWS a function never learns that its client
@@ -39,8 +44,15 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from claude_chat.chat_turn import Turn
+from claude_chat.claude_client import ReplyEvent, SearchStarted, Thinking
 from claude_chat.errors import ApiError, InternalError, InvalidRequest, MessageTooLong
-from claude_chat.models import CONVERSATION_ID_PATTERN, LONE_SURROGATE, ConversationTurnRequest, Usage
+from claude_chat.models import (
+    CONVERSATION_ID_PATTERN,
+    LONE_SURROGATE,
+    Citation,
+    ConversationTurnRequest,
+    Usage,
+)
 from claude_chat.request_body import read_json_body
 from claude_chat.settings import get_settings
 from claude_chat.streaming import DONE, stream_headers
@@ -144,6 +156,48 @@ class TextEndChunk(_Strict):
     id: str
 
 
+class ReasoningStartChunk(_Strict):
+    type: Literal["reasoning-start"] = "reasoning-start"
+    id: str
+
+
+class ReasoningDeltaChunk(_Strict):
+    type: Literal["reasoning-delta"] = "reasoning-delta"
+    id: str
+    delta: str
+
+
+class ReasoningEndChunk(_Strict):
+    type: Literal["reasoning-end"] = "reasoning-end"
+    id: str
+
+
+class SourceUrlChunk(_Strict):
+    type: Literal["source-url"] = "source-url"
+    sourceId: str
+    url: str
+    title: str | None = None
+
+
+class SourceDocumentChunk(_Strict):
+    type: Literal["source-document"] = "source-document"
+    sourceId: str
+    mediaType: str
+    title: str
+
+
+class SearchData(_Strict):
+    query: str
+
+
+class SearchDataChunk(_Strict):
+    """A web search starting: transient, so it is not kept in the message."""
+
+    type: Literal["data-search"] = "data-search"
+    data: SearchData
+    transient: Literal[True] = True
+
+
 class FinishChunk(_Strict):
     type: Literal["finish"] = "finish"
     messageMetadata: FinishMetadata
@@ -154,7 +208,20 @@ class ErrorChunk(_Strict):
     errorText: str = Field(description='Our JSON error body, `{"error", "code"}`, as text.')
 
 
-CHUNKS = (StartChunk, TextStartChunk, TextDeltaChunk, TextEndChunk, FinishChunk, ErrorChunk)
+CHUNKS = (
+    StartChunk,
+    TextStartChunk,
+    TextDeltaChunk,
+    TextEndChunk,
+    ReasoningStartChunk,
+    ReasoningDeltaChunk,
+    ReasoningEndChunk,
+    SourceUrlChunk,
+    SourceDocumentChunk,
+    SearchDataChunk,
+    FinishChunk,
+    ErrorChunk,
+)
 
 
 def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> ConversationTurnRequest:
@@ -226,13 +293,10 @@ def ui_chunks(turn: Turn) -> Iterator[bytes]:
     if turn.session is not None:
         start.session, start.conversation = turn.session.token_string, turn.session.slot.conversation
     yield model_chunk(StartChunk(messageId=f"msg-{secrets.token_urlsafe(16)}", messageMetadata=start))
-    text_started = False
+    parts = _Parts()
     try:
-        for delta in turn.deltas():
-            if not text_started:
-                text_started = True
-                yield model_chunk(TextStartChunk(id=TEXT_PART_ID))
-            yield chunk({"type": "text-delta", "id": TEXT_PART_ID, "delta": delta})  # TextDeltaChunk: many
+        for piece in turn.events():
+            yield from parts.chunks(piece)
     except Exception as error:
         if not isinstance(error, ApiError):
             logger.exception("stream failed")
@@ -243,14 +307,65 @@ def ui_chunks(turn: Turn) -> Iterator[bytes]:
     outcome = turn.outcome
     if outcome is None:  # the client left: nobody reads on
         return
-    if text_started:
-        yield model_chunk(TextEndChunk(id=TEXT_PART_ID))
+    yield from parts.end()
     finish = FinishMetadata(usage=outcome.reply.usage, stop_reason=outcome.reply.stop_reason)
     if turn.session is not None:
         finish.turns, finish.title = outcome.turns, outcome.title or ""
         finish.session, finish.conversation = turn.session.token_string, turn.session.slot.conversation
     yield model_chunk(FinishChunk(messageMetadata=finish))
     yield DONE
+
+
+class _Parts:
+    """Which parts of the message are open: a reasoning part closes when something else comes, the
+    one text part at the end; each source is sent once."""
+
+    def __init__(self) -> None:
+        self.text_started = False
+        self.reasoning: str | None = None  # the id of the reasoning part being sent
+        self.reasonings = 0
+        self.sources: dict[tuple[str, str], str] = {}
+
+    def chunks(self, piece: ReplyEvent) -> Iterator[bytes]:
+        if isinstance(piece, Thinking):
+            if self.reasoning is None:
+                self.reasonings += 1
+                self.reasoning = f"reasoning-{self.reasonings}"
+                yield model_chunk(ReasoningStartChunk(id=self.reasoning))
+            yield chunk({"type": "reasoning-delta", "id": self.reasoning, "delta": piece.text})  # many
+            return
+        yield from self._end_reasoning()
+        if isinstance(piece, SearchStarted):
+            yield model_chunk(SearchDataChunk(data=SearchData(query=piece.query)))
+            return
+        for cited in piece.citations:
+            key = (cited.url or "", cited.document or "")
+            if key not in self.sources:
+                self.sources[key] = f"source-{len(self.sources) + 1}"
+                yield model_chunk(_source_chunk(self.sources[key], cited))
+        if piece.text:
+            if not self.text_started:
+                self.text_started = True
+                yield model_chunk(TextStartChunk(id=TEXT_PART_ID))
+            yield chunk({"type": "text-delta", "id": TEXT_PART_ID, "delta": piece.text})  # TextDeltaChunk
+
+    def end(self) -> Iterator[bytes]:
+        yield from self._end_reasoning()
+        if self.text_started:
+            yield model_chunk(TextEndChunk(id=TEXT_PART_ID))
+
+    def _end_reasoning(self) -> Iterator[bytes]:
+        if self.reasoning is not None:
+            yield model_chunk(ReasoningEndChunk(id=self.reasoning))
+            self.reasoning = None
+
+
+def _source_chunk(source_id: str, cited: Citation) -> BaseModel:
+    if cited.url is not None:
+        return SourceUrlChunk(sourceId=source_id, url=cited.url, title=cited.title)
+    return SourceDocumentChunk(
+        sourceId=source_id, mediaType="application/pdf", title=cited.document or "document"
+    )
 
 
 def model_chunk(data: BaseModel) -> bytes:
