@@ -7,7 +7,9 @@ Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwnerModel on
         META: gen, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
               auto_title, title when renamed, model, rev (saves so far), and ctx, ctxfp, ctxn,
               ctxr (`Context`)
-    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute)
+    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute), att (the
+                                                 user message's files, JSON: claude_chat.attachments)
+    pk = S#<owner>#~files   sk = A#<attachment id>  cid: the conversation that claimed the file
 
 `<owner>` is the caller: an anonymous session's id, or a signed-in user's
 (claude_chat.sessions). A conversation's id is part of its partition key
@@ -73,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from claude_chat.admission import Check
+from claude_chat.attachments import Attachment, dump, load
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -88,6 +91,7 @@ _TTL_GRACE_SECONDS = 24 * 3600
 class Turn:
     user: str
     assistant: str
+    attachments: tuple[Attachment, ...] = ()  # the user message's files (references, never bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +186,17 @@ class Context:
 
 
 class ConversationStore:
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the store's wiring, built in one place (services)
         self,
         client: DynamoDBClient,
         table_name: str,
         ttl_seconds: int,
         max_age_seconds: int,
         pool: Executor,
+        forget_files: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self._db = client
+        self._forget_files = forget_files  # deletes an owner's files (a deleted conversation's)
         self._table = table_name
         self._ttl = ttl_seconds
         self._max_age = max_age_seconds
@@ -420,6 +426,8 @@ class ConversationStore:
             "created_at": {"N": str(int(now))},
             "expires_at": {"N": str(self._absolute_deadline(int(now) if slot.lasting else slot.issued_at))},
         }
+        if turn.attachments:
+            item["att"] = {"S": dump(turn.attachments)}
         put = self._pool.submit(
             self._db.put_item,
             TableName=self._table,
@@ -600,7 +608,11 @@ class ConversationStore:
         if "gen" not in old:
             return False
         stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
-        self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
+        items = list(self._query_generation(stale, projection="pk, sk, att"))
+        files = [a.id for item in items for a in load(item.get("att", {}).get("S"))]
+        if files and self._forget_files is not None:
+            self._forget_files(owner_of(record.session_id), files)
+        self._delete_items([_key_of(item) for item in items])
         return "updated_at" in old
 
     def retitle(self, slot: Slot, expected: str, title: str) -> bool:
@@ -899,7 +911,8 @@ def _key_of(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _turn(item: dict[str, Any]) -> Turn:
-    return Turn(user=item["user"]["S"], assistant=item["assistant"]["S"])
+    files = load(item["att"]["S"]) if "att" in item else ()
+    return Turn(user=item["user"]["S"], assistant=item["assistant"]["S"], attachments=files)
 
 
 # `{"role":"assistant","content":}` and the user's twin, with commas and spaces: an upper bound.
@@ -921,5 +934,8 @@ def _turn_number(item: dict[str, Any]) -> int:
 def _json_size(item: dict[str, Any]) -> int:
     """Bytes of a turn as two history messages in JSON, at worst (ASCII-escaped), with their keys."""
     return (
-        len(json.dumps(item["user"]["S"])) + len(json.dumps(item["assistant"]["S"])) + _MESSAGE_PAIR_OVERHEAD
+        len(json.dumps(item["user"]["S"]))
+        + len(json.dumps(item["assistant"]["S"]))
+        + len(json.dumps(item.get("att", {}).get("S", "")))
+        + _MESSAGE_PAIR_OVERHEAD
     )

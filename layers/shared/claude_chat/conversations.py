@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from claude_chat.conversation_store import ConversationSummary, Turn
 from claude_chat.errors import InvalidRequest
+from claude_chat.models import AttachmentRef, ExportedConversation, HistoryMessage
 from claude_chat.models import ConversationSummary as SummaryReply
-from claude_chat.models import ExportedConversation, HistoryMessage
 
 LIST_PAGE = 20  # conversations in a page of the list, by default
 LIST_PAGE_MAX = 100
@@ -62,7 +62,8 @@ def summary_reply(summary: ConversationSummary) -> SummaryReply:
 def messages_of(turns: tuple[Turn, ...] | list[Turn]) -> list[HistoryMessage]:
     messages: list[HistoryMessage] = []
     for turn in turns:
-        messages.append(HistoryMessage(role="user", content=turn.user))
+        files = [AttachmentRef(**attachment.ref()) for attachment in turn.attachments] or None
+        messages.append(HistoryMessage(role="user", content=turn.user, attachments=files))
         messages.append(HistoryMessage(role="assistant", content=turn.assistant))
     return messages
 
@@ -92,7 +93,14 @@ def export_markdown(summary: ConversationSummary, turns: list[Turn], now_millis:
         "",
     ]
     for turn in turns:
-        lines += ["## You", "", turn.user, "", "## Claude", "", turn.assistant, ""]
+        lines += ["## You", ""]
+        if turn.attachments:  # each file by name, type and size (names escaped: they are the person's text)
+            lines += [
+                f"- Attachment: {_escape_markdown(a.name)} ({a.type}, {a.size} bytes, id `{a.id}`)"
+                for a in turn.attachments
+            ]
+            lines.append("")
+        lines += [turn.user, "", "## Claude", "", turn.assistant, ""]
     return "\n".join(lines)
 
 

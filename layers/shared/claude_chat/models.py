@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from claude_chat.settings import get_settings
@@ -47,6 +56,16 @@ def _deployment_models() -> list[str]:
     return list(dict.fromkeys(plain_name(model) for model in configured))
 
 
+ATTACHMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{22}$"
+AttachmentId = Annotated[str, StringConstraints(pattern=ATTACHMENT_ID_PATTERN)]
+
+
+def _distinct(ids: list[str]) -> list[str]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("names the same attachment twice")
+    return ids
+
+
 class ChatRequest(BaseModel):
     """What the browser sends: the text, and which of the operator's models answers it (optional).
 
@@ -60,6 +79,13 @@ class ChatRequest(BaseModel):
         description="One of the caller's models (GET /api/models); the default model when left out. "
         "Another answers 422 `model_not_allowed` (a group's model for someone outside the group too).",
         json_schema_extra={"enum": [*_deployment_models(), None]},
+    )
+    attachments: Annotated[list[AttachmentId], AfterValidator(_distinct)] = Field(
+        default_factory=list,
+        max_length=get_settings().max_attachments,
+        description="Ids of the caller's uploads (POST /api/attachments), sent to Claude with the message: "
+        "at most MAX_ATTACHMENTS, each once. A file belongs to the conversation of the first turn that "
+        "uses it.",
     )
 
 
@@ -131,9 +157,61 @@ class ConversationChatReply(SessionChatReply):
     title: str = Field(description="The conversation's title (plain text, never markup).")
 
 
+class AttachmentRef(BaseModel):
+    """A file of a message: `GET /api/attachments/<id>` downloads it (its owner only)."""
+
+    id: str
+    name: str
+    type: str
+    size: int = Field(description="Bytes.")
+
+
 class HistoryMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
+    attachments: list[AttachmentRef] | None = Field(
+        default=None, description="The user message's files; left out when it has none."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_no_attachments(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("attachments"):
+            data.pop("attachments", None)
+        return data
+
+
+ATTACHMENT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf")
+
+
+class AttachmentRequest(BaseModel):
+    """A file about to be uploaded: its name, type and size (the upload may be no larger)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "receipt.png", "type": "image/png", "size": 183204}]},
+    )
+
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=255, pattern=r"^[^\u0000-\u001F\u007F/\\]+$"),
+        BeforeValidator(_no_lone_surrogate),
+    ] = Field(description="The file's name (shown in the history; one line, no slashes).")
+    type: Literal["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"] = Field(
+        description="Images at most 5 MB; PDFs at most 32 MB and 100 pages."
+    )
+    size: int = Field(gt=0, strict=True, description="Bytes; the upload may be no larger.")
+
+
+class PresignedUpload(BaseModel):
+    url: str = Field(description="POST a multipart/form-data body here: `fields`, then `file` last.")
+    fields: dict[str, str]
+
+
+class AttachmentUpload(BaseModel):
+    id: str = Field(description="Name it in a turn's `attachments` once uploaded.")
+    upload: PresignedUpload
+    expires_in: int = Field(description="Seconds the upload may start within.")
 
 
 class HistoryReply(BaseModel):

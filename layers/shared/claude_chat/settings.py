@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     group_token_budgets: Annotated[dict[str, Annotated[int, Field(ge=0, strict=True)]], NoDecode] = Field(
         default_factory=dict
     )
+    # Attachments (claude_chat.attachments): the bucket (empty: attachments off), files per turn, and
+    # how long a claim and a kept file last (the bucket's lifecycle rule has the same number of days).
+    attachments_bucket: str = ""
+    max_attachments: int = Field(default=5, ge=0, le=20)
+    attachment_retention_days: int = Field(default=9, ge=1)
 
     @field_validator("oidc_issuer", "oidc_audience", mode="before")
     @classmethod
