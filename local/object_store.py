@@ -51,10 +51,10 @@ class _PostPolicy:
     """Checks a browser-based upload (POST with a policy) as S3 does, then lets moto store it."""
 
     def __init__(
-        self, app: WsgiApp, secret_key: str, region: str, tag: Callable[[str, str, str], None]
+        self, app: WsgiApp, secret_key: Callable[[], str], region: str, tag: Callable[[str, str, str], None]
     ) -> None:
         self._app = app
-        self._secret = secret_key
+        self._secret = secret_key  # read at each upload: the credentials the functions sign with now
         self._region = region
         self._tag = tag
 
@@ -135,14 +135,16 @@ class _PostPolicy:
 
     def _signature(self, form: Any, policy_b64: str) -> str:
         date = str(form.get("x-amz-credential", "")).split("/")[1:2] or [""]
-        key = ("AWS4" + self._secret).encode()
+        key = ("AWS4" + self._secret()).encode()
         for part in (date[0], self._region, "s3", "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         return hmac.new(key, policy_b64.encode(), hashlib.sha256).hexdigest()
 
 
 class LocalObjectStore:
-    def __init__(self, secret_key: str, region: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, secret_key: Callable[[], str], region: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._moto: WsgiApp = create_backend_app("s3")
         app = _PostPolicy(self._moto, secret_key, region, self._tag)
@@ -170,7 +172,10 @@ def create_bucket(client: Any, bucket: str, origins: list[str]) -> None:
     """The attachments bucket with template.yaml's CORS rules (origins from CORS_ALLOW_ORIGINS)."""
     client.create_bucket(Bucket=bucket)
     properties = load_template()["Resources"]["AttachmentsBucket"]["Properties"]
-    rules = []
-    for rule in properties["CorsConfiguration"]["CorsRules"]:
-        rules.append({**{k: v for k, v in rule.items() if k != "AllowedOrigins"}, "AllowedOrigins": origins})
+    # CloudFormation's names for the S3 API's (MaxAge is MaxAgeSeconds, and so on).
+    names = {"MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders", "Id": "ID"}
+    rules = [
+        {**{names.get(k, k): v for k, v in rule.items() if k != "AllowedOrigins"}, "AllowedOrigins": origins}
+        for rule in properties["CorsConfiguration"]["CorsRules"]
+    ]
     client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})

@@ -220,8 +220,9 @@ def _prepare_object_store() -> str:
     from local.object_store import LOCAL_BUCKET, LocalObjectStore, create_bucket
 
     region = os.environ["AWS_DEFAULT_REGION"]
+    # Uploads are checked against the functions' current credentials (Bedrock's fake ones replace these).
     store = LocalObjectStore(
-        os.environ["AWS_SECRET_ACCESS_KEY"], region, port=int(os.environ.get("S3_PORT", "0"))
+        lambda: os.environ["AWS_SECRET_ACCESS_KEY"], region, port=int(os.environ.get("S3_PORT", "0"))
     )
     os.environ["AWS_ENDPOINT_URL_S3"] = store.url
     os.environ.setdefault("ATTACHMENTS_BUCKET", LOCAL_BUCKET)

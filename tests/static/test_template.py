@@ -1919,7 +1919,8 @@ def test_sam_build_makes_a_python313_arm64_layer_without_docker(tmp_path: Path) 
     assert not (layer / "botocore").exists()  # ...and this, which aws-xray-sdk needs
     assert (layer / "aws_xray_sdk").is_dir() and (layer / "wrapt").is_dir()
     size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
-    assert size < 40 * 1024 * 1024, f"layer grew to {size / 1e6:.1f} MB"
+    # 40 MiB, and 2 more for pypdf (attachments: a PDF must parse before Claude sees it).
+    assert size < 42 * 1024 * 1024, f"layer grew to {size / 1e6:.1f} MB"
     for function in ("ChatFunction", "HistoryFunction", "StreamFunction"):
         assert (build_dir / function / "app.py").is_file()
     assert os.access(build_dir / "StreamFunction" / "run.sh", os.X_OK)  # the adapter executes it

@@ -12,10 +12,12 @@ before Claude sees one, this module reads it back and checks it:
 - it was uploaded, within its declared size and its type's limit (413
   `attachment_too_large`), and is not empty;
 - it is what it claims by its bytes (415 `unsupported_attachment`): the
-  type's magic number, then Pillow reads an image's header (format and
-  dimensions; pixels are never decoded, so a decompression bomb costs nothing,
-  and Pillow's own bomb limit is set to Claude's 8000 x 8000) or pypdf
+  type's magic number and the ends of its structure, then imagesize reads an
+  image's dimensions from its header (pixels are never decoded, so a
+  decompression bomb costs nothing; past Claude's 8000 x 8000 is 413), or pypdf
   parses a PDF (not encrypted, 1 to 100 pages; decompression limits lowered).
+  (Pillow would verify images further, but adds 21 MB to the layer: imagesize
+  is 130 KB.)
 
 Ownership and reuse: a file belongs to the conversation of the first turn
 that uses it. The turn's admission transaction (claude_chat.admission) claims
@@ -52,8 +54,10 @@ import json
 import math
 import re
 import secrets
+import struct
 import time
 import urllib.parse
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -239,25 +243,40 @@ def _magic_matches(declared_type: str, data: bytes) -> bool:
 
 
 def _image_size(declared_type: str, data: bytes) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """The image's dimensions from its header (imagesize: no pixel is decoded, so no decompression
+    bomb can cost anything), after its structure's ends check out: a PNG's IHDR checksum and IEND, a
+    JPEG's end-of-image marker, a GIF's trailer, a WebP's RIFF length (a cut or padded file is not
+    what it claims)."""
+    import imagesize
 
+    if not _complete(declared_type, data):
+        raise UnsupportedAttachment(f"This file is not a readable {_kind(declared_type)} image.")
     try:
-        with Image.open(io.BytesIO(data), formats=[IMAGE_TYPES[declared_type]]) as image:
-            width, height = image.size
-            if image.format != IMAGE_TYPES[declared_type]:
-                raise UnsupportedAttachment()
-            image.verify()  # structure and checksums where the format has them; no pixel decoded
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        if isinstance(error, Image.DecompressionBombError):
-            raise AttachmentTooLarge(_TOO_MANY_PIXELS) from None
-        raise UnsupportedAttachment(f"This file is not a readable {_kind(declared_type)} image.") from None
+        width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
+    except (ValueError, OSError, struct.error, IndexError):
+        width = height = -1
     if width < 1 or height < 1:
-        raise UnsupportedAttachment()
+        raise UnsupportedAttachment(f"This file is not a readable {_kind(declared_type)} image.")
     if width > IMAGE_MAX_EDGE or height > IMAGE_MAX_EDGE:
         raise AttachmentTooLarge(_TOO_MANY_PIXELS)
     return width, height
 
 
+def _complete(declared_type: str, data: bytes) -> bool:
+    if declared_type == "image/png":
+        # The first chunk is IHDR (13 bytes, its CRC over type and data), the last IEND.
+        length, kind = struct.unpack(">I4s", data[8:16]) if len(data) >= 33 else (0, b"")
+        crc = struct.unpack(">I", data[29:33])[0] if len(data) >= 33 else -1
+        return length == 13 and kind == b"IHDR" and zlib.crc32(data[12:29]) == crc and data.endswith(_PNG_END)
+    if declared_type == "image/jpeg":
+        return b"\xff\xd9" in data[-1024:]  # end of image (some cameras append a little after it)
+    if declared_type == "image/gif":
+        return data.rstrip(b"\0").endswith(b";")
+    riff_length = struct.unpack("<I", data[4:8])[0] if len(data) >= 12 else 0
+    return riff_length + 8 in (len(data), len(data) - 1)  # webp: the RIFF length, a pad byte at most
+
+
+_PNG_END = b"IEND\xaeB`\x82"
 _TOO_MANY_PIXELS = f"Images may be at most {IMAGE_MAX_EDGE} x {IMAGE_MAX_EDGE} pixels."
 
 

@@ -17,7 +17,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
-    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -42,7 +41,11 @@ def _no_lone_surrogate(value: Any, info: ValidationInfo) -> Any:
 # such a message is the client's error (422), not Claude's (502).
 MessageText = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=get_settings().max_message_chars, pattern=r"\S"),
+    # A character that is not white space, the same set in the server's regex engine (Unicode White_Space:
+    # U+0085 but not U+FEFF) and in the description's (ECMAScript \s: U+FEFF but not U+0085).
+    StringConstraints(
+        min_length=1, max_length=get_settings().max_message_chars, pattern=r"[^\s\u0085\ufeff]"
+    ),
     BeforeValidator(_no_lone_surrogate),  # after the constraints, so they keep their str error types
 ]
 
@@ -83,6 +86,7 @@ class ChatRequest(BaseModel):
     attachments: Annotated[list[AttachmentId], AfterValidator(_distinct)] = Field(
         default_factory=list,
         max_length=get_settings().max_attachments,
+        json_schema_extra={"uniqueItems": True},
         description="Ids of the caller's uploads (POST /api/attachments), sent to Claude with the message: "
         "at most MAX_ATTACHMENTS, each once. A file belongs to the conversation of the first turn that "
         "uses it.",
@@ -170,15 +174,21 @@ class HistoryMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
     attachments: list[AttachmentRef] | None = Field(
-        default=None, description="The user message's files; left out when it has none."
+        default=None,
+        exclude_if=lambda files: not files,
+        description="The user message's files; left out when it has none.",
     )
 
-    @model_serializer(mode="wrap")
-    def _without_no_attachments(self, handler: Any) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if not data.get("attachments"):
-            data.pop("attachments", None)
-        return data
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer (2 or 2.0), never a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of bytes")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number of bytes")
+        return int(value)
+    return value
 
 
 ATTACHMENT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf")
@@ -189,7 +199,19 @@ class AttachmentRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"name": "receipt.png", "type": "image/png", "size": 183204}]},
+        json_schema_extra={
+            "examples": [{"name": "receipt.png", "type": "image/png", "size": 183204}],
+            # Each type's limit (a larger size is 413 `attachment_too_large`).
+            "anyOf": [
+                {
+                    "properties": {
+                        "type": {"enum": ["image/jpeg", "image/png", "image/gif", "image/webp"]},
+                        "size": {"maximum": 5 * 1024 * 1024},
+                    }
+                },
+                {"properties": {"type": {"const": "application/pdf"}, "size": {"maximum": 32 * 1024 * 1024}}},
+            ],
+        },
     )
 
     name: Annotated[
@@ -200,7 +222,9 @@ class AttachmentRequest(BaseModel):
     type: Literal["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"] = Field(
         description="Images at most 5 MB; PDFs at most 32 MB and 100 pages."
     )
-    size: int = Field(gt=0, strict=True, description="Bytes; the upload may be no larger.")
+    size: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        gt=0, description="Bytes; the upload may be no larger."
+    )
 
 
 class PresignedUpload(BaseModel):
