@@ -329,3 +329,31 @@ def attachments_charge() -> Any:
     from claude_chat.admission import Charge
 
     return Charge(100, 0)
+
+
+def test_kept_files_must_outlive_the_turns_that_name_them() -> None:
+    from claude_chat.settings import Settings
+
+    assert Settings(attachments_bucket="b").attachment_retention_days == 9  # 7 days of sessions, and 2
+    with pytest.raises(ValueError, match="ATTACHMENT_RETENTION_DAYS"):
+        Settings(attachments_bucket="b", session_max_age_seconds=8 * 86_400)
+
+
+def test_history_files_past_the_request_size_are_named_not_sent() -> None:
+    """The newest turns' files first while they fit the provider's request; older ones become a line
+    of text (no read, no tokens)."""
+    from types import SimpleNamespace
+
+    from claude_chat.turn_files import TurnFiles
+
+    old = inspect("o" * 22, "old.pdf", "application/pdf", pdf(1), HAIKU)
+    session: Any = SimpleNamespace(
+        token=SimpleNamespace(session_id=OWNER),
+        slot=SimpleNamespace(history=(Turn("a", "b", (old,)),), conversation="c"),
+    )
+    files = TurnFiles(provider="bedrock", _room=10)
+    files.prefetch(session)
+    block, low = files.blocks[old.id]
+    assert block["type"] == "text" and "too large to send again" in block["text"] and low == 0
+    assert old.id not in files.tokens
+    assert files.claims(session) == ()  # no new file, nothing to claim

@@ -372,6 +372,12 @@ class _Asked:
     def plan(self) -> TurnSession | None:
         return _plan(self.caller, self.turn_body, self.settings, self.request.replace_same_message_only)
 
+    def plan_and_prefetch(self) -> TurnSession | None:
+        """The read beside a guessed admission, which starts reading the history's files at once."""
+        session = self.plan()
+        self.files.prefetch(session)
+        return session
+
     def priced(self, session: TurnSession | None) -> tuple[dict[str, Any], Quote]:
         self.files.prefetch(session)
         return _priced_request(
@@ -421,7 +427,7 @@ def _admit_known(asked: _Asked) -> Admitted | None:
     worst = _known_worst(asked, guess)
     if guess is None or worst is None:
         return None
-    reading = services.pool().submit(asked.plan)
+    reading = services.pool().submit(asked.plan_and_prefetch)
     limits = caller.limits(asked.settings)
     try:
         ticket = services.admission().admit(caller.client_key, worst, limits, checks=asked.checks(guess))

@@ -185,6 +185,18 @@ class Settings(BaseSettings):
             raise ValueError("MAX_MESSAGE_CHARS and MAX_TOKENS allow a turn larger than one DynamoDB item")
         return self
 
+    @model_validator(mode="after")
+    def _files_outlive_their_turns(self) -> Settings:
+        # A kept file must last as long as the turn items that name it: the session's max age, a day's
+        # grace, and a day for the lifecycle rule's own rounding.
+        if self.attachments_bucket and self.attachment_retention_days * 86_400 < (
+            self.session_max_age_seconds + 2 * 86_400
+        ):
+            raise ValueError(
+                "ATTACHMENT_RETENTION_DAYS must be at least SESSION_MAX_AGE_SECONDS in days plus 2"
+            )
+        return self
+
     @property
     def history_max_turns(self) -> int:
         """Past turns sent with a new message: the newest message plus whole turns fit the cap."""
