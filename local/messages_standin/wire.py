@@ -129,6 +129,8 @@ def _check_file_block(block: dict[str, Any], where: str) -> None:
         and (not isinstance(citations, dict) or not isinstance(citations.get("enabled"), bool))
     ):
         raise BadRequest(f"{where}.citations.enabled: Input should be a valid boolean")
+    if block["type"] == "document" and not isinstance(block.get("title", ""), str):
+        raise BadRequest(f"{where}.title: Input should be a valid string")
     if block["type"] == "image" and "citations" in block:
         raise BadRequest(f"{where}.citations: Extra inputs are not permitted")
 

@@ -145,6 +145,7 @@ def test_a_pdf_is_a_document_with_citations(dev_server: DevServer) -> None:
     (block,) = file_blocks(last_request_for(dev_server, "Summarize the report."))
     assert block["type"] == "document" and block["citations"] == {"enabled": True}
     assert block["source"]["media_type"] == "application/pdf"
+    assert block["title"] == "report.pdf"  # so citations name the document as the user knows it
 
 
 def test_deleting_a_conversation_deletes_its_files(dev_server: DevServer) -> None:

@@ -209,6 +209,7 @@ def test_blocks_are_base64_images_and_documents_with_citations() -> None:
     checked = inspect("b" * 22, "x.pdf", "application/pdf", document, HAIKU)
     block = content_block(checked, document)
     assert block["type"] == "document" and block["citations"] == {"enabled": True}
+    assert block["title"] == "x.pdf"
     assert block["source"]["media_type"] == "application/pdf"
 
 

@@ -158,7 +158,9 @@ def content_block(attachment: Attachment, data: bytes | None) -> dict[str, Any]:
         "data": base64.b64encode(data).decode("ascii") if data is not None else "",
     }
     if attachment.type == PDF_TYPE:
-        return {"type": "document", "source": source, "citations": {"enabled": True}}
+        # The title is the file's name, so Claude's citations name the document as the user knows it.
+        title = attachment.name or "document.pdf"
+        return {"type": "document", "source": source, "title": title, "citations": {"enabled": True}}
     return {"type": "image", "source": source}
 
 
