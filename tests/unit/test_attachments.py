@@ -358,3 +358,9 @@ def test_history_files_past_the_request_size_are_named_not_sent() -> None:
     assert block["type"] == "text" and "too large to send again" in block["text"] and low == 0
     assert old.id not in files.tokens
     assert files.claims(session) == ()  # no new file, nothing to claim
+
+
+def test_an_object_of_another_type_is_415(store: AttachmentStore) -> None:
+    put(store, OWNER, "t" * 22, b"plain text", "text/plain", 100)
+    with pytest.raises(UnsupportedAttachment):
+        store.fetch(OWNER, "t" * 22)

@@ -418,11 +418,13 @@ class AttachmentStore:
             declared = 0
         body = answer["Body"]
         try:
-            if length > MAX_BYTES.get(content_type, 0) or length > declared:
-                too_large = length > MAX_BYTES.get(content_type, 0) and content_type in MAX_BYTES
-                reason = "larger than its type allows" if too_large else "larger than declared at its upload"
-                raise AttachmentTooLarge(f"This file is {reason}.")
-            data = body.read(MAX_BYTES[content_type] + 1) if content_type in MAX_BYTES else b""
+            if content_type not in MAX_BYTES:
+                raise UnsupportedAttachment()
+            if length > MAX_BYTES[content_type]:
+                raise AttachmentTooLarge("This file is larger than its type allows.")
+            if length > declared:
+                raise AttachmentTooLarge("This file is larger than declared at its upload.")
+            data = body.read(MAX_BYTES[content_type] + 1)
         finally:
             body.close()
         return Fetched(decode_name(str(metadata.get("name", ""))), content_type, declared, data)
