@@ -190,6 +190,7 @@ def _prepare_environment(wrap_dynamodb: WsgiMiddleware | None = None) -> list[st
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb.url
     create_table(boto3.client("dynamodb"), os.environ["TABLE_NAME"])
     notes.append(f"DynamoDB: embedded (moto) at {dynamodb.url}, table {os.environ['TABLE_NAME']!r}")
+    notes.append(_prepare_object_store())
     if _on_bedrock():
         notes.append(_prepare_bedrock())
     elif os.environ.get("ANTHROPIC_API_KEY"):
@@ -209,6 +210,29 @@ def _prepare_environment(wrap_dynamodb: WsgiMiddleware | None = None) -> list[st
         os.environ["SESSION_SECRET"] = secrets.token_urlsafe(32)
         notes.append("Sessions: signed with a random key for this run (set SESSION_SECRET to keep them)")
     return notes
+
+
+def _prepare_object_store() -> str:
+    """The attachments bucket in an embedded S3 (moto, with S3's POST policy checks: object_store.py)."""
+    import boto3
+    from botocore.config import Config
+
+    from local.object_store import LOCAL_BUCKET, LocalObjectStore, create_bucket
+
+    region = os.environ["AWS_DEFAULT_REGION"]
+    # Uploads are checked against the functions' current credentials (Bedrock's fake ones replace these).
+    store = LocalObjectStore(
+        lambda: os.environ["AWS_SECRET_ACCESS_KEY"], region, port=int(os.environ.get("S3_PORT", "0"))
+    )
+    os.environ["AWS_ENDPOINT_URL_S3"] = store.url
+    os.environ.setdefault("ATTACHMENTS_BUCKET", LOCAL_BUCKET)
+    client = boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    store.start(client)
+    origins = [
+        origin.strip() for origin in os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",") if origin.strip()
+    ]
+    create_bucket(client, os.environ["ATTACHMENTS_BUCKET"], origins)
+    return f"Attachments: embedded S3 (moto) at {store.url}, bucket {os.environ['ATTACHMENTS_BUCKET']!r}"
 
 
 def _on_bedrock() -> bool:

@@ -1,4 +1,5 @@
-"""ChatFunction: POST /api/chat (stateless) and POST /api/chat/history (a turn of the session)."""
+"""ChatFunction: POST /api/chat (stateless), POST /api/chat/history (a turn of the session), and
+POST /api/attachments (a presigned upload of a file for a later turn)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,45 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 # Imported here so the anthropic SDK (most of this function's cold start) loads in the
 # init phase, which SnapStart snapshots, not on the first request.
 import claude_chat.claude_client  # noqa: F401
-from claude_chat import snapstart
+from claude_chat import services, snapstart
+from claude_chat.admission import Charge, Limits
+from claude_chat.attachments import MAX_BYTES, UPLOAD_SECONDS, AttachmentTooLarge
 from claude_chat.chat_turn import TurnRequest, run_turn
 from claude_chat.claude_client import ClaudeReply
+from claude_chat.errors import ApiError
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
-from claude_chat.models import ChatReply, ChatRequest, ConversationChatReply, ConversationTurnRequest
+from claude_chat.models import (
+    AttachmentRequest,
+    AttachmentUpload,
+    ChatReply,
+    ChatRequest,
+    ConversationChatReply,
+    ConversationTurnRequest,
+    PresignedUpload,
+)
+from claude_chat.request_body import read_json_body, request_error
 from claude_chat.tracing import tracer
 
 logger = Logger()
 snapstart.prepare()
 app = FunctionUrlApi(
-    bodies={"POST /api/chat": ChatRequest, "POST /api/chat/history": ConversationTurnRequest}
+    bodies={
+        "POST /api/chat": ChatRequest,
+        "POST /api/chat/history": ConversationTurnRequest,
+        "POST /api/attachments": AttachmentRequest,
+    }
 )
-_ERRORS = (400, 413, 422, 429, 502, 503, 504)
+_ERRORS = (400, 404, 413, 415, 422, 429, 502, 503, 504)
+
+
+def _created(responses: dict[int, Any]) -> dict[int, Any]:
+    responses[201] = {**responses.pop(200), "description": "Created: upload the file with `upload`."}
+    return responses
 
 
 def _turn_request(with_history: bool) -> TurnRequest:
@@ -75,6 +98,46 @@ def chat_with_history() -> Response[ConversationChatReply]:
 def _extras(reply: ClaudeReply) -> dict[str, Any]:
     """The reply's thinking and citations, when it has them (a reply without leaves them out)."""
     return {"thinking": reply.thinking or None, "citations": list(reply.citations) or None}
+
+
+@app.post(
+    "/api/attachments",
+    summary="Start an upload: a presigned POST straight to the object store, for a turn's `attachments`",
+    responses=_created(
+        openapi_responses(AttachmentUpload, 400, 413, 422, 429, 503, session=True, limited=True)
+    ),
+)
+def create_attachment() -> Response[AttachmentUpload]:
+    """Counts against the request window (not the token budgets: the file costs when a turn sends it).
+    Answers 413 for a size past the type's limit before anything is drawn; the upload itself is held
+    to the declared type and size by the presigned POST's policy, and checked again by its bytes when
+    a turn names it."""
+    event = app.current_event
+    data = read_json_body(event.get("body"), is_base64=bool(event.is_base64_encoded)).data
+    try:
+        asked = AttachmentRequest.model_validate(data)
+    except ValidationError as error:
+        raise request_error([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from error
+    if asked.size > MAX_BYTES[asked.type]:
+        kind = "PDFs" if asked.type == "application/pdf" else "Images"
+        raise AttachmentTooLarge(f"{kind} may be at most {MAX_BYTES[asked.type] // 1024 // 1024} MB.")
+    store = services.attachments()  # 503 not_configured when the deployment has no bucket
+    caller = app.caller
+    session = services.sessions().open(caller.session_token, user=caller.user)
+    try:
+        services.admission().admit(caller.client_key, Charge(), Limits())  # the request window only
+    except ApiError as error:
+        error.headers = {**services.rate_limiter().peek(caller.client_key).headers(), **error.headers}
+        raise
+    upload = store.presign_upload(session.owner, asked.name.strip() or asked.name, asked.type, asked.size)
+    reply = AttachmentUpload(
+        id=upload.id, upload=PresignedUpload(url=upload.url, fields=upload.fields), expires_in=UPLOAD_SECONDS
+    )
+    headers = services.rate_limiter().peek(caller.client_key).headers()
+    response = session_response(reply.model_dump(), session.token_string, headers)
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,7 +2,7 @@
 
 GET /api/chat/history (the default conversation, a page at a time) and DELETE (forget it);
 GET /api/conversations (the caller's list), GET, PATCH (rename) and DELETE /api/conversations/<id>,
-GET /api/conversations/<id>/export; GET /api/usage.
+GET /api/conversations/<id>/export; GET /api/usage; GET /api/attachments/<id> (a short-lived link).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from claude_chat import services, snapstart
+from claude_chat.attachments import AttachmentNotFound
 from claude_chat.conversation_store import ConversationSummary, HistoryPage
 from claude_chat.conversations import (
     LIST_CURSOR_PATTERN,
@@ -42,6 +43,7 @@ from claude_chat.history_pages import (
 )
 from claude_chat.http_api import FunctionUrlApi, openapi_responses, session_response
 from claude_chat.models import (
+    ATTACHMENT_ID_PATTERN,
     CONVERSATION_ID_PATTERN,
     ConversationList,
     ConversationReply,
@@ -322,6 +324,39 @@ def export_conversation(
         },
     )
     return _uncached(response)
+
+
+_NO_LINK: dict[int, Any] = {
+    404: {
+        "description": "No such attachment of this caller (`not_found`), another caller's included.",
+        "content": {"application/json": {"model": ErrorReply}},
+    },
+    422: _BAD_QUERY,
+}
+
+
+@app.get(
+    "/api/attachments/<attachment_id>",
+    summary="Download one of the caller's attachments: 302 to a short-lived link",
+    responses=_NO_LINK
+    | {
+        302: {
+            "description": "`Location`: a presigned link to the file, valid a few minutes.",
+            "headers": {"Location": {"description": "The link.", "schema": {"type": "string"}}},
+        },
+    },
+)
+def download_attachment(
+    attachment_id: Annotated[str, Path(pattern=ATTACHMENT_ID_PATTERN, description="The attachment's id.")],
+) -> Response[str]:
+    caller = app.caller
+    owner = services.sessions().owner(caller.session_token, caller.user)
+    store = services.attachments()
+    found = store.exists(owner, attachment_id) if owner is not None else None
+    if owner is None or found is None:
+        raise AttachmentNotFound()
+    link = store.link(owner, attachment_id, found.name, found.type)
+    return _uncached(Response(status_code=302, body="", headers={"Location": link}))
 
 
 def _page(session: OpenSession, limit: int, before: str | None) -> tuple[HistoryPage, str | None]:

@@ -130,7 +130,26 @@ def block(role: str, content: dict[str, Any], where: str) -> Block:
     canonical = json.dumps([role, stripped], sort_keys=True, separators=(",", ":"))
     text = content["text"] if content.get("type") == "text" else json.dumps(stripped)
     ttl = breakpoint_ttl(content["cache_control"], where) if "cache_control" in content else None
+    if content.get("type") in ("image", "document"):
+        return Block(canonical, file_tokens(content), ttl)
     return Block(canonical, tokens(str(text)), ttl)
+
+
+def file_tokens(content: dict[str, Any]) -> int:
+    """What the API bills for an image or a PDF (not its base64): the low estimate of
+    claude_chat.attachments, from the pixels (after Claude's resizing) or the pages."""
+    import base64
+
+    from claude_chat.attachments import inspect
+    from local.messages_standin.wire import BadRequest
+
+    source = content["source"]
+    try:
+        data = base64.b64decode(source["data"])
+        return inspect("standin", "", source["media_type"], data, "claude-haiku-4-5").low
+    except Exception:  # what the API says of a file it cannot read
+        what = "image" if content["type"] == "image" else "PDF"
+        raise BadRequest(f"Could not process {what}.") from None
 
 
 def with_automatic_breakpoint(blocks: list[Block], cache_control: Any) -> list[Block]:

@@ -112,7 +112,47 @@ def _content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
                 raise BadRequest(f"{where}: text content blocks must be non-empty")
             if not block["text"].strip():
                 raise BadRequest(f"{where}: text content blocks must contain non-whitespace text")
+        elif block["type"] in _FILE_TYPES:
+            _check_file_block(block, f"{where}.{index}")
     return content
+
+
+# The file blocks the API takes with a base64 source: images, and PDF documents (with citations or not).
+_FILE_TYPES = {
+    "image": ("image/jpeg", "image/png", "image/gif", "image/webp"),
+    "document": ("application/pdf",),
+}
+
+
+def _check_file_block(block: dict[str, Any], where: str) -> None:
+    """An image or document block as the API checks it: a base64 source with a media type it takes and
+    data that decodes (a URL source is the API's too, but not Bedrock's: the project sends base64 only);
+    a document's `citations`, when present, is {"enabled": bool}."""
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") != "base64":
+        raise BadRequest(f"{where}.source: Input tag {source and source.get('type')!r} is not 'base64'")
+    media_type = source.get("media_type")
+    if media_type not in _FILE_TYPES[block["type"]]:
+        allowed = ", ".join(repr(t) for t in _FILE_TYPES[block["type"]])
+        raise BadRequest(f"{where}.source.media_type: Input should be {allowed}")
+    data = source.get("data")
+    if not isinstance(data, str) or not data:
+        raise BadRequest(f"{where}.source.data: Field required")
+    try:
+        base64.b64decode(data, validate=True)
+    except ValueError:
+        raise BadRequest(f"{where}.source.data: invalid base64 data") from None
+    citations = block.get("citations")
+    if (
+        block["type"] == "document"
+        and citations is not None
+        and (not isinstance(citations, dict) or not isinstance(citations.get("enabled"), bool))
+    ):
+        raise BadRequest(f"{where}.citations.enabled: Input should be a valid boolean")
+    if block["type"] == "document" and not isinstance(block.get("title", ""), str):
+        raise BadRequest(f"{where}.title: Input should be a valid string")
+    if block["type"] == "image" and "citations" in block:
+        raise BadRequest(f"{where}.citations: Extra inputs are not permitted")
 
 
 def _parse_settings(body: dict[str, Any]) -> tuple[str, int, bool]:

@@ -34,6 +34,8 @@ OPERATIONS = [
     "POST /api/chat/history/stream",
     "POST /api/chat/ui",
     "POST /api/chat/stop",
+    "POST /api/attachments",
+    "GET /api/attachments/{attachment_id}",
 ]
 # Streamed replies (and the stop route, whose ids no generator can forge) are fuzzed with bad input only:
 # a generated good request would only stream another stand-in reply.

@@ -71,6 +71,8 @@ CREATE_ACTIONS = {
     "AWS::Cognito::UserPoolDomain": "cognito-idp:CreateUserPoolDomain",
     "AWS::Cognito::UserPoolGroup": "cognito-idp:CreateGroup",
     "AWS::Cognito::ManagedLoginBranding": "cognito-idp:CreateManagedLoginBranding",
+    "AWS::S3::Bucket": "s3:CreateBucket",
+    "AWS::S3::BucketPolicy": "s3:PutBucketPolicy",
 }
 # Resources whose ARN cannot carry the stack's name (a Cognito user pool's ends in a generated id):
 # the role reaches them only through the tag template.yaml gives them, with the stack's name as value.

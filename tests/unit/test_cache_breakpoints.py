@@ -126,3 +126,38 @@ def test_the_window_move_is_known_a_turn_ahead(completed: int, kept: bool) -> No
     slot = Slot("s", 0, 1, completed + 1, completed)
     session = TurnSession(None, slot)  # type: ignore[arg-type] # the token plays no part
     assert _next_turn_sends_this_history(session, 9) is kept
+
+
+def test_files_count_toward_the_breakpoint_by_their_low_estimate() -> None:
+    """A short message with an image (about 1,600 tokens, estimated low) in a history of 2,600 tokens
+    reaches Haiku's 4,096: the newest message is marked, and the file goes before the text."""
+    from claude_chat.attachments import Attachment
+
+    image = Attachment("i" * 22, "a.png", "image/png", 1000, 1616, 1600)
+    block = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+    files = {image.id: (block, image.low)}
+    without = client().build_request(history(5, 500), chars(100), conversation=True)
+    assert breakpoints(without) == []
+    request = client().build_request(
+        history(5, 500), chars(100), conversation=True, files=files, attached=[image.id]
+    )
+    assert breakpoints(request) == [f"messages.{len(request['messages']) - 1}"]
+    assert request["messages"][-1]["content"][0] is block
+    # In the history, the file goes before its turn's text, and counts there too.
+    past = [Turn(chars(100), chars(100), (image,)), *history(5, 500)]
+    later = client().build_request(past, chars(100), conversation=True, files=files)
+    assert later["messages"][0]["content"] == [block, {"type": "text", "text": chars(100)}]
+    assert breakpoints(later) == [f"messages.{len(later['messages']) - 1}"]
+
+
+def test_the_input_bound_counts_text_only_and_files_are_added_by_their_bills() -> None:
+    block = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "A" * 9999},
+    }
+    request = client().build_request(
+        (), "hi", conversation=True, files={"d" * 22: (block, 1500)}, attached=["d" * 22]
+    )
+    assert client().input_bound(request) == client().input_bound(
+        client().build_request((), "hi", conversation=True)
+    )

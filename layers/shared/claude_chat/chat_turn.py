@@ -48,6 +48,7 @@ from aws_lambda_powertools import Logger
 
 from claude_chat import services
 from claude_chat.admission import Charge, Conflict, Ticket
+from claude_chat.attachments import CLAIM_CHECK, check_reused
 from claude_chat.caller import Caller
 from claude_chat.claude_client import (
     ClaudeClient,
@@ -79,6 +80,7 @@ from claude_chat.request_body import parse_chat_request
 from claude_chat.sessions import TurnSession
 from claude_chat.settings import Settings, get_settings
 from claude_chat.titles import claude_title, title_from
+from claude_chat.turn_files import TurnFiles
 
 logger = Logger(child=True)
 
@@ -183,6 +185,7 @@ class Turn:
     _ended: threading.Event = field(default_factory=threading.Event)
     _timed_out: bool = False
     _settling: Future[None] | None = None
+    files: TurnFiles = field(default_factory=TurnFiles)
 
     def stop(self) -> None:
         """The client is gone or said stop: cut Claude's reply now, keep what was sent. Any thread."""
@@ -322,6 +325,7 @@ class Turn:
             reply.text,
             thinking=reply.thinking,
             citations=tuple(cited.as_json() for cited in reply.citations),
+            attachments=self.files.new,
         )
         settlement = self._ticket.settlement(cost)
         try:
@@ -339,6 +343,11 @@ class Turn:
         else:
             self._settle(cost)  # beside the title, if any; _end waits for it
         services.sessions().remember(slot.session_id, saved.state)
+        if saved.state is not None and self.files.new:
+            try:
+                self.files.keep(self.session.token.session_id)
+            except Exception:  # the turn stands; the file goes with the unused uploads within a day
+                logger.exception("could not mark a saved turn's attachments kept")
         if first and saved.title == title and settings.claude_titles and not self.stopped:
             written = claude_title(self.caller, self.quote.model, self.message, reply.text, self._deadline)
             if written is not None and store.retitle(slot, title or "", written):
@@ -405,9 +414,12 @@ def begin_turn(request: TurnRequest) -> Turn:
         chat: ChatRequest = turn_body or parse_chat_request(request.body, is_base64=request.is_base64)
         model = services.catalog().choose(chat.model, caller.groups)
         claude = services.claude()
-        asked = _Asked(request, turn_body, chat.message, model, claude, settings)
+        # The new message's files, read and checked by their bytes before anything is written.
+        files = TurnFiles.resolve(caller, chat.attachments, model.model_id, settings.claude_provider)
+        asked = _Asked(request, turn_body, chat.message, model, claude, settings, files)
         session, claude_request, quote, ticket = _admit_known(asked) or _admit(asked)
         try:
+            files.fill()  # the history's files, read while the turn was admitted
             upstream = claude.open_stream(claude_request, request.deadline)
         except BaseException as error:
             unanswered = error.unanswered if isinstance(error, ApiError) else 0
@@ -436,6 +448,7 @@ def begin_turn(request: TurnRequest) -> Turn:
         _deadline=request.deadline,
         _stoppable=request.stoppable,
         _started=started,
+        files=files,
     )
 
 
@@ -452,6 +465,7 @@ class _Asked:
     model: ModelChoice
     claude: ClaudeClient
     settings: Settings
+    files: TurnFiles = field(default_factory=TurnFiles)
 
     @property
     def caller(self) -> Caller:
@@ -460,8 +474,21 @@ class _Asked:
     def plan(self) -> TurnSession | None:
         return _plan(self.caller, self.turn_body, self.settings, self.request.replace_same_message_only)
 
+    def plan_and_prefetch(self) -> TurnSession | None:
+        """The read beside a guessed admission, which starts reading the history's files at once."""
+        session = self.plan()
+        self.files.prefetch(session)
+        return session
+
     def priced(self, session: TurnSession | None) -> tuple[dict[str, Any], Quote]:
-        return _priced_request(self.claude, self.settings, self.model, self.message, session)
+        self.files.prefetch(session)
+        return _priced_request(
+            self.claude, self.settings, self.model, self.message, session, files=self.files
+        )
+
+    def checks(self, session: TurnSession | None) -> tuple[Any, ...]:
+        """What the admission must find and write: the conversation's, and the new files' claims."""
+        return (*(session.checks if session is not None else ()), *self.files.claims(session))
 
 
 def _admit(asked: _Asked, *, drawn: bool = False, read: TurnSession | None = None) -> Admitted:
@@ -478,9 +505,11 @@ def _admit(asked: _Asked, *, drawn: bool = False, read: TurnSession | None = Non
                 quote.worst,
                 caller.limits(asked.settings),
                 request=not drawn,
-                checks=session.checks if session is not None else (),
+                checks=asked.checks(session),
             )
-        except Conflict:  # the conversation changed since it was read (a reset, a first turn beside)
+        except Conflict as conflict:  # the conversation changed since it was read (a reset, a first turn)
+            if conflict.check.name == CLAIM_CHECK:  # a file of another conversation
+                raise check_reused() from None
             if attempt == _ADMISSION_ATTEMPTS - 1:
                 raise Busy() from None
             continue
@@ -500,11 +529,14 @@ def _admit_known(asked: _Asked) -> Admitted | None:
     worst = _known_worst(asked, guess)
     if guess is None or worst is None:
         return None
-    reading = services.pool().submit(asked.plan)
+    reading = services.pool().submit(asked.plan_and_prefetch)
     limits = caller.limits(asked.settings)
     try:
-        ticket = services.admission().admit(caller.client_key, worst, limits, checks=guess.checks)
-    except Conflict:  # META changed since this container knew it: admit on the read beside it
+        ticket = services.admission().admit(caller.client_key, worst, limits, checks=asked.checks(guess))
+    except Conflict as conflict:  # META changed since this container knew it: admit on the read beside it
+        if conflict.check.name == CLAIM_CHECK:  # a file of another conversation
+            _quietly(reading)
+            raise check_reused() from None
         return _admit(asked, read=_quietly(reading))
     except (RateLimited, BudgetExhausted) as refusal:
         # What was known bounds more than a turn may send (a regenerate leaves the last turn out, a
@@ -546,12 +578,19 @@ def _known_worst(asked: _Asked, guess: TurnSession | None) -> Charge | None:
     else what Claude billed for it (the context) plus the new message; None when not known."""
     if guess is None:
         return None
-    slot, claude = guess.slot, asked.claude
-    bare = claude.build_request((), asked.message, conversation=True, model=asked.model.model_id)
+    slot, claude, files = guess.slot, asked.claude, asked.files
+    bare = claude.build_request(
+        (),
+        asked.message,
+        conversation=True,
+        model=asked.model.model_id,
+        files=files.blocks,
+        attached=files.ids,
+    )
     if slot.turns_before == 0:
-        bound = claude.input_bound(bare)
+        bound = claude.input_bound(bare) + files.bound(bare)
     elif slot.context is not None and _context_holds(slot, asked.model, asked.settings):
-        bound = slot.context.tokens + claude.input_bound(bare, messages=1)
+        bound = slot.context.tokens + claude.input_bound(bare, messages=1) + files.bound(bare)
     else:
         return None
     return _quote(claude, asked.model, bound, bare).worst
@@ -595,7 +634,13 @@ def _plan(
 
 
 def _priced_request(
-    claude: ClaudeClient, settings: Settings, model: ModelChoice, message: str, session: TurnSession | None
+    claude: ClaudeClient,
+    settings: Settings,
+    model: ModelChoice,
+    message: str,
+    session: TurnSession | None,
+    *,
+    files: TurnFiles | None = None,
 ) -> tuple[dict[str, Any], Quote]:
     """The request for Claude and its worst case: the history's billed tokens, when the conversation
     keeps them for this model and system prompt and no turn was saved beside its last, plus the new
@@ -607,14 +652,19 @@ def _priced_request(
         conversation=session is not None,
         history_kept=session is None or _next_turn_sends_this_history(session, settings.history_max_turns),
         model=model.model_id,
+        files=files.blocks if files is not None else None,
+        attached=files.ids if files is not None else (),
     )
-    bound = claude.input_bound(claude_request)
+    # Files count by what Claude bills for them (an image by its pixels, a PDF by its pages).
+    bound = claude.input_bound(claude_request) + (files.bound(claude_request) if files else 0)
     if (
         session is not None
         and session.slot.context is not None
         and _context_holds(session.slot, model, settings)
     ):
-        bound = min(bound, session.slot.context.tokens + claude.input_bound(claude_request, messages=1))
+        newest = claude.input_bound(claude_request, messages=1)
+        newest += files.bound(claude_request, messages=1) if files else 0
+        bound = min(bound, session.slot.context.tokens + newest)
     return claude_request, _quote(claude, model, bound, claude_request)
 
 

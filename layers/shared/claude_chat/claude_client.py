@@ -74,7 +74,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,13 +218,19 @@ class ClaudeClient:
         conversation: bool,
         history_kept: bool = True,
         model: str | None = None,
+        files: Mapping[str, tuple[dict[str, Any], int]] | None = None,
+        attached: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The Messages API request for one turn, with the cache breakpoints that pay (module docstring).
 
         `history_kept`: the next turn of this conversation will send this turn's history again
         (False when the history window moves on then, so nothing cached now could be read).
         `model`: the provider's id of the model to ask (the default model when None).
+        `files`: each attachment's content block (claude_chat.attachments) and a low estimate of its
+        tokens, by id; `attached`: the ids of the new message's. A user message with files sends them
+        before its text; their low estimates count toward where the breakpoints go.
         """
+        files = files or {}
         model = model or self._settings.claude_model
         minimum = minimum_cacheable_tokens(model)
         system = self._settings.system_prompt
@@ -232,22 +238,27 @@ class ClaudeClient:
         messages: list[dict[str, Any]] = []
         previous_turn_cached = False  # the prefix up to the previous turn's message reaches the minimum
         for turn in history:
-            prefix += estimated_tokens(turn.user)
+            blocks = [files[a.id] for a in getattr(turn, "attachments", ()) if a.id in files]
+            prefix += estimated_tokens(turn.user) + sum(low for _, low in blocks)
             previous_turn_cached = prefix >= minimum
-            messages.append({"role": "user", "content": turn.user})
+            user: Any = turn.user
+            if blocks:
+                user = [*(block for block, _ in blocks), {"type": "text", "text": turn.user}]
+            messages.append({"role": "user", "content": user})
             messages.append({"role": "assistant", "content": turn.assistant})
             prefix += estimated_tokens(turn.assistant)
         newest: dict[str, Any] = {"type": "text", "text": message}
-        prefix += estimated_tokens(message)
+        new_files = [files[i] for i in attached if i in files]
+        prefix += estimated_tokens(message) + sum(low for _, low in new_files)
         if conversation and history_kept and prefix >= minimum:
             newest["cache_control"] = _CACHE_BREAKPOINT
         elif conversation and previous_turn_cached:
             # Read what the previous turn wrote, and write nothing that the next turn cannot read.
             previous = messages[-2]
-            previous["content"] = [
-                {"type": "text", "text": previous["content"], "cache_control": _CACHE_BREAKPOINT}
-            ]
-        messages.append({"role": "user", "content": [newest]})
+            if isinstance(previous["content"], str):
+                previous["content"] = [{"type": "text", "text": previous["content"]}]
+            previous["content"][-1]["cache_control"] = _CACHE_BREAKPOINT
+        messages.append({"role": "user", "content": [*(block for block, _ in new_files), newest]})
         request: dict[str, Any] = {
             "model": model,
             "max_tokens": self._settings.max_tokens,
@@ -286,14 +297,19 @@ class ClaudeClient:
 
     def input_bound(self, request: dict[str, Any], messages: int | None = None) -> int:
         """An upper bound of a request's input tokens, by its text: every token covers at least one
-        byte of UTF-8, and each message adds a few tokens of framing. `messages`: bound only the
+        byte of UTF-8, and each message adds a few tokens of framing. Files are not text: the caller
+        adds their bounds (claude_chat.attachments). `messages`: bound only the
         last `messages` messages (the new one), without the system prompt (claude_chat.chat_turn
         adds what Claude billed for the rest when it knows that)."""
         chosen = request["messages"] if messages is None else request["messages"][-messages:]
         texts = [block["text"] for block in request.get("system", [])] if messages is None else []
         for message in chosen:
             content = message["content"]
-            texts.extend([content] if isinstance(content, str) else [block["text"] for block in content])
+            texts.extend(
+                [content]
+                if isinstance(content, str)
+                else [block["text"] for block in content if block.get("type") == "text"]
+            )
         text_bytes = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
         if messages is None and request.get("tools"):
             text_bytes += _TOOL_FRAMING_TOKENS + len(json.dumps(request["tools"]).encode())

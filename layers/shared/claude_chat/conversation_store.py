@@ -7,8 +7,11 @@ Layout (table keys `pk`, `sk`; TTL attribute `expires_at`; index ByOwnerModel on
         META: gen, turns, expires_at; once a turn is saved: owner, cid, updated_at (ms),
               auto_title, title when renamed, model, rev (saves so far), and ctx, ctxfp, ctxn,
               ctxr (`Context`)
-    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute); and
-                                                      th (thinking), cit (citations, JSON) when any
+    pk = <conversation pk>  sk = T#<gen:010>#<slot>   user, assistant, expires_at (absolute); th
+                                                      (thinking), cit (citations, JSON) when any; att
+                                                      (the user message's files, JSON:
+                                                      claude_chat.attachments)
+    pk = S#<owner>#~files   sk = A#<attachment id>  cid: the conversation that claimed the file
 
 `<owner>` is the caller: an anonymous session's id, or a signed-in user's
 (claude_chat.sessions). A conversation's id is part of its partition key
@@ -63,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import secrets
 import time
@@ -74,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from claude_chat.admission import Check
+from claude_chat.attachments import Attachment, dump, load
 from claude_chat.settings import CITATIONS_MAX_BYTES
 
 if TYPE_CHECKING:
@@ -92,6 +97,7 @@ class Turn:
     assistant: str
     thinking: str = ""  # what Claude thought before its reply (THINKING_BUDGET_TOKENS)
     citations: tuple[dict[str, Any], ...] = ()  # claude_chat.models.Citation as JSON, in order
+    attachments: tuple[Attachment, ...] = ()  # the user message's files (references, never bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +193,17 @@ class Context:
 
 
 class ConversationStore:
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the store's wiring, built in one place (services)
         self,
         client: DynamoDBClient,
         table_name: str,
         ttl_seconds: int,
         max_age_seconds: int,
         pool: Executor,
+        forget_files: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self._db = client
+        self._forget_files = forget_files  # deletes an owner's files (a deleted conversation's)
         self._table = table_name
         self._ttl = ttl_seconds
         self._max_age = max_age_seconds
@@ -432,6 +440,8 @@ class ConversationStore:
             "expires_at": {"N": str(self._absolute_deadline(int(now) if slot.lasting else slot.issued_at))},
             **_extras(turn),
         }
+        if turn.attachments:
+            item["att"] = {"S": dump(turn.attachments)}
         if slot.replaces is None:
             saved = self._save_at_once(slot, item, now, title=title, model=model, billed=billed, also=also)
             if saved is not None:
@@ -680,7 +690,14 @@ class ConversationStore:
         if "gen" not in old:
             return False
         stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
-        self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
+        items = list(self._query_generation(stale, projection="pk, sk, att"))
+        files = [a.id for item in items for a in load(item.get("att", {}).get("S"))]
+        if files and self._forget_files is not None:
+            try:
+                self._forget_files(owner_of(record.session_id), files)
+            except Exception:  # the reset stands; its files go with the bucket's lifecycle rule instead
+                logging.getLogger(__name__).exception("could not delete a conversation's attachments")
+        self._delete_items([_key_of(item) for item in items])
         return "updated_at" in old
 
     def retitle(self, slot: Slot, expected: str, title: str) -> bool:
@@ -980,11 +997,13 @@ def _key_of(item: dict[str, Any]) -> dict[str, Any]:
 
 def _turn(item: dict[str, Any]) -> Turn:
     citations = json.loads(item["cit"]["S"]) if "cit" in item else []
+    files = load(item["att"]["S"]) if "att" in item else ()
     return Turn(
         user=item["user"]["S"],
         assistant=item["assistant"]["S"],
         thinking=item.get("th", {}).get("S", ""),
         citations=tuple(citations),
+        attachments=files,
     )
 
 
@@ -1029,5 +1048,6 @@ def _json_size(item: dict[str, Any]) -> int:
         + len(json.dumps(item["assistant"]["S"]))
         + len(json.dumps(item.get("th", {}).get("S", "")))
         + 2 * len(item.get("cit", {}).get("S", ""))  # its strings escaped again, at worst
+        + len(json.dumps(item.get("att", {}).get("S", "")))
         + _MESSAGE_PAIR_OVERHEAD
     )

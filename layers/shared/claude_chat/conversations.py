@@ -17,7 +17,7 @@ from typing import Any
 
 from claude_chat.conversation_store import ConversationSummary, Turn
 from claude_chat.errors import InvalidRequest
-from claude_chat.models import Citation, ExportedConversation, HistoryMessage
+from claude_chat.models import AttachmentRef, Citation, ExportedConversation, HistoryMessage
 from claude_chat.models import ConversationSummary as SummaryReply
 
 LIST_PAGE = 20  # conversations in a page of the list, by default
@@ -63,7 +63,8 @@ def summary_reply(summary: ConversationSummary) -> SummaryReply:
 def messages_of(turns: tuple[Turn, ...] | list[Turn]) -> list[HistoryMessage]:
     messages: list[HistoryMessage] = []
     for turn in turns:
-        messages.append(HistoryMessage(role="user", content=turn.user))
+        files = [AttachmentRef(**attachment.ref()) for attachment in turn.attachments] or None
+        messages.append(HistoryMessage(role="user", content=turn.user, attachments=files))
         messages.append(
             HistoryMessage(
                 role="assistant",
@@ -100,7 +101,14 @@ def export_markdown(summary: ConversationSummary, turns: list[Turn], now_millis:
         "",
     ]
     for turn in turns:
-        lines += ["## You", "", turn.user, "", "## Claude", ""]
+        lines += ["## You", ""]
+        if turn.attachments:  # each file by name, type and size (names escaped: they are the person's text)
+            lines += [
+                f"- Attachment: {_escape_markdown(a.name)} ({a.type}, {a.size} bytes, id `{a.id}`)"
+                for a in turn.attachments
+            ]
+            lines.append("")
+        lines += [turn.user, "", "## Claude", ""]
         if turn.thinking:  # as a quote, so it reads apart from the reply
             lines += [
                 "> **Thinking**",

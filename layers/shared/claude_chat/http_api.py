@@ -45,7 +45,9 @@ logger = Logger(child=True)
 
 _ERROR_DESCRIPTIONS = {
     400: "The body is not JSON (`invalid_json`).",
-    413: "`message` is too long (`message_too_long`).",
+    404: "An attachment that is not the caller's, or does not exist (`not_found`).",
+    413: "`message` is too long (`message_too_long`), or an attachment is (`attachment_too_large`).",
+    415: "An attachment is not what its type claims, or not a supported type (`unsupported_attachment`).",
     422: "`message` is missing, empty or not a string, or an unknown field was sent (`invalid_request`).",
     429: "Rate limited (`rate_limited`); see Retry-After.",
     502: "Claude answered with an error the client cannot fix (`upstream_error`).",

@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -42,7 +43,11 @@ def _no_lone_surrogate(value: Any, info: ValidationInfo) -> Any:
 # such a message is the client's error (422), not Claude's (502).
 MessageText = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=get_settings().max_message_chars, pattern=r"\S"),
+    # A character that is not white space, the same set in the server's regex engine (Unicode White_Space:
+    # U+0085 but not U+FEFF) and in the description's (ECMAScript \s: U+FEFF but not U+0085).
+    StringConstraints(
+        min_length=1, max_length=get_settings().max_message_chars, pattern=r"[^\s\u0085\ufeff]"
+    ),
     BeforeValidator(_no_lone_surrogate),  # after the constraints, so they keep their str error types
 ]
 
@@ -54,6 +59,16 @@ def _deployment_models() -> list[str]:
     settings = get_settings()
     configured = [*settings.claude_models, *(m for ms in settings.group_models.values() for m in ms)]
     return list(dict.fromkeys(plain_name(model) for model in configured))
+
+
+ATTACHMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{22}$"
+AttachmentId = Annotated[str, StringConstraints(pattern=ATTACHMENT_ID_PATTERN)]
+
+
+def _distinct(ids: list[str]) -> list[str]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("names the same attachment twice")
+    return ids
 
 
 class ChatRequest(BaseModel):
@@ -69,6 +84,14 @@ class ChatRequest(BaseModel):
         description="One of the caller's models (GET /api/models); the default model when left out. "
         "Another answers 422 `model_not_allowed` (a group's model for someone outside the group too).",
         json_schema_extra={"enum": [*_deployment_models(), None]},
+    )
+    attachments: Annotated[list[AttachmentId], AfterValidator(_distinct)] = Field(
+        default_factory=list,
+        max_length=get_settings().max_attachments,
+        json_schema_extra={"uniqueItems": True},
+        description="Ids of the caller's uploads (POST /api/attachments), sent to Claude with the message: "
+        "at most MAX_ATTACHMENTS, each once. A file belongs to the conversation of the first turn that "
+        "uses it.",
     )
 
 
@@ -188,13 +211,85 @@ class ConversationChatReply(SessionChatReply):
     title: str = Field(description="The conversation's title (plain text, never markup).")
 
 
+class AttachmentRef(BaseModel):
+    """A file of a message: `GET /api/attachments/<id>` downloads it (its owner only)."""
+
+    id: str
+    name: str
+    type: str
+    size: int = Field(description="Bytes.")
+
+
 class HistoryMessage(_LeavesOutUnused):
     role: Literal["user", "assistant"]
     content: str
+    attachments: list[AttachmentRef] | None = Field(
+        default=None,
+        exclude_if=lambda files: not files,
+        description="The user message's files; left out when it has none.",
+    )
     thinking: str | None = Field(default=None, description="Assistant messages: Claude's thinking, if any.")
     citations: list[Citation] | None = Field(
         default=None, description="Assistant messages: the sources the reply cites, if any."
     )
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer (2 or 2.0), never a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of bytes")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number of bytes")
+        return int(value)
+    return value
+
+
+ATTACHMENT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf")
+
+
+class AttachmentRequest(BaseModel):
+    """A file about to be uploaded: its name, type and size (the upload may be no larger)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "receipt.png", "type": "image/png", "size": 183204}],
+            # Each type's limit (a larger size is 413 `attachment_too_large`).
+            "anyOf": [
+                {
+                    "properties": {
+                        "type": {"enum": ["image/jpeg", "image/png", "image/gif", "image/webp"]},
+                        "size": {"maximum": 5 * 1024 * 1024},
+                    }
+                },
+                {"properties": {"type": {"const": "application/pdf"}, "size": {"maximum": 32 * 1024 * 1024}}},
+            ],
+        },
+    )
+
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=255, pattern=r"^[^\u0000-\u001F\u007F/\\]+$"),
+        BeforeValidator(_no_lone_surrogate),
+    ] = Field(description="The file's name (shown in the history; one line, no slashes).")
+    type: Literal["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"] = Field(
+        description="Images at most 5 MB; PDFs at most 32 MB and 100 pages."
+    )
+    size: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        gt=0, description="Bytes; the upload may be no larger."
+    )
+
+
+class PresignedUpload(BaseModel):
+    url: str = Field(description="POST a multipart/form-data body here: `fields`, then `file` last.")
+    fields: dict[str, str]
+
+
+class AttachmentUpload(BaseModel):
+    id: str = Field(description="Name it in a turn's `attachments` once uploaded.")
+    upload: PresignedUpload
+    expires_in: int = Field(description="Seconds the upload may start within.")
 
 
 class HistoryReply(BaseModel):

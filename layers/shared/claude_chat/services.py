@@ -16,12 +16,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from claude_chat.admission import Admission, Charge, Limits, shard_count
+from claude_chat.attachments import AttachmentStore
 from claude_chat.conversation_store import ConversationStore
 from claude_chat.errors import NotConfigured
 from claude_chat.model_choice import ModelCatalog
@@ -58,6 +59,34 @@ def pool() -> ThreadPoolExecutor:
 @cache
 def dynamodb() -> DynamoDBClient:
     return boto3.client("dynamodb", config=_DYNAMODB_CONFIG)
+
+
+@cache
+def s3() -> Any:
+    """S3 with SigV4 (presigned POSTs and GETs), path-style only where an endpoint is set (locally)."""
+    import os
+
+    local = bool(os.environ.get("AWS_ENDPOINT_URL_S3"))
+    config = Config(
+        signature_version="s3v4",
+        connect_timeout=2,
+        read_timeout=10,
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=64,
+        s3={"addressing_style": "path" if local else "virtual"},
+    )
+    return boto3.client("s3", config=config)
+
+
+@cache
+def attachments() -> AttachmentStore:
+    """The attachment store; NotConfigured while ATTACHMENTS_BUCKET is not set."""
+    settings = get_settings()
+    if not settings.attachments_bucket:
+        raise NotConfigured()
+    return AttachmentStore(
+        s3(), settings.attachments_bucket, settings.table_name, settings.attachment_retention_days * 86_400
+    )
 
 
 @cache
@@ -130,8 +159,13 @@ def sessions() -> Sessions:
         settings.session_ttl_seconds,
         settings.session_max_age_seconds,
         pool(),
+        forget_files=_forget_files if settings.attachments_bucket else None,
     )
     return Sessions(tokens, store, pool())
+
+
+def _forget_files(owner: str, attachment_ids: list[str]) -> None:
+    attachments().delete(dynamodb(), owner, attachment_ids)
 
 
 _claude_lock = threading.Lock()
@@ -185,7 +219,17 @@ def close_connections() -> None:
 def reset() -> None:
     """Forgets every cached object (tests: a fresh container)."""
     global _claude  # noqa: PLW0603
-    for cached in (dynamodb, catalog, admission, rate_limiter, stop_requests, turn_ids, sessions):
+    for cached in (
+        dynamodb,
+        s3,
+        attachments,
+        catalog,
+        admission,
+        rate_limiter,
+        stop_requests,
+        turn_ids,
+        sessions,
+    ):
         cached.cache_clear()
     with _claude_lock:
         _claude = None

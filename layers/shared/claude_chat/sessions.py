@@ -235,6 +235,11 @@ class Sessions:
             checks.append(self.store.session_check(token.session_id, token.issued_at, now))
         return tuple(checks)
 
+    def owner(self, presented: str | None, user: User | None = None) -> str | None:
+        """Whose files a request may name: the caller's session (or user) when the token is genuine."""
+        token = self._known(presented, user)
+        return token.session_id if token is not None else None
+
     def _known(self, presented: str | None, user: User | None) -> SessionToken | None:
         """The session the caller names: a signed-in user's own (no token read), or an anonymous
         caller's genuine token, unless it names a signed-in user's conversation."""

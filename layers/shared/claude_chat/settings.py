@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     group_token_budgets: Annotated[dict[str, Annotated[int, Field(ge=0, strict=True)]], NoDecode] = Field(
         default_factory=dict
     )
+    # Attachments (claude_chat.attachments): the bucket (empty: attachments off), files per turn, and
+    # how long a claim and a kept file last (the bucket's lifecycle rule has the same number of days).
+    attachments_bucket: str = ""
+    max_attachments: int = Field(default=5, ge=0, le=20)
+    attachment_retention_days: int = Field(default=9, ge=1)
 
     @field_validator("oidc_issuer", "oidc_audience", mode="before")
     @classmethod
@@ -264,6 +269,18 @@ class Settings(BaseSettings):
                         "refused. Raise the budget, lower WEB_SEARCH_MAX_USES or set "
                         "WEB_SEARCH_RESERVE_TOKENS"
                     )
+
+    @model_validator(mode="after")
+    def _files_outlive_their_turns(self) -> Settings:
+        # A kept file must last as long as the turn items that name it: the session's max age, a day's
+        # grace, and a day for the lifecycle rule's own rounding.
+        if self.attachments_bucket and self.attachment_retention_days * 86_400 < (
+            self.session_max_age_seconds + 2 * 86_400
+        ):
+            raise ValueError(
+                "ATTACHMENT_RETENTION_DAYS must be at least SESSION_MAX_AGE_SECONDS in days plus 2"
+            )
+        return self
 
     @property
     def history_max_turns(self) -> int:

@@ -35,7 +35,7 @@ from claude_chat.models import (
 from claude_chat.ui_stream import CHUNKS, UI_STREAM_HEADERS, UIChatRequest
 
 _REF = "#/components/schemas/{model}"
-_TURN_ERRORS = (400, 413, 422, 429, 502, 503, 504)
+_TURN_ERRORS = (400, 404, 413, 415, 422, 429, 502, 503, 504)
 _EVENTS = (StreamText, StreamThinking, StreamSearch, StreamDone, StreamFailed)
 _SSE_HEADERS = {
     "X-Turn-Id": {
