@@ -95,9 +95,9 @@ _TTL_GRACE_SECONDS = 24 * 3600
 class Turn:
     user: str
     assistant: str
+    attachments: tuple[Attachment, ...] = ()  # the user message's files (references, never bytes)
     thinking: str = ""  # what Claude thought before its reply (THINKING_BUDGET_TOKENS)
     citations: tuple[dict[str, Any], ...] = ()  # claude_chat.models.Citation as JSON, in order
-    attachments: tuple[Attachment, ...] = ()  # the user message's files (references, never bytes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,7 +220,9 @@ class AttachmentRef(BaseModel):
     size: int = Field(description="Bytes.")
 
 
-class HistoryMessage(_LeavesOutUnused):
+class HistoryMessage(BaseModel):
+    """A message of the history; what it does not have (files, thinking, sources) is left out."""
+
     role: Literal["user", "assistant"]
     content: str
     attachments: list[AttachmentRef] | None = Field(
@@ -228,9 +230,15 @@ class HistoryMessage(_LeavesOutUnused):
         exclude_if=lambda files: not files,
         description="The user message's files; left out when it has none.",
     )
-    thinking: str | None = Field(default=None, description="Assistant messages: Claude's thinking, if any.")
+    thinking: str | None = Field(
+        default=None,
+        exclude_if=lambda thinking: thinking is None,
+        description="Assistant messages: Claude's thinking, if any.",
+    )
     citations: list[Citation] | None = Field(
-        default=None, description="Assistant messages: the sources the reply cites, if any."
+        default=None,
+        exclude_if=lambda citations: citations is None,
+        description="Assistant messages: the sources the reply cites, if any.",
     )
 
 
