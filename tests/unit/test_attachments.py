@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import time
 import zlib
 from typing import Any
 
@@ -364,3 +365,51 @@ def test_an_object_of_another_type_is_415(store: AttachmentStore) -> None:
     put(store, OWNER, "t" * 22, b"plain text", "text/plain", 100)
     with pytest.raises(UnsupportedAttachment):
         store.fetch(OWNER, "t" * 22)
+
+
+def xform_bomb(forms: int, repeats: int) -> bytes:
+    """One page whose content draws `forms` form XObjects, each a small deflated stream of many text
+    operators: pypdf parses every form afresh (up to its per-stream token budget) within one page's
+    extract_text, so a page costs `forms` times the budget."""
+    body = zlib.compress(b"BT /F1 12 Tf 10 10 Td (AAAAAAAAAA) Tj ET\n" * repeats, 9)
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    content = b"".join(b"/X%d Do\n" % i for i in range(forms))
+    objects[4] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)
+    names = b" ".join(b"/X%d %d 0 R" % (i, 6 + i) for i in range(forms))
+    objects[5] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 3 0 R >> /XObject << %s >> >> >>" % names
+    )
+    for i in range(forms):
+        objects[6 + i] = (
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(body), body)
+        )
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number in sorted(objects):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, objects[number]))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.writelines(b"%010d 00000 n \n" % offset for offset in offsets)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def test_a_page_of_many_costly_forms_is_stopped_at_the_time_limit_not_after_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 100 KB page of 12 forms took about 8 s of CPU, 100 forms far past Lambda's timeout: the time
+    # limit was looked at only between pages. With no time left, the check stops at the first form.
+    monkeypatch.setattr(attachments, "_PDF_SECONDS", 0.0)
+    data = xform_bomb(forms=12, repeats=40_000)
+    started = time.monotonic()
+    with pytest.raises(AttachmentTooLarge, match="too long"):
+        attachments.inspect("a" * 22, "f.pdf", "application/pdf", data, "claude-haiku-4-5")
+    assert time.monotonic() - started < 2.0

@@ -300,6 +300,11 @@ _PDF_LIMITS = {
 _PDF_SECONDS = 10.0  # a PDF whose pages take longer than this to read is refused, not waited for
 
 
+class _Overtime(BaseException):
+    """Raised from pypdf's operator visitor when the time is up: a BaseException, because pypdf
+    swallows an Exception raised while it extracts a form XObject and carries on with the next."""
+
+
 def _pdf_pages(data: bytes) -> list[int]:
     """Each page's extracted text in UTF-8 bytes; UnsupportedAttachment for a PDF that does not parse,
     is encrypted or has no page, AttachmentTooLarge past 100 pages or one that inflates past the limits."""
@@ -312,6 +317,8 @@ def _pdf_pages(data: bytes) -> list[int]:
             return _page_texts(pypdf.PdfReader(io.BytesIO(data), strict=False), started)
     except LimitReachedError:
         raise AttachmentTooLarge("This PDF inflates past what is accepted.") from None
+    except _Overtime:
+        raise AttachmentTooLarge(_TOO_SLOW) from None
     except ApiError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError):
@@ -326,15 +333,28 @@ def _page_texts(reader: Any, started: float) -> list[int]:
         raise AttachmentTooLarge(f"PDFs may have at most {PDF_MAX_PAGES} pages.")
     if count == 0:
         raise UnsupportedAttachment("This PDF has no pages.")
+    deadline = started + _PDF_SECONDS
+
+    def in_time(*_: Any) -> None:
+        """Before each operator, the page's and its forms' (one page may draw thousands of forms,
+        each parsed afresh): past the deadline by at most one stream's parse (pypdf's per-stream
+        budget of 2,000,000 tokens, about 5 s of CPU), not by a page's whole extraction."""
+        if time.monotonic() > deadline:
+            raise _Overtime()
+
     sizes = []
     for page in reader.pages:
         contents = page.get_contents()  # inflated under the limits (extract_text swallows a bomb's error)
         if contents is not None:
             contents.get_data()
-        sizes.append(len(page.extract_text().encode("utf-8", "surrogatepass")))
-        if time.monotonic() - started > _PDF_SECONDS:
-            raise AttachmentTooLarge("This PDF takes too long to read.")
+        in_time()
+        text = page.extract_text(visitor_operand_before=in_time)
+        sizes.append(len(text.encode("utf-8", "surrogatepass")))
+        in_time()
     return sizes
+
+
+_TOO_SLOW = "This PDF takes too long to read."
 
 
 def _kind(content_type: str) -> str:
