@@ -224,6 +224,22 @@ def test_an_upload_past_its_declared_size_is_refused_by_the_store(dev_server: De
     assert httpx.post(fields["url"], data=other_type, files={"file": ("x", b"x", "x")}).status_code == 403
 
 
+def test_a_form_field_the_policy_does_not_name_is_refused_as_s3_refuses_it(dev_server: DevServer) -> None:
+    # S3: every field but the signature, the policy, the file and x-ignore-* must appear in the
+    # policy's conditions. Else an uploader could set its own Content-Disposition (served inline),
+    # Content-Encoding or ACL on an object the policy bound.
+    client = dev_server.client()
+    answer = start(client, "page.png", "image/png", 1000)
+    fields = answer.json()["upload"]
+    for extra in ({"Content-Disposition": "inline"}, {"Content-Encoding": "gzip"}, {"acl": "public-read"}):
+        forged = httpx.post(
+            fields["url"], data={**fields["fields"], **extra}, files={"file": ("a", png((2, 2)))}
+        )
+        assert forged.status_code == 403 and b"Extra input fields" in forged.content, extra
+    ignored = {**fields["fields"], "x-ignore-note": "anything"}
+    assert httpx.post(fields["url"], data=ignored, files={"file": ("a", png((2, 2)))}).status_code == 204
+
+
 def test_a_declared_size_past_the_types_limit_is_413(dev_server: DevServer) -> None:
     client = dev_server.client()
     refused = start(client, "huge.png", "image/png", 5 * 1024 * 1024 + 1)
