@@ -146,6 +146,15 @@ class Saved:
     also_written: bool = False  # the save's transaction wrote the `also` actions too
 
 
+class CarefulSaveFailed(Exception):
+    """`save_turn` failed the careful way (`error`), so none of its `also` actions were written: the
+    one-call save that carries them wrote nothing or was not tried."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True)
 class Known:
     """What a turn's worst case depends on in a conversation's META: enough to admit the next turn
@@ -446,6 +455,24 @@ class ConversationStore:
             saved = self._save_at_once(slot, item, now, title=title, model=model, billed=billed, also=also)
             if saved is not None:
                 return saved
+        try:
+            return self._save_carefully(slot, item, now, title=title, model=model, billed=billed)
+        except Exception as error:
+            raise CarefulSaveFailed(error) from error
+
+    def _save_carefully(
+        self,
+        slot: Slot,
+        item: dict[str, Any],
+        now: float,
+        *,
+        title: str | None,
+        model: str | None,
+        billed: tuple[int, str] | None,
+    ) -> Saved:
+        """The item (and the deletion of the turn it replaces), then META's count (`save_turn`)."""
+        pk = _pk(slot.session_id)
+        key = _key(pk, _turn_sk(slot.generation, slot.number))
         put = self._pool.submit(
             self._db.put_item,
             TableName=self._table,
