@@ -146,6 +146,10 @@ class Saved:
     also_written: bool = False  # the save's transaction wrote the `also` actions too
 
 
+# A transaction's errors that do not say it wrote nothing (a 5xx, once botocore's retries are spent).
+_OUTCOME_UNKNOWN = frozenset({"InternalServerError", "ServiceUnavailable", "InternalFailure"})
+
+
 class CarefulSaveFailed(Exception):
     """`save_turn` failed the careful way (`error`), so none of its `also` actions were written: the
     one-call save that carries them wrote nothing or was not tried."""
@@ -547,7 +551,9 @@ class ConversationStore:
         put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(sk)"}
         try:
             self._db.transact_write_items(TransactItems=[{"Put": put}, {"Update": meta}, *also])  # type: ignore[list-item,typeddict-item]
-        except ClientError:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _OUTCOME_UNKNOWN:
+                raise  # it may have landed: saved again, the turn would count twice, `also` be redone
             return None  # cancelled or refused as a whole: nothing written
         context = None
         if billed is not None:
