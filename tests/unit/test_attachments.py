@@ -29,6 +29,7 @@ from claude_chat.attachments import (
     image_tokens,
     inspect,
 )
+from claude_chat.caller import Caller
 from claude_chat.conversation_store import ConversationSummary, Turn
 from claude_chat.conversations import export_markdown, messages_of
 from claude_chat.rate_limiter import RateLimiter
@@ -413,3 +414,29 @@ def test_a_page_of_many_costly_forms_is_stopped_at_the_time_limit_not_after_the_
     with pytest.raises(AttachmentTooLarge, match="too long"):
         attachments.inspect("a" * 22, "f.pdf", "application/pdf", data, "claude-haiku-4-5")
     assert time.monotonic() - started < 2.0
+
+
+def test_a_history_file_counted_for_a_smaller_tier_model_is_not_under_counted_on_a_larger_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Uploaded and sent on a model that resizes to 1568 px (about 1,600 tokens); the conversation then
+    # switches to a newer model, which takes the same image (and each PDF page) at up to 4,784 tokens.
+    from types import SimpleNamespace
+
+    from claude_chat import turn_files
+
+    newer = "claude-opus-4-7"
+    picture = inspect("p" * 22, "big.png", "image/png", image("PNG", (2576, 2576)), HAIKU)
+    document = inspect("d" * 22, "doc.pdf", "application/pdf", pdf(3), HAIKU)
+    monkeypatch.setattr(turn_files, "_read", lambda owner, attachment: b"bytes")
+    history = [SimpleNamespace(attachments=(picture, document))]
+    session = SimpleNamespace(token=SimpleNamespace(session_id="s"), slot=SimpleNamespace(history=history))
+    files = turn_files.TurnFiles.resolve(Caller("203.0.113.9", None), (), newer, "anthropic")
+    files.prefetch(session)  # type: ignore[arg-type]
+    blocks = [block for block, _ in files.blocks.values()]
+    bound = files.bound({"messages": [{"role": "user", "content": blocks}]})
+    on_newer = [
+        inspect(a.id, a.name, a.type, d, newer).tokens
+        for a, d in ((picture, image("PNG", (2576, 2576))), (document, pdf(3)))
+    ]
+    assert bound >= sum(on_newer), (bound, on_newer)

@@ -123,6 +123,21 @@ class Attachment:
     tokens: int
     low: int
 
+    def tokens_on(self, model: str) -> int:
+        """What Claude may bill for this file on `model`: `tokens` was counted on the model of the turn
+        that first sent it, and a conversation may change models (an image's and each PDF page's
+        image count up to 4,784 tokens on the newer tier, about 1,600 on the other)."""
+        most = _tier(model)[1]
+        if most > _STANDARD[1]:  # counted on either tier: the larger tier's bound
+            if self.type == PDF_TYPE:
+                return self.tokens + (self.low // _PDF_LOW_TOKENS_PER_PAGE) * (most - _STANDARD[1])
+            return max(self.tokens, most + _FRAMING_TOKENS)
+        if self.type == PDF_TYPE:
+            return self.tokens
+        # Counted in 28-pixel patches (at least w x h / 784), or already in pixels / 750.
+        pixels = math.ceil(max(0, self.tokens - _FRAMING_TOKENS) * 784 / 750)
+        return max(self.tokens, min(most, pixels) + _FRAMING_TOKENS)
+
     def ref(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "type": self.type, "size": self.size}
 
