@@ -411,3 +411,27 @@ def test_on_bedrock_files_go_as_base64_blocks_too(bedrock_server: DevServer) -> 
     sent = [r for r in bedrock_server.standin_requests() if r.get("provider") == "bedrock"]
     assert [b["type"] for b in file_blocks(sent[-1])] == ["image", "document"]
     assert all(b["source"]["type"] == "base64" for b in file_blocks(sent[-1]))
+
+
+def test_a_file_replaced_after_its_check_is_not_sent_again_unchecked(dev_server: DevServer) -> None:
+    # A presigned POST works until it expires, as often as it is sent: after a turn checked and
+    # counted a tiny image, its uploader replaces it (up to the declared size) with one Claude bills
+    # far more for. A later turn reads the file again for the history: it must not send the new bytes
+    # (never checked, and counted as the tiny image they replaced).
+    client = dev_server.client()
+    small, large = png((4, 4)), png((2576, 2576))
+    answer = start(client, "swap.png", "image/png", len(large))
+    body = answer.json()
+    form, session = body["upload"], answer.headers["x-session-id"]
+    sent = httpx.post(form["url"], data=form["fields"], files={"file": ("swap.png", small, "image/png")})
+    assert sent.status_code == 204
+    assert turn(client, session, "first look", [body["id"]]).status_code == 200
+    again = httpx.post(form["url"], data=form["fields"], files={"file": ("swap.png", large, "image/png")})
+    assert again.status_code == 204
+    assert turn(client, session, "second look", []).status_code == 200
+    resent = [
+        block["source"]["data"]
+        for block in file_blocks(last_request_for(dev_server, "second look"))
+        if block["type"] == "image"
+    ]
+    assert base64.b64encode(large).decode() not in resent

@@ -9,6 +9,7 @@ import json
 import os
 import time
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -218,8 +219,10 @@ def test_blocks_are_base64_images_and_documents_with_citations() -> None:
 def test_turns_keep_references_not_bytes() -> None:
     checked = inspect("a" * 22, "cat <1>.png", "image/png", image(), HAIKU)
     stored = json.loads(attachments.dump([checked]))
-    assert stored == [{**checked.ref(), "tokens": checked.tokens, "low": checked.low}]
+    assert stored == [{**checked.ref(), "tokens": checked.tokens, "low": checked.low, "sha": checked.digest}]
     assert attachments.load(attachments.dump([checked])) == (checked,)
+    del stored[0]["sha"]  # kept before files carried their digest: still read
+    assert attachments.load(json.dumps(stored)) == (replace(checked, digest=""),)
     turn = Turn("look", "a cat", (checked,))
     (user, assistant) = messages_of([turn])
     assert user.model_dump() == {

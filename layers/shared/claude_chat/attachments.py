@@ -122,6 +122,9 @@ class Attachment:
     size: int
     tokens: int
     low: int
+    # SHA-256 of the bytes checked: a presigned POST may be sent again until it expires, so the file
+    # read back for a later turn's history must be these bytes ("" for files kept before it was).
+    digest: str = ""
 
     def tokens_on(self, model: str) -> int:
         """What Claude may bill for this file on `model`: `tokens` was counted on the model of the turn
@@ -142,7 +145,13 @@ class Attachment:
         return {"id": self.id, "name": self.name, "type": self.type, "size": self.size}
 
     def stored(self) -> dict[str, Any]:
-        return {**self.ref(), "tokens": self.tokens, "low": self.low}
+        return {**self.ref(), "tokens": self.tokens, "low": self.low, "sha": self.digest}
+
+    def holds(self, data: bytes) -> bool:
+        """Whether `data` are the bytes that were checked (a file replaced since is not)."""
+        if len(data) != self.size:
+            return False
+        return not self.digest or hashlib.sha256(data).hexdigest() == self.digest
 
     @staticmethod
     def from_stored(data: dict[str, Any]) -> Attachment:
@@ -153,6 +162,7 @@ class Attachment:
             int(data["size"]),
             int(data["tokens"]),
             int(data["low"]),
+            str(data.get("sha", "")),
         )
 
 
@@ -234,7 +244,8 @@ def inspect(attachment_id: str, name: str, declared_type: str, data: bytes, mode
         tokens = image_tokens(width, height, edge, most) + _FRAMING_TOKENS
         low = image_tokens(width, height, *_STANDARD)
         low = min(low, tokens)
-    return Attachment(attachment_id, name, declared_type, len(data), tokens, low)
+    digest = hashlib.sha256(data).hexdigest()
+    return Attachment(attachment_id, name, declared_type, len(data), tokens, low, digest)
 
 
 def image_tokens(width: int, height: int, max_edge: int, most: int) -> int:

@@ -165,7 +165,11 @@ def _checked(store: Any, owner: str, attachment_id: str, model: str) -> tuple[At
 
 
 def _read(owner: str, attachment: Attachment) -> bytes:
+    """The history file's bytes, as they were checked: replaced since (its presigned upload sent
+    again), it is as good as gone (never checked, nor counted as it is)."""
     data: bytes = services.attachments().fetch(owner, attachment.id).data
+    if not attachment.holds(data):
+        raise AttachmentNotFound()
     return data
 
 
