@@ -443,3 +443,40 @@ def test_a_history_file_counted_for_a_smaller_tier_model_is_not_under_counted_on
         for a, d in ((picture, image("PNG", (2576, 2576))), (document, pdf(3)))
     ]
     assert bound >= sum(on_newer), (bound, on_newer)
+
+
+def test_pdfs_are_read_one_at_a_time_and_one_that_waits_past_the_time_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A turn's files are checked side by side; five small PDFs whose pages each parse into about
+    # 300 MB (pypdf's per-stream budget) peaked at 1.4 GB together, past the function's 1,024 MB.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    real = attachments._page_texts
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted(reader: Any, started: float) -> list[int]:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.3)
+            return real(reader, started)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(attachments, "_page_texts", counted)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: inspect("a" * 22, "f.pdf", "application/pdf", pdf(1), HAIKU), range(4)))
+    assert most[0] == 1
+    monkeypatch.setattr(attachments, "_PDF_SECONDS", 0.1)
+    monkeypatch.setattr(attachments, "_page_texts", lambda reader, started: time.sleep(0.3) or [0])
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(
+            pool.submit(inspect, "a" * 22, "f.pdf", "application/pdf", pdf(1), HAIKU) for _ in range(2)
+        )
+        refused = [o.exception() for o in outcomes if o.exception() is not None]
+    assert len(refused) == 1 and isinstance(refused[0], AttachmentTooLarge)

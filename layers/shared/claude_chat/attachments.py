@@ -55,6 +55,7 @@ import math
 import re
 import secrets
 import struct
+import threading
 import time
 import urllib.parse
 import zlib
@@ -326,6 +327,11 @@ _PDF_LIMITS = {
 _PDF_SECONDS = 10.0  # a PDF whose pages take longer than this to read is refused, not waited for
 
 
+# A turn's files are checked side by side, but PDFs one at a time: parsing one content stream up to
+# pypdf's budget (2,000,000 tokens) takes about 300 MB, five at once past the function's 1,024 MB.
+_ONE_PDF_AT_A_TIME = threading.Lock()
+
+
 class _Overtime(BaseException):
     """Raised from pypdf's operator visitor when the time is up: a BaseException, because pypdf
     swallows an Exception raised while it extracts a form XObject and carries on with the next."""
@@ -338,6 +344,8 @@ def _pdf_pages(data: bytes) -> list[int]:
     from pypdf.errors import LimitReachedError, PyPdfError
 
     started = time.monotonic()
+    if not _ONE_PDF_AT_A_TIME.acquire(timeout=_PDF_SECONDS):  # the wait counts against the time limit
+        raise AttachmentTooLarge(_TOO_SLOW)
     try:
         with pypdf.apply_configuration(None, **_PDF_LIMITS):
             return _page_texts(pypdf.PdfReader(io.BytesIO(data), strict=False), started)
@@ -349,6 +357,8 @@ def _pdf_pages(data: bytes) -> list[int]:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError):
         raise UnsupportedAttachment("This file is not a readable PDF.") from None
+    finally:
+        _ONE_PDF_AT_A_TIME.release()
 
 
 def _page_texts(reader: Any, started: float) -> list[int]:
