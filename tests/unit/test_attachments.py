@@ -480,3 +480,21 @@ def test_pdfs_are_read_one_at_a_time_and_one_that_waits_past_the_time_limit_is_r
         )
         refused = [o.exception() for o in outcomes if o.exception() is not None]
     assert len(refused) == 1 and isinstance(refused[0], AttachmentTooLarge)
+
+
+def test_a_pdf_of_countless_objects_and_no_xref_is_refused_before_pypdf_rebuilds_its_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broken xref sends pypdf (not strict) to rebuild the table by reading every object: a 31 MB file
+    # of 1.5 million tiny objects took 15 s of CPU in PdfReader's constructor, which no deadline reaches.
+    monkeypatch.setattr(attachments, "_PDF_SECONDS", 1.0)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n")
+    out.write(b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n")
+    out.write(b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>\nendobj\n")
+    out.writelines(b"%d 0 obj\n[1 2 3]\nendobj\n" % number for number in range(4, 400_000))
+    out.write(b"trailer\n<< /Size 400000 /Root 1 0 R >>\nstartxref\n999999999\n%%EOF\n")
+    started = time.monotonic()
+    with pytest.raises(AttachmentTooLarge):
+        attachments.inspect("a" * 22, "f.pdf", "application/pdf", out.getvalue(), HAIKU)
+    assert time.monotonic() - started < 1.5

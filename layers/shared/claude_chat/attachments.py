@@ -325,6 +325,10 @@ _PDF_LIMITS = {
 
 
 _PDF_SECONDS = 10.0  # a PDF whose pages take longer than this to read is refused, not waited for
+# Objects written out in the file (those inside object streams are read only when used). A broken
+# xref makes pypdf read every one to rebuild its table, in its constructor, where no deadline reaches:
+# 1.5 million tiny objects (31 MB) took 15 s of CPU, 250,000 take under 3; a 100-page PDF needs far fewer.
+_PDF_MAX_OBJECTS = 250_000
 
 
 # A turn's files are checked side by side, but PDFs one at a time: parsing one content stream up to
@@ -344,6 +348,8 @@ def _pdf_pages(data: bytes) -> list[int]:
     from pypdf.errors import LimitReachedError, PyPdfError
 
     started = time.monotonic()
+    if data.count(b"obj") > 2 * _PDF_MAX_OBJECTS:  # each object's `obj` and `endobj`, counted in C
+        raise AttachmentTooLarge("This PDF holds more objects than accepted.")
     if not _ONE_PDF_AT_A_TIME.acquire(timeout=_PDF_SECONDS):  # the wait counts against the time limit
         raise AttachmentTooLarge(_TOO_SLOW)
     try:
