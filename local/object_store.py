@@ -8,7 +8,8 @@ moto stores a presigned POST's file without checking its policy; S3 checks it
 (signature, expiry, every condition). `_PostPolicy` checks the same before moto
 sees the upload, so locally an upload past its declared size, of another type
 or to another key is refused as S3 refuses it (403 AccessDenied or 400
-EntityTooLarge, as XML), and an expired or forged form too. moto also ignores
+EntityTooLarge, as XML), and an expired or forged form too, or one with a field
+the policy does not name (a Content-Disposition of the uploader's, say). moto also ignores
 the POST's `tagging` field; the policy middleware applies it after the upload.
 The lifecycle rules themselves are AWS's: locally, nothing expires.
 """
@@ -35,6 +36,8 @@ from local.template import load_template
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 LOCAL_BUCKET = "claude-chat-local-attachments"
+# The form fields S3 lets a policy leave unnamed; any other must be named by one of its conditions.
+_UNNAMED_FIELDS = {"policy", "x-amz-signature", "file"}
 _TAG = re.compile(r"<Tag><Key>([^<]*)</Key><Value>([^<]*)</Value></Tag>")
 
 
@@ -98,7 +101,24 @@ class _PostPolicy:
         expiration = datetime.fromisoformat(str(policy.get("expiration", "")).replace("Z", "+00:00"))
         if expiration < datetime.now(UTC):
             return "403 Forbidden", "AccessDenied", "Invalid according to Policy: Policy expired."
-        for condition in policy.get("conditions", []):
+        conditions = policy.get("conditions", [])
+        named = {
+            str(next(iter(c)) if isinstance(c, dict) else c[1]).lstrip("$").lower()
+            for c in conditions
+            if isinstance(c, dict) or c[0] in ("eq", "starts-with")
+        }
+        extra = sorted(
+            name
+            for name in (str(n).lower() for n in form)
+            if name not in named and name not in _UNNAMED_FIELDS and not name.startswith("x-ignore-")
+        )
+        if extra:
+            return (
+                "403 Forbidden",
+                "AccessDenied",
+                f"Invalid according to Policy: Extra input fields: {', '.join(extra)}",
+            )
+        for condition in conditions:
             if isinstance(condition, dict):
                 ((name, expected),) = condition.items()
                 value = bucket if name == "bucket" else form.get(name)

@@ -224,6 +224,22 @@ def test_an_upload_past_its_declared_size_is_refused_by_the_store(dev_server: De
     assert httpx.post(fields["url"], data=other_type, files={"file": ("x", b"x", "x")}).status_code == 403
 
 
+def test_a_form_field_the_policy_does_not_name_is_refused_as_s3_refuses_it(dev_server: DevServer) -> None:
+    # S3: every field but the signature, the policy, the file and x-ignore-* must appear in the
+    # policy's conditions. Else an uploader could set its own Content-Disposition (served inline),
+    # Content-Encoding or ACL on an object the policy bound.
+    client = dev_server.client()
+    answer = start(client, "page.png", "image/png", 1000)
+    fields = answer.json()["upload"]
+    for extra in ({"Content-Disposition": "inline"}, {"Content-Encoding": "gzip"}, {"acl": "public-read"}):
+        forged = httpx.post(
+            fields["url"], data={**fields["fields"], **extra}, files={"file": ("a", png((2, 2)))}
+        )
+        assert forged.status_code == 403 and b"Extra input fields" in forged.content, extra
+    ignored = {**fields["fields"], "x-ignore-note": "anything"}
+    assert httpx.post(fields["url"], data=ignored, files={"file": ("a", png((2, 2)))}).status_code == 204
+
+
 def test_a_declared_size_past_the_types_limit_is_413(dev_server: DevServer) -> None:
     client = dev_server.client()
     refused = start(client, "huge.png", "image/png", 5 * 1024 * 1024 + 1)
@@ -395,3 +411,27 @@ def test_on_bedrock_files_go_as_base64_blocks_too(bedrock_server: DevServer) -> 
     sent = [r for r in bedrock_server.standin_requests() if r.get("provider") == "bedrock"]
     assert [b["type"] for b in file_blocks(sent[-1])] == ["image", "document"]
     assert all(b["source"]["type"] == "base64" for b in file_blocks(sent[-1]))
+
+
+def test_a_file_replaced_after_its_check_is_not_sent_again_unchecked(dev_server: DevServer) -> None:
+    # A presigned POST works until it expires, as often as it is sent: after a turn checked and
+    # counted a tiny image, its uploader replaces it (up to the declared size) with one Claude bills
+    # far more for. A later turn reads the file again for the history: it must not send the new bytes
+    # (never checked, and counted as the tiny image they replaced).
+    client = dev_server.client()
+    small, large = png((4, 4)), png((2576, 2576))
+    answer = start(client, "swap.png", "image/png", len(large))
+    body = answer.json()
+    form, session = body["upload"], answer.headers["x-session-id"]
+    sent = httpx.post(form["url"], data=form["fields"], files={"file": ("swap.png", small, "image/png")})
+    assert sent.status_code == 204
+    assert turn(client, session, "first look", [body["id"]]).status_code == 200
+    again = httpx.post(form["url"], data=form["fields"], files={"file": ("swap.png", large, "image/png")})
+    assert again.status_code == 204
+    assert turn(client, session, "second look", []).status_code == 200
+    resent = [
+        block["source"]["data"]
+        for block in file_blocks(last_request_for(dev_server, "second look"))
+        if block["type"] == "image"
+    ]
+    assert base64.b64encode(large).decode() not in resent

@@ -74,3 +74,44 @@ def test_a_throttled_counter_write_is_busy_and_reserves_nothing(
     assert busy.value.headers["Retry-After"] == "1" and "RateLimit-Remaining" in busy.value.headers
     monkeypatch.undo()
     assert services.admission().day_use(KEY, Limits()).tokens == 0, "a reservation stayed"
+
+
+def test_a_save_that_fails_the_careful_way_still_settles_at_the_turns_cost(
+    ready: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The one-call save (with the settlement) is refused, so nothing of it was written; the careful
+    # save then fails too. The turn's cost is known and the settlement certainly not written: the
+    # caller must pay what the turn cost, not keep the reservation.
+    key = "203.0.113.78"
+    turn = begin_turn(
+        TurnRequest(
+            caller=Caller(key, None),
+            body='{"message": "a save that fails"}',
+            with_history=True,
+            deadline=Deadline.after(10),
+        )
+    )
+    reserved = turn.quote.worst.tokens
+    db = services.dynamodb()
+    real_transact = db.transact_write_items
+
+    def refused_save(**kwargs: Any) -> Any:
+        if any("Put" in action for action in kwargs["TransactItems"]):
+            raise ClientError(
+                {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}},
+                "TransactWriteItems",
+            )
+        return real_transact(**kwargs)
+
+    def throttled(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}, "PutItem"
+        )
+
+    monkeypatch.setattr(db, "transact_write_items", refused_save)
+    monkeypatch.setattr(db, "put_item", throttled)
+    with pytest.raises(ClientError):
+        list(turn.deltas())
+    monkeypatch.undo()
+    used = services.admission().day_use(key, Limits()).tokens
+    assert 0 < used < reserved, f"charged {used}, the reservation was {reserved}"

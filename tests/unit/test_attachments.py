@@ -7,7 +7,9 @@ import base64
 import io
 import json
 import os
+import time
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -28,6 +30,7 @@ from claude_chat.attachments import (
     image_tokens,
     inspect,
 )
+from claude_chat.caller import Caller
 from claude_chat.conversation_store import ConversationSummary, Turn
 from claude_chat.conversations import export_markdown, messages_of
 from claude_chat.rate_limiter import RateLimiter
@@ -216,8 +219,10 @@ def test_blocks_are_base64_images_and_documents_with_citations() -> None:
 def test_turns_keep_references_not_bytes() -> None:
     checked = inspect("a" * 22, "cat <1>.png", "image/png", image(), HAIKU)
     stored = json.loads(attachments.dump([checked]))
-    assert stored == [{**checked.ref(), "tokens": checked.tokens, "low": checked.low}]
+    assert stored == [{**checked.ref(), "tokens": checked.tokens, "low": checked.low, "sha": checked.digest}]
     assert attachments.load(attachments.dump([checked])) == (checked,)
+    del stored[0]["sha"]  # kept before files carried their digest: still read
+    assert attachments.load(json.dumps(stored)) == (replace(checked, digest=""),)
     turn = Turn("look", "a cat", (checked,))
     (user, assistant) = messages_of([turn])
     assert user.model_dump() == {
@@ -364,3 +369,132 @@ def test_an_object_of_another_type_is_415(store: AttachmentStore) -> None:
     put(store, OWNER, "t" * 22, b"plain text", "text/plain", 100)
     with pytest.raises(UnsupportedAttachment):
         store.fetch(OWNER, "t" * 22)
+
+
+def xform_bomb(forms: int, repeats: int) -> bytes:
+    """One page whose content draws `forms` form XObjects, each a small deflated stream of many text
+    operators: pypdf parses every form afresh (up to its per-stream token budget) within one page's
+    extract_text, so a page costs `forms` times the budget."""
+    body = zlib.compress(b"BT /F1 12 Tf 10 10 Td (AAAAAAAAAA) Tj ET\n" * repeats, 9)
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    content = b"".join(b"/X%d Do\n" % i for i in range(forms))
+    objects[4] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)
+    names = b" ".join(b"/X%d %d 0 R" % (i, 6 + i) for i in range(forms))
+    objects[5] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 3 0 R >> /XObject << %s >> >> >>" % names
+    )
+    for i in range(forms):
+        objects[6 + i] = (
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(body), body)
+        )
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number in sorted(objects):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, objects[number]))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.writelines(b"%010d 00000 n \n" % offset for offset in offsets)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def test_a_page_of_many_costly_forms_is_stopped_at_the_time_limit_not_after_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 100 KB page of 12 forms took about 8 s of CPU, 100 forms far past Lambda's timeout: the time
+    # limit was looked at only between pages. With no time left, the check stops at the first form.
+    monkeypatch.setattr(attachments, "_PDF_SECONDS", 0.0)
+    data = xform_bomb(forms=12, repeats=40_000)
+    started = time.monotonic()
+    with pytest.raises(AttachmentTooLarge, match="too long"):
+        attachments.inspect("a" * 22, "f.pdf", "application/pdf", data, "claude-haiku-4-5")
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_history_file_counted_for_a_smaller_tier_model_is_not_under_counted_on_a_larger_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Uploaded and sent on a model that resizes to 1568 px (about 1,600 tokens); the conversation then
+    # switches to a newer model, which takes the same image (and each PDF page) at up to 4,784 tokens.
+    from types import SimpleNamespace
+
+    from claude_chat import turn_files
+
+    newer = "claude-opus-4-7"
+    picture = inspect("p" * 22, "big.png", "image/png", image("PNG", (2576, 2576)), HAIKU)
+    document = inspect("d" * 22, "doc.pdf", "application/pdf", pdf(3), HAIKU)
+    monkeypatch.setattr(turn_files, "_read", lambda owner, attachment: b"bytes")
+    history = [SimpleNamespace(attachments=(picture, document))]
+    session = SimpleNamespace(token=SimpleNamespace(session_id="s"), slot=SimpleNamespace(history=history))
+    files = turn_files.TurnFiles.resolve(Caller("203.0.113.9", None), (), newer, "anthropic")
+    files.prefetch(session)  # type: ignore[arg-type]
+    blocks = [block for block, _ in files.blocks.values()]
+    bound = files.bound({"messages": [{"role": "user", "content": blocks}]})
+    on_newer = [
+        inspect(a.id, a.name, a.type, d, newer).tokens
+        for a, d in ((picture, image("PNG", (2576, 2576))), (document, pdf(3)))
+    ]
+    assert bound >= sum(on_newer), (bound, on_newer)
+
+
+def test_pdfs_are_read_one_at_a_time_and_one_that_waits_past_the_time_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A turn's files are checked side by side; five small PDFs whose pages each parse into about
+    # 300 MB (pypdf's per-stream budget) peaked at 1.4 GB together, past the function's 1,024 MB.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    real = attachments._page_texts
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted(reader: Any, started: float) -> list[int]:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.3)
+            return real(reader, started)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(attachments, "_page_texts", counted)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: inspect("a" * 22, "f.pdf", "application/pdf", pdf(1), HAIKU), range(4)))
+    assert most[0] == 1
+    monkeypatch.setattr(attachments, "_PDF_SECONDS", 0.1)
+    monkeypatch.setattr(attachments, "_page_texts", lambda reader, started: time.sleep(0.3) or [0])
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(
+            pool.submit(inspect, "a" * 22, "f.pdf", "application/pdf", pdf(1), HAIKU) for _ in range(2)
+        )
+        refused = [o.exception() for o in outcomes if o.exception() is not None]
+    assert len(refused) == 1 and isinstance(refused[0], AttachmentTooLarge)
+
+
+def test_a_pdf_of_countless_objects_and_no_xref_is_refused_before_pypdf_rebuilds_its_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broken xref sends pypdf (not strict) to rebuild the table by reading every object: a 31 MB file
+    # of 1.5 million tiny objects took 15 s of CPU in PdfReader's constructor, which no deadline reaches.
+    monkeypatch.setattr(attachments, "_PDF_SECONDS", 1.0)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n")
+    out.write(b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n")
+    out.write(b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>\nendobj\n")
+    out.writelines(b"%d 0 obj\n[1 2 3]\nendobj\n" % number for number in range(4, 400_000))
+    out.write(b"trailer\n<< /Size 400000 /Root 1 0 R >>\nstartxref\n999999999\n%%EOF\n")
+    started = time.monotonic()
+    with pytest.raises(AttachmentTooLarge):
+        attachments.inspect("a" * 22, "f.pdf", "application/pdf", out.getvalue(), HAIKU)
+    assert time.monotonic() - started < 1.5

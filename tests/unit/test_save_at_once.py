@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from claude_chat.conversation_store import ConversationStore, Known, Slot, Turn
 from tests.unit.test_conversation_store import MAX_AGE, NOW, POOL, TTL, take_slot
@@ -131,3 +132,27 @@ def test_an_added_action_that_fails_leaves_the_save_to_the_careful_way(store: Co
     assert not saved.also_written and saved.turns == 1
     assert counter(store) == 0
     assert [turn.user for turn in store.all_turns(store.load("s1", NOW))] == ["u1"]
+
+
+def test_a_one_call_save_of_unknown_outcome_is_not_saved_again_nor_its_addition_left_to_the_caller(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The transaction landed, but its answer was a server error: nothing says it did not. Saving the
+    # careful way would count the turn again (then fail on the item it finds) and hand the addition
+    # (the settlement) back to the caller, which would write it a second time.
+    slot = planned(store)
+    db = store._db
+    real = db.transact_write_items
+
+    def landed_unanswered(**kwargs: Any) -> Any:
+        real(**kwargs)
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "?"}}, "TransactWriteItems")
+
+    monkeypatch.setattr(db, "transact_write_items", landed_unanswered)
+    with pytest.raises(ClientError) as raised:
+        store.save_turn(slot, Turn("u1", "a1"), now=NOW, title="t", also=[addition(5)])
+    monkeypatch.undo()
+    assert raised.value.response["Error"]["Code"] == "InternalServerError", raised.value
+    assert counter(store) == 5
+    known = known_now(store)
+    assert known is not None and known.turns == 1

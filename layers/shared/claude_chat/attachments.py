@@ -55,6 +55,7 @@ import math
 import re
 import secrets
 import struct
+import threading
 import time
 import urllib.parse
 import zlib
@@ -122,12 +123,36 @@ class Attachment:
     size: int
     tokens: int
     low: int
+    # SHA-256 of the bytes checked: a presigned POST may be sent again until it expires, so the file
+    # read back for a later turn's history must be these bytes ("" for files kept before it was).
+    digest: str = ""
+
+    def tokens_on(self, model: str) -> int:
+        """What Claude may bill for this file on `model`: `tokens` was counted on the model of the turn
+        that first sent it, and a conversation may change models (an image's and each PDF page's
+        image count up to 4,784 tokens on the newer tier, about 1,600 on the other)."""
+        most = _tier(model)[1]
+        if most > _STANDARD[1]:  # counted on either tier: the larger tier's bound
+            if self.type == PDF_TYPE:
+                return self.tokens + (self.low // _PDF_LOW_TOKENS_PER_PAGE) * (most - _STANDARD[1])
+            return max(self.tokens, most + _FRAMING_TOKENS)
+        if self.type == PDF_TYPE:
+            return self.tokens
+        # Counted in 28-pixel patches (at least w x h / 784), or already in pixels / 750.
+        pixels = math.ceil(max(0, self.tokens - _FRAMING_TOKENS) * 784 / 750)
+        return max(self.tokens, min(most, pixels) + _FRAMING_TOKENS)
 
     def ref(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "type": self.type, "size": self.size}
 
     def stored(self) -> dict[str, Any]:
-        return {**self.ref(), "tokens": self.tokens, "low": self.low}
+        return {**self.ref(), "tokens": self.tokens, "low": self.low, "sha": self.digest}
+
+    def holds(self, data: bytes) -> bool:
+        """Whether `data` are the bytes that were checked (a file replaced since is not)."""
+        if len(data) != self.size:
+            return False
+        return not self.digest or hashlib.sha256(data).hexdigest() == self.digest
 
     @staticmethod
     def from_stored(data: dict[str, Any]) -> Attachment:
@@ -138,6 +163,7 @@ class Attachment:
             int(data["size"]),
             int(data["tokens"]),
             int(data["low"]),
+            str(data.get("sha", "")),
         )
 
 
@@ -219,7 +245,8 @@ def inspect(attachment_id: str, name: str, declared_type: str, data: bytes, mode
         tokens = image_tokens(width, height, edge, most) + _FRAMING_TOKENS
         low = image_tokens(width, height, *_STANDARD)
         low = min(low, tokens)
-    return Attachment(attachment_id, name, declared_type, len(data), tokens, low)
+    digest = hashlib.sha256(data).hexdigest()
+    return Attachment(attachment_id, name, declared_type, len(data), tokens, low, digest)
 
 
 def image_tokens(width: int, height: int, max_edge: int, most: int) -> int:
@@ -298,6 +325,20 @@ _PDF_LIMITS = {
 
 
 _PDF_SECONDS = 10.0  # a PDF whose pages take longer than this to read is refused, not waited for
+# Objects written out in the file (those inside object streams are read only when used). A broken
+# xref makes pypdf read every one to rebuild its table, in its constructor, where no deadline reaches:
+# 1.5 million tiny objects (31 MB) took 15 s of CPU, 250,000 take under 3; a 100-page PDF needs far fewer.
+_PDF_MAX_OBJECTS = 250_000
+
+
+# A turn's files are checked side by side, but PDFs one at a time: parsing one content stream up to
+# pypdf's budget (2,000,000 tokens) takes about 300 MB, five at once past the function's 1,024 MB.
+_ONE_PDF_AT_A_TIME = threading.Lock()
+
+
+class _Overtime(BaseException):
+    """Raised from pypdf's operator visitor when the time is up: a BaseException, because pypdf
+    swallows an Exception raised while it extracts a form XObject and carries on with the next."""
 
 
 def _pdf_pages(data: bytes) -> list[int]:
@@ -307,15 +348,23 @@ def _pdf_pages(data: bytes) -> list[int]:
     from pypdf.errors import LimitReachedError, PyPdfError
 
     started = time.monotonic()
+    if data.count(b"obj") > 2 * _PDF_MAX_OBJECTS:  # each object's `obj` and `endobj`, counted in C
+        raise AttachmentTooLarge("This PDF holds more objects than accepted.")
+    if not _ONE_PDF_AT_A_TIME.acquire(timeout=_PDF_SECONDS):  # the wait counts against the time limit
+        raise AttachmentTooLarge(_TOO_SLOW)
     try:
         with pypdf.apply_configuration(None, **_PDF_LIMITS):
             return _page_texts(pypdf.PdfReader(io.BytesIO(data), strict=False), started)
     except LimitReachedError:
         raise AttachmentTooLarge("This PDF inflates past what is accepted.") from None
+    except _Overtime:
+        raise AttachmentTooLarge(_TOO_SLOW) from None
     except ApiError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError):
         raise UnsupportedAttachment("This file is not a readable PDF.") from None
+    finally:
+        _ONE_PDF_AT_A_TIME.release()
 
 
 def _page_texts(reader: Any, started: float) -> list[int]:
@@ -326,15 +375,28 @@ def _page_texts(reader: Any, started: float) -> list[int]:
         raise AttachmentTooLarge(f"PDFs may have at most {PDF_MAX_PAGES} pages.")
     if count == 0:
         raise UnsupportedAttachment("This PDF has no pages.")
+    deadline = started + _PDF_SECONDS
+
+    def in_time(*_: Any) -> None:
+        """Before each operator, the page's and its forms' (one page may draw thousands of forms,
+        each parsed afresh): past the deadline by at most one stream's parse (pypdf's per-stream
+        budget of 2,000,000 tokens, about 5 s of CPU), not by a page's whole extraction."""
+        if time.monotonic() > deadline:
+            raise _Overtime()
+
     sizes = []
     for page in reader.pages:
         contents = page.get_contents()  # inflated under the limits (extract_text swallows a bomb's error)
         if contents is not None:
             contents.get_data()
-        sizes.append(len(page.extract_text().encode("utf-8", "surrogatepass")))
-        if time.monotonic() - started > _PDF_SECONDS:
-            raise AttachmentTooLarge("This PDF takes too long to read.")
+        in_time()
+        text = page.extract_text(visitor_operand_before=in_time)
+        sizes.append(len(text.encode("utf-8", "surrogatepass")))
+        in_time()
     return sizes
+
+
+_TOO_SLOW = "This PDF takes too long to read."
 
 
 def _kind(content_type: str) -> str:

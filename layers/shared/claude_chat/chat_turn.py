@@ -59,7 +59,7 @@ from claude_chat.claude_client import (
     Thinking,
     web_search_tool,
 )
-from claude_chat.conversation_store import Slot, turns_to_send
+from claude_chat.conversation_store import CarefulSaveFailed, Slot, turns_to_send
 from claude_chat.conversation_store import Turn as SavedTurn
 from claude_chat.deadline import Deadline
 from claude_chat.errors import (
@@ -332,6 +332,8 @@ class Turn:
             saved = store.save_turn(
                 slot, turn, title=title, model=self.quote.model.name, billed=billed, also=settlement
             )
+        except CarefulSaveFailed as failed:
+            raise failed.error from None  # the settlement was not written: _end settles the turn
         except Exception:
             if settlement:
                 # The settlement may have landed with a save whose answer was lost: the caller keeps

@@ -146,6 +146,19 @@ class Saved:
     also_written: bool = False  # the save's transaction wrote the `also` actions too
 
 
+# A transaction's errors that do not say it wrote nothing (a 5xx, once botocore's retries are spent).
+_OUTCOME_UNKNOWN = frozenset({"InternalServerError", "ServiceUnavailable", "InternalFailure"})
+
+
+class CarefulSaveFailed(Exception):
+    """`save_turn` failed the careful way (`error`), so none of its `also` actions were written: the
+    one-call save that carries them wrote nothing or was not tried."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True)
 class Known:
     """What a turn's worst case depends on in a conversation's META: enough to admit the next turn
@@ -446,6 +459,24 @@ class ConversationStore:
             saved = self._save_at_once(slot, item, now, title=title, model=model, billed=billed, also=also)
             if saved is not None:
                 return saved
+        try:
+            return self._save_carefully(slot, item, now, title=title, model=model, billed=billed)
+        except Exception as error:
+            raise CarefulSaveFailed(error) from error
+
+    def _save_carefully(
+        self,
+        slot: Slot,
+        item: dict[str, Any],
+        now: float,
+        *,
+        title: str | None,
+        model: str | None,
+        billed: tuple[int, str] | None,
+    ) -> Saved:
+        """The item (and the deletion of the turn it replaces), then META's count (`save_turn`)."""
+        pk = _pk(slot.session_id)
+        key = _key(pk, _turn_sk(slot.generation, slot.number))
         put = self._pool.submit(
             self._db.put_item,
             TableName=self._table,
@@ -520,7 +551,9 @@ class ConversationStore:
         put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(sk)"}
         try:
             self._db.transact_write_items(TransactItems=[{"Put": put}, {"Update": meta}, *also])  # type: ignore[list-item,typeddict-item]
-        except ClientError:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _OUTCOME_UNKNOWN:
+                raise  # it may have landed: saved again, the turn would count twice, `also` be redone
             return None  # cancelled or refused as a whole: nothing written
         context = None
         if billed is not None:

@@ -56,6 +56,7 @@ class TurnFiles:
     new: tuple[Attachment, ...] = ()
     owner: str | None = None
     provider: str = "anthropic"
+    model: str = ""  # the turn's: history files are counted again for it (tokens_on)
     blocks: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     _pending: dict[str, Future[bytes]] = field(default_factory=dict)
@@ -66,7 +67,7 @@ class TurnFiles:
         """The new message's files, read and checked side by side; the first refusal in their order."""
         room = REQUEST_MAX_BYTES.get(provider, REQUEST_MAX_BYTES["bedrock"]) - _TEXT_ROOM_BYTES
         if not ids:
-            return TurnFiles(provider=provider, _room=room)
+            return TurnFiles(provider=provider, model=model, _room=room)
         owner = services.sessions().owner(caller.session_token, caller.user)
         if owner is None:  # a caller with no session has uploaded nothing
             raise AttachmentNotFound()
@@ -81,7 +82,7 @@ class TurnFiles:
                 failure = failure or error
         if failure is not None:
             raise failure
-        files = TurnFiles(tuple(a for a, _ in checked), owner, provider, _room=room)
+        files = TurnFiles(tuple(a for a, _ in checked), owner, provider, model, _room=room)
         for attachment, data in checked:
             files._room -= block_bytes(attachment)
             files.blocks[attachment.id] = (content_block(attachment, data), attachment.low)
@@ -108,7 +109,7 @@ class TurnFiles:
                     continue
                 self._room -= block_bytes(attachment)
                 self.blocks[attachment.id] = (content_block(attachment, None), attachment.low)
-                self.tokens[attachment.id] = attachment.tokens
+                self.tokens[attachment.id] = attachment.tokens_on(self.model)
                 self._pending[attachment.id] = services.pool().submit(_read, owner, attachment)
 
     def bound(self, request: dict[str, Any], messages: int | None = None) -> int:
@@ -164,7 +165,11 @@ def _checked(store: Any, owner: str, attachment_id: str, model: str) -> tuple[At
 
 
 def _read(owner: str, attachment: Attachment) -> bytes:
+    """The history file's bytes, as they were checked: replaced since (its presigned upload sent
+    again), it is as good as gone (never checked, nor counted as it is)."""
     data: bytes = services.attachments().fetch(owner, attachment.id).data
+    if not attachment.holds(data):
+        raise AttachmentNotFound()
     return data
 
 
