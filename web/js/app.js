@@ -175,13 +175,19 @@ function filesOf(attachments) {
           });
       }
     } else {
+      // Named by what it shows (WCAG 2.5.3): "Open", the name, the size.
+      const verb = document.createElement("span");
+      verb.className = "visually-hidden";
+      verb.textContent = "Open ";
       const label = document.createElement("span");
       label.textContent = name;
       const size = document.createElement("span");
       size.className = "attachment-size";
       size.textContent = Number.isFinite(file.size) ? formatSize(file.size) : "";
-      link.append(fileIcon(), label, size);
-      link.setAttribute("aria-label", `Open ${name}${size.textContent ? `, ${size.textContent}` : ""}`);
+      const comma = document.createElement("span");
+      comma.className = "visually-hidden";
+      comma.textContent = ", ";
+      link.append(fileIcon(), verb, label, comma, size);
     }
     item.append(link);
     list.append(item);
