@@ -23,7 +23,7 @@ from playwright.sync_api import Page, Route, expect
 from pypdf import PdfWriter
 
 from tests.dev_server import ROOT, DevServer, start_dev_server
-from tests.e2e.conftest import open_chat
+from tests.e2e.conftest import StaticSite, open_chat
 
 AXE = Path(os.environ.get("AXE_CORE_PATH") or ROOT / "node_modules" / "axe-core" / "axe.min.js")
 
@@ -104,13 +104,17 @@ def test_attach_by_button_with_preview_progress_and_removal_then_send(page: Page
     open_chat(page, server.base_url)
     # Hold the uploads to the object store until the test lets them go, to see them in progress.
     held: list[Route] = []
-    page.route(re.compile(r"^http://127\.0\.0\.1:\d+/[^/]+/?$"), lambda route: held.append(route)
-               if route.request.method == "POST" else route.continue_())
+    page.route(
+        re.compile(r"^http://127\.0\.0\.1:\d+/[^/]+/?$"),
+        lambda route: held.append(route) if route.request.method == "POST" else route.continue_(),
+    )
     attach = page.get_by_role("button", name="Attach files")
     expect(attach).to_have_accessible_description(re.compile(r"JPEG, PNG, GIF, WebP.*PDFs"))
     with page.expect_file_chooser() as chooser:
         attach.click()
-    chooser.value.set_files([file("photo.png", "image/png", png()), file("notes.pdf", "application/pdf", pdf())])
+    chooser.value.set_files(
+        [file("photo.png", "image/png", png()), file("notes.pdf", "application/pdf", pdf())]
+    )
 
     expect(tray(page).get_by_role("listitem")).to_have_count(2)
     expect(page.get_by_role("progressbar", name="Uploading photo.png")).to_be_visible()
@@ -174,7 +178,9 @@ def test_attach_by_paste_and_by_drop(page: Page, server: DevServer) -> None:
     # A PDF is cited by its page: a numbered link to the entry in Sources.
     reply = page.locator(".message.assistant").last
     expect(reply.locator(".sources li")).to_have_text([re.compile(r"^dropped\.pdf, page 1")])
-    expect(page.locator(".message.user").last.get_by_role("link", name=re.compile(r"^Open dropped\.pdf"))).to_be_visible()
+    expect(
+        page.locator(".message.user").last.get_by_role("link", name=re.compile(r"^Open dropped\.pdf"))
+    ).to_be_visible()
 
 
 def test_refused_files_are_said_and_the_message_waits(page: Page, server: DevServer) -> None:
@@ -209,11 +215,15 @@ RECORD = """() => {
             search: status?.textContent ?? null,
             statusRole: status?.getAttribute("role") ?? null,
         });
-    }).observe(document.getElementById("log"), { subtree: true, childList: true, characterData: true, attributes: true });
+    }).observe(document.getElementById("log"), {
+        subtree: true, childList: true, characterData: true, attributes: true,
+    });
 }"""
 
 
-def test_thinking_search_and_citations_while_streaming_and_from_history(page: Page, server: DevServer) -> None:
+def test_thinking_search_and_citations_while_streaming_and_from_history(
+    page: Page, server: DevServer
+) -> None:
     open_chat(page, server.base_url)
     page.evaluate(RECORD)
     marker = tag()
@@ -223,7 +233,9 @@ def test_thinking_search_and_citations_while_streaming_and_from_history(page: Pa
         {"summary": s["summary"], "open": s["open"]} for s in seen
     ], seen
     searches = [s["search"] for s in seen if s["search"]]
-    assert "Searching the web for “tides”…" in searches and "Searching the web for “moon”…" in searches, searches
+    assert "Searching the web for “tides”…" in searches and "Searching the web for “moon”…" in searches, (
+        searches
+    )
     assert all(s["statusRole"] == "status" for s in seen if s["search"])
 
     reply = page.locator(".message.assistant").last
@@ -236,7 +248,10 @@ def test_thinking_search_and_citations_while_streaming_and_from_history(page: Pa
     expect(thinking.locator(".thinking-content")).to_have_text(f"Thinking about: Tides {marker}")
     check_citations(reply)
     # The thinking comes before the reply.
-    assert reply.evaluate("r => r.querySelector('details').compareDocumentPosition(r.querySelector('.content'))") == 4
+    assert (
+        reply.evaluate("r => r.querySelector('details').compareDocumentPosition(r.querySelector('.content'))")
+        == 4
+    )
 
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
@@ -264,7 +279,8 @@ def check_citations(reply: Any) -> None:
 def test_history_shows_the_files_a_message_carried(page: Page, server: DevServer) -> None:
     open_chat(page, server.base_url)
     page.set_input_files(
-        "#file-input", files=[file("kept.png", "image/png", png((64, 48))), file("kept.pdf", "application/pdf", pdf())]
+        "#file-input",
+        files=[file("kept.png", "image/png", png((64, 48))), file("kept.pdf", "application/pdf", pdf())],
     )
     expect(page.locator(".attachment.ready")).to_have_count(2)
     send(page, f"Keep these {tag()}")
@@ -293,8 +309,10 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
     page.evaluate(AXE.read_text())
     return list(
         page.evaluate(
-            """async (WCAG) => (await axe.run(document, { resultTypes: ["violations"], runOnly: WCAG })).violations
-                .map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(" ")) }))""",
+            """async (WCAG) => (await axe.run(document, { resultTypes: ["violations"], runOnly: WCAG }))
+                .violations.map(v => ({
+                    id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(" ")),
+                }))""",
             WCAG,
         )
     )
@@ -304,14 +322,31 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
 def test_the_new_ui_is_axe_clean_in_both_themes(page: Page, server: DevServer, scheme: str) -> None:
     page.emulate_media(color_scheme=scheme)
     open_chat(page, server.base_url)
-    page.set_input_files("#file-input", files=[file("a.png", "image/png", png()), file("b.pdf", "application/pdf", pdf(1))])
+    page.set_input_files(
+        "#file-input", files=[file("a.png", "image/png", png()), file("b.pdf", "application/pdf", pdf(1))]
+    )
     expect(page.locator(".attachment.ready")).to_have_count(2)
     send(page, f"Look {tag()} [standin:search=tides]")
     reply = page.locator(".message.assistant").last
     expect(reply.locator(".sources li")).to_have_count(2)  # the web page and the PDF's page
     reply.locator("details.thinking summary").click()
-    page.set_input_files("#file-input", files=[file("c.png", "image/png", png()), file("d.txt", "text/plain", b"x")])
+    page.set_input_files(
+        "#file-input", files=[file("c.png", "image/png", png()), file("d.txt", "text/plain", b"x")]
+    )
     expect(page.locator(".attachment.ready")).to_have_count(1)
     expect(page.locator("#attach-error")).to_contain_text("d.txt")
     violations = axe_violations(page)
     assert violations == [], violations
+
+
+def test_files_load_for_a_page_on_another_origin(page: Page, page_site: StaticSite) -> None:
+    """The deployed layout: the page on one origin, the functions on another, the store on a third."""
+    open_chat(page, page_site.origin)
+    page.set_input_files("#file-input", files=[file("far.png", "image/png", png((32, 24)))])
+    expect(page.locator(".attachment.ready")).to_have_count(1)
+    send(page, f"From afar {tag()}")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    image = page.locator(".message.user").last.get_by_role("img", name="far.png")
+    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=image.element_handle())

@@ -227,13 +227,24 @@ export class ChatApi {
   }
 
   /**
-   * One of the caller's attachments as a Blob. GET /api/attachments/<id> answers a redirect to a
-   * short-lived link; fetch() follows it, and the call carries the access token (an <img src> or
-   * a plain link could not).
+   * One of the caller's attachments as a Blob. GET /api/attachments/<id> with `Accept:
+   * application/json` answers a short-lived link to the object store (the call carries the access
+   * token, which an <img src> or a plain link could not), then the file is fetched from there. Not
+   * the redirect: followed by fetch() from a page on another origin than the history function, it
+   * would reach the store as origin `null`, which its CORS rules refuse.
    */
   async attachment(id) {
-    const response = await this.#request(`${this.endpoints.history}/api/attachments/${encodeURIComponent(id)}`, "GET");
-    return response.blob();
+    const url = `${this.endpoints.history}/api/attachments/${encodeURIComponent(id)}`;
+    const response = await this.#request(url, "GET", { accept: "application/json" });
+    const { url: link } = await response.json();
+    let file;
+    try {
+      file = await fetch(link, { cache: "no-store" });
+    } catch {
+      throw new ChatError("Could not reach the file store. Check your connection.");
+    }
+    if (!file.ok) throw new ChatError(`The file store answered ${file.status}.`, { status: file.status, code: "http_error" });
+    return file.blob();
   }
 
   /**
@@ -261,8 +272,9 @@ export class ChatApi {
    * One call, with the access token when signed in. A 401 gets one renewal of the token and one
    * more try (the server changed nothing); a second 401 ends the sign-in on this page.
    */
-  async #request(url, method, { body, signal, cache = "default" } = {}, renewed = false) {
+  async #request(url, method, { body, signal, cache = "default", accept = null } = {}, renewed = false) {
     const headers = {};
+    if (accept) headers.Accept = accept;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.session) headers["X-Session-Id"] = this.session;
     const accessToken = await this.account?.accessToken();
@@ -276,7 +288,7 @@ export class ChatApi {
     }
     if (response.status === 401 && this.account) {
       if (!renewed && accessToken && (await this.account.renew())) {
-        return this.#request(url, method, { body, signal, cache }, true);
+        return this.#request(url, method, { body, signal, cache, accept }, true);
       }
       const error = await errorOf(response);
       await this.account.expired();
