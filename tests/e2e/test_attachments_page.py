@@ -350,3 +350,30 @@ def test_files_load_for_a_page_on_another_origin(page: Page, page_site: StaticSi
     image = page.locator(".message.user").last.get_by_role("img", name="far.png")
     expect(image).to_have_attribute("src", re.compile(r"^blob:"))
     page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=image.element_handle())
+
+
+def test_regenerate_and_edit_keep_the_files_of_the_turn(page: Page, server: DevServer) -> None:
+    open_chat(page, server.base_url)
+    page.set_input_files("#file-input", files=[file("again.png", "image/png", png((16, 16)))])
+    expect(page.locator(".attachment.ready")).to_have_count(1)
+    first = tag()
+    send(page, f"Once {first}")
+    page.get_by_role("button", name="Regenerate the last reply").click()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.locator(".message.assistant[aria-busy]")).to_have_count(0)
+    bodies = [
+        record["body"]
+        for record in server.standin_requests()
+        if isinstance(record.get("body"), dict) and first in str(record["body"]["messages"][-1]["content"])
+    ]
+    kinds = [[block["type"] for block in body["messages"][-1]["content"]] for body in bodies]
+    assert kinds == [["image", "text"]] * 2, kinds
+
+    page.get_by_role("button", name="Edit your last message").click()
+    expect(page.locator("#editing")).to_contain_text("Its file goes with it.")
+    edited = tag()
+    send(page, f"Twice {edited}")
+    blocks = request_with(server, edited)["messages"][-1]["content"]
+    assert [block["type"] for block in blocks] == ["image", "text"], blocks
+    expect(page.locator(".message.user")).to_have_count(1)
+    expect(page.locator(".message.user").get_by_role("img", name="again.png")).to_be_visible()

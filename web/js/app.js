@@ -26,7 +26,7 @@
 // and turns name none.
 
 import { ChatApi, ChatError, loadConfig } from "./api.js";
-import { AttachmentTray, fileIcon, formatSize } from "./attachments.js";
+import { AttachmentTray, MAX_ATTACHMENTS, fileIcon, formatSize } from "./attachments.js";
 import { StreamingMarkdown, citationMark, renderMarkdown, safeUrl } from "./markdown.js";
 import { newConversationId, onRouteChange, pushNewChat, replaceWith, routedConversation } from "./router.js";
 import { Sidebar } from "./sidebar.js";
@@ -49,6 +49,7 @@ const usageText = document.getElementById("usage-text");
 const heading = document.getElementById("conversation-title");
 const editing = document.getElementById("editing");
 const editCancel = document.getElementById("edit-cancel");
+const editingText = document.getElementById("editing-text");
 const modelPicker = document.getElementById("model-picker");
 const modelSelect = document.getElementById("model");
 const modelPrices = document.getElementById("model-prices");
@@ -498,6 +499,10 @@ function actionBar(...actions) {
 /** Edit the last message: its text in the box; sending replaces the last turn. */
 function startEdit(text) {
   if (turn !== null) return;
+  const shown = log.querySelectorAll(".message.user:not([hidden])");
+  const count = (sentFiles.get(shown[shown.length - 1]) ?? []).length;
+  const files = count === 1 ? " Its file goes with it." : count > 1 ? ` Its ${count} files go with it.` : "";
+  editingText.textContent = `Editing your last message: sending replaces it and its reply.${files}`;
   editDraft = input.value;
   input.value = text;
   autosize();
@@ -581,8 +586,10 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
   const replaced = replaceLast ? [...log.querySelectorAll(".message:not([hidden])")].slice(-2) : [];
   for (const element of replaced) element.hidden = true;
   if (editDraft !== null) endEdit({ restore: false });
-  // A regenerated turn carries the files of the one it replaces; a new one, those in the tray.
-  const files = regenerate ? (sentFiles.get(replaced[0]) ?? []) : tray.sent;
+  // A regenerated turn carries the files of the one it replaces; an edited one, those and the tray's;
+  // a new one, the tray's.
+  const keptFiles = replaceLast ? (sentFiles.get(replaced[0]) ?? []) : [];
+  const files = regenerate ? keptFiles : [...keptFiles, ...tray.sent].slice(0, MAX_ATTACHMENTS);
   const taken = regenerate ? [] : tray.take();
   const question = addMessage("user", text, { attachments: files });
   sentFiles.set(question.element, files);
