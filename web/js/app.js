@@ -1078,6 +1078,8 @@ function accountChanged() {
     showUsage(null);
     models = null; // someone else's choices
     pickedModels.clear();
+    tray?.clear(); // and their files
+    tray?.clearErrors();
     showModels();
   }
   updateControls();
