@@ -10,6 +10,7 @@ node_modules/axe-core/axe.min.js), in the light and the dark theme.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import uuid
@@ -23,7 +24,7 @@ from playwright.sync_api import Page, Route, expect
 from pypdf import PdfWriter
 
 from tests.dev_server import ROOT, DevServer, start_dev_server
-from tests.e2e.conftest import StaticSite, open_chat
+from tests.e2e.conftest import StaticSite, collecting_dialogs, open_chat
 
 AXE = Path(os.environ.get("AXE_CORE_PATH") or ROOT / "node_modules" / "axe-core" / "axe.min.js")
 
@@ -377,3 +378,43 @@ def test_regenerate_and_edit_keep_the_files_of_the_turn(page: Page, server: DevS
     assert [block["type"] for block in blocks] == ["image", "text"], blocks
     expect(page.locator(".message.user")).to_have_count(1)
     expect(page.locator(".message.user").get_by_role("img", name="again.png")).to_be_visible()
+
+
+def test_thinking_search_and_citations_are_text_never_markup(page: Page, server: DevServer) -> None:
+    """What Claude thinks, searches and cites is untrusted text: a crafted stream shows it as text."""
+    events = [
+        {"text": "", "thinking": "<b>bold?</b> <img src=x onerror=alert(1)>"},
+        {"text": "", "search": {"query": "<img src=x onerror=alert(2)>"}},
+        {
+            "text": "Cited text",
+            "citations": [
+                {"url": "javascript:alert(3)", "title": "<img src=x onerror=alert(4)>", "cited_text": "x"},
+                {
+                    "url": "https://ok.example/a",
+                    "title": "<b>Title</b>",
+                    "cited_text": "<script>alert(5)</script>",
+                },
+            ],
+        },
+        {"text": " and more \ue0009\ue001."},
+        {"text": "", "done": True, "stop_reason": "end_turn", "turns": 1},
+    ]
+    body = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+    page.route(
+        "**/api/chat/history/stream",
+        lambda route: route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body),
+    )
+    open_chat(page, server.base_url)
+    with collecting_dialogs(page) as dialogs:
+        send(page, "Crafted")
+        reply = page.locator(".message.assistant").last
+        expect(reply.locator(".thinking-content")).to_have_text("<b>bold?</b> <img src=x onerror=alert(1)>")
+        expect(reply.locator(".content")).to_have_text("Cited text and more 9.1")  # the mark ends the passage
+        expect(reply.locator(".content sup a")).to_have_attribute("href", "https://ok.example/a")
+        sources = reply.get_by_role("region", name="Sources")
+        expect(sources.locator("li")).to_have_count(1)  # a javascript: address is no source
+        expect(sources.get_by_role("link")).to_have_text("<b>Title</b>")
+        expect(sources.locator("q")).to_have_text("<script>alert(5)</script>")
+        assert reply.locator("img, b, script").count() == 0
+        page.wait_for_timeout(300)
+    assert dialogs == []
