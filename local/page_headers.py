@@ -26,7 +26,7 @@ META_POLICY: tuple[tuple[str, str], ...] = (
     ("default-src", "'self'"),
     ("script-src", "'self'"),
     ("style-src", "'self'"),
-    ("img-src", "'self' data:"),
+    ("img-src", "'self' data: blob:"),
     ("connect-src", "'self' https: http://localhost:* http://127.0.0.1:*"),
     ("base-uri", "'none'"),
     ("form-action", "'none'"),

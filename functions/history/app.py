@@ -7,6 +7,7 @@ GET /api/conversations/<id>/export; GET /api/usage; GET /api/attachments/<id> (a
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from claude_chat import services, snapstart
-from claude_chat.attachments import AttachmentNotFound
+from claude_chat.attachments import LINK_SECONDS, AttachmentNotFound
 from claude_chat.conversation_store import ConversationSummary, HistoryPage
 from claude_chat.conversations import (
     LIST_CURSOR_PATTERN,
@@ -340,6 +341,21 @@ _NO_LINK: dict[int, Any] = {
     summary="Download one of the caller's attachments: 302 to a short-lived link",
     responses=_NO_LINK
     | {
+        200: {
+            "description": 'With `Accept: application/json`: `{"url", "expires_in"}`, the link and its '
+            "seconds to live. For a page on another origin than this function: a redirect of its "
+            "credentialed fetch to the object store would reach it as origin `null`, which CORS refuses, "
+            "while the link itself can be fetched from the page's origin.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
+                        "required": ["url", "expires_in"],
+                    }
+                }
+            },
+        },
         302: {
             "description": "`Location`: a presigned link to the file, valid a few minutes.",
             "headers": {"Location": {"description": "The link.", "schema": {"type": "string"}}},
@@ -356,6 +372,10 @@ def download_attachment(
     if owner is None or found is None:
         raise AttachmentNotFound()
     link = store.link(owner, attachment_id, found.name, found.type)
+    accept = app.current_event.get_header_value("accept", default_value="", case_sensitive=False) or ""
+    if "application/json" in accept.lower():
+        body = json.dumps({"url": link, "expires_in": LINK_SECONDS})
+        return _uncached(Response(status_code=200, content_type="application/json", body=body))
     return _uncached(Response(status_code=302, body="", headers={"Location": link}))
 
 

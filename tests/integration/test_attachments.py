@@ -136,6 +136,21 @@ def test_a_download_link_is_for_the_owner_only_and_works_in_a_browser(dev_server
     assert never.status_code == 404 and never.json() == refused.json()
 
 
+def test_a_download_link_as_json_for_a_page_on_another_origin(dev_server: DevServer) -> None:
+    client = dev_server.client()
+    data = png((20, 10))
+    attachment, session = upload(client, "a.png", "image/png", data)
+    answer = client.get(
+        f"/api/attachments/{attachment}", headers={"X-Session-Id": session, "Accept": "application/json"}
+    )
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    assert body["expires_in"] == 300 and set(body) == {"url", "expires_in"}
+    assert httpx.get(body["url"], headers={"Origin": "http://127.0.0.1:8080"}).content == data
+    refused = client.get(f"/api/attachments/{attachment}", headers={"Accept": "application/json"})
+    assert refused.status_code == 404 and refused.json()["code"] == "not_found"
+
+
 def test_a_pdf_is_a_document_with_citations(dev_server: DevServer) -> None:
     client = dev_server.client()
     data = pdf(2)

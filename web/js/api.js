@@ -143,8 +143,8 @@ export class ChatApi {
   }
 
   /**
-   * One turn of a conversation, streamed. Yields the reply's text pieces as they
-   * arrive and returns the final event (stop_reason, usage, turns, conversation,
+   * One turn of a conversation, streamed. Yields the reply's pieces as they arrive: {thinking},
+   * {search} (the query of a web search starting) and {text, citations}, and returns the final event (stop_reason, usage, turns, conversation,
    * title). With `replaceLast`, the turn takes the place of the conversation's
    * last one (regenerate, or edit and resend); with `model`, Claude answers with that
    * model (one of models()'s ids; left out, the server's default). Throws a ChatError for a refusal
@@ -152,10 +152,16 @@ export class ChatApi {
    * browser's AbortError. `onTurn` receives the turn's id (X-Turn-Id) as soon as
    * the reply starts: `stop(id)` needs it.
    */
-  async *streamTurn(message, { conversation, replaceLast = false, model = null }, signal, onTurn = () => {}) {
+  async *streamTurn(
+    message,
+    { conversation, replaceLast = false, model = null, attachments = [] },
+    signal,
+    onTurn = () => {},
+  ) {
     const body = { message, conversation };
     if (replaceLast) body.replace_last = true;
     if (model) body.model = model;
+    if (attachments.length) body.attachments = attachments;
     const response = await this.#request(`${this.endpoints.stream}/api/chat/history/stream`, "POST", {
       body: JSON.stringify(body),
       signal,
@@ -168,9 +174,77 @@ export class ChatApi {
       if (event.error) throw new ChatError(event.error, { status: 200, code: event.code ?? "upstream_error" });
       if (event.session) this.#remember(event.session);
       if (event.done) return event;
-      if (event.text) yield event.text;
+      if (typeof event.thinking === "string" && event.thinking) yield { thinking: event.thinking };
+      if (event.search && typeof event.search.query === "string") yield { search: event.search.query };
+      const citations = Array.isArray(event.citations) ? event.citations : [];
+      if (event.text || citations.length) yield { text: String(event.text ?? ""), citations };
     }
     throw new ChatError("The reply was cut off before it finished.", { code: "incomplete" });
+  }
+
+  /**
+   * Asks for an upload of one file, {name, type, size}: answers {id, upload: {url, fields},
+   * expires_in}, a presigned form POST straight to the object store. Refusals are ChatErrors
+   * (413 attachment_too_large, 415 unsupported_attachment, 429 rate_limited).
+   */
+  async createAttachment({ name, type, size }) {
+    const response = await this.#request(`${this.endpoints.chat}/api/attachments`, "POST", {
+      body: JSON.stringify({ name, type, size }),
+    });
+    return response.json();
+  }
+
+  /**
+   * Uploads `file` with the presigned form of createAttachment: its fields, then the file last
+   * (the object store ignores anything after it). XMLHttpRequest, for progress events: `onProgress`
+   * gets the fraction sent (0 to 1). Resolves when the store has it; `signal` aborts it.
+   */
+  upload(upload, file, { onProgress = () => {}, signal } = {}) {
+    return new Promise((resolve, reject) => {
+      const form = new FormData();
+      for (const [name, value] of Object.entries(upload.fields ?? {})) form.append(name, value);
+      form.append("file", file);
+      const request = new XMLHttpRequest();
+      request.open("POST", upload.url);
+      request.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);
+      });
+      request.addEventListener("load", () => {
+        if (request.status >= 200 && request.status < 300) {
+          onProgress(1);
+          resolve();
+        } else if (request.status === 400 && /EntityTooLarge/.test(request.responseText)) {
+          reject(new ChatError("The file is larger than its type allows.", { status: 413, code: "attachment_too_large" }));
+        } else {
+          reject(new ChatError(`The upload failed (${request.status}).`, { status: request.status, code: "upload_failed" }));
+        }
+      });
+      request.addEventListener("error", () => reject(new ChatError("The upload could not reach the file store.")));
+      request.addEventListener("abort", () => reject(new DOMException("The upload was cancelled.", "AbortError")));
+      signal?.addEventListener("abort", () => request.abort(), { once: true });
+      request.send(form);
+    });
+  }
+
+  /**
+   * One of the caller's attachments as a Blob. GET /api/attachments/<id> with `Accept:
+   * application/json` answers a short-lived link to the object store (the call carries the access
+   * token, which an <img src> or a plain link could not), then the file is fetched from there. Not
+   * the redirect: followed by fetch() from a page on another origin than the history function, it
+   * would reach the store as origin `null`, which its CORS rules refuse.
+   */
+  async attachment(id) {
+    const url = `${this.endpoints.history}/api/attachments/${encodeURIComponent(id)}`;
+    const response = await this.#request(url, "GET", { accept: "application/json" });
+    const { url: link } = await response.json();
+    let file;
+    try {
+      file = await fetch(link, { cache: "no-store" });
+    } catch {
+      throw new ChatError("Could not reach the file store. Check your connection.");
+    }
+    if (!file.ok) throw new ChatError(`The file store answered ${file.status}.`, { status: file.status, code: "http_error" });
+    return file.blob();
   }
 
   /**
@@ -198,8 +272,9 @@ export class ChatApi {
    * One call, with the access token when signed in. A 401 gets one renewal of the token and one
    * more try (the server changed nothing); a second 401 ends the sign-in on this page.
    */
-  async #request(url, method, { body, signal, cache = "default" } = {}, renewed = false) {
+  async #request(url, method, { body, signal, cache = "default", accept = null } = {}, renewed = false) {
     const headers = {};
+    if (accept) headers.Accept = accept;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.session) headers["X-Session-Id"] = this.session;
     const accessToken = await this.account?.accessToken();
@@ -213,7 +288,7 @@ export class ChatApi {
     }
     if (response.status === 401 && this.account) {
       if (!renewed && accessToken && (await this.account.renew())) {
-        return this.#request(url, method, { body, signal, cache }, true);
+        return this.#request(url, method, { body, signal, cache, accept }, true);
       }
       const error = await errorOf(response);
       await this.account.expired();

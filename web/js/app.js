@@ -26,7 +26,8 @@
 // and turns name none.
 
 import { ChatApi, ChatError, loadConfig } from "./api.js";
-import { StreamingMarkdown, renderMarkdown } from "./markdown.js";
+import { AttachmentTray, MAX_ATTACHMENTS, fileIcon, formatSize } from "./attachments.js";
+import { StreamingMarkdown, citationMark, renderMarkdown, safeUrl } from "./markdown.js";
 import { newConversationId, onRouteChange, pushNewChat, replaceWith, routedConversation } from "./router.js";
 import { Sidebar } from "./sidebar.js";
 
@@ -48,9 +49,14 @@ const usageText = document.getElementById("usage-text");
 const heading = document.getElementById("conversation-title");
 const editing = document.getElementById("editing");
 const editCancel = document.getElementById("edit-cancel");
+const editingText = document.getElementById("editing-text");
 const modelPicker = document.getElementById("model-picker");
 const modelSelect = document.getElementById("model");
 const modelPrices = document.getElementById("model-prices");
+const attachButton = document.getElementById("attach");
+const fileInput = document.getElementById("file-input");
+const attachList = document.getElementById("attachments");
+const attachError = document.getElementById("attach-error");
 
 // What was in the box when the person went to sign in, put back when they return (this tab only).
 const DRAFT_KEY = "claude-chat.draft";
@@ -77,29 +83,269 @@ let models = null;
 // server remembers it from then on): by conversation id.
 const pickedModels = new Map();
 let editDraft = null; // while editing the last message: what the box held before, else null
+let tray = null; // the files to send with the next message (attachments.js)
+let messageCount = 0; // makes ids unique to each message on the page (its sources' anchors)
+const sentFiles = new WeakMap(); // a user message's element: the files it carried (for Regenerate)
+// What a turn refused for one of its files says (the server does not say which one).
+const ATTACHMENT_ERRORS = {
+  unsupported_attachment:
+    "One of the attached files is not a supported image or PDF by its content. Remove it and send again.",
+  attachment_too_large: "One of the attached files is larger than its type allows. Remove it and send again.",
+  not_found: "One of the attached files is no longer there (an upload is kept a day). Remove it and attach it again.",
+};
 
 /** Sign-in is required and nobody is signed in: nothing can be sent. */
 function needsSignIn() {
   return account !== null && !account.signedIn;
 }
 
-function addMessage(role, text) {
-  const message = createMessage(role, text);
+function addMessage(role, text, extras = {}) {
+  const message = createMessage(role, text, extras);
   log.append(message.element);
   emptyHint.hidden = true;
   return message;
 }
 
-function createMessage(role, text) {
+/**
+ * A message of the log. `extras` are a history message's other fields: a user message's
+ * `attachments` ([{id, name, type, size, preview?}], `preview` an object URL of the file itself
+ * while the page still has it), an assistant message's `thinking` and `citations`.
+ */
+function createMessage(role, text, { attachments = [], thinking = "", citations = [] } = {}) {
   const element = document.createElement("article");
   element.className = `message ${role}`;
   element.setAttribute("aria-label", role === "user" ? "You" : "Claude");
   const content = document.createElement("div");
   content.className = "content";
+  const message = { element, content, role, key: `m${(messageCount += 1)}` };
+  if (role === "user") {
+    content.textContent = text; // shown as typed, never as markup
+    if (Array.isArray(attachments) && attachments.length) element.append(filesOf(attachments));
+    element.append(content);
+    return message;
+  }
+  message.sources = new Sources(message.key);
+  if (typeof thinking === "string" && thinking) {
+    const section = thinkingSection(message);
+    section.summary.textContent = "Thinking";
+    section.body.textContent = thinking;
+  }
   element.append(content);
-  if (role === "user") content.textContent = text; // shown as typed, never as markup
-  else content.replaceChildren(renderMarkdown(text));
-  return { element, content, role };
+  if (Array.isArray(citations) && citations.length) {
+    // History keeps a reply's citations apart from its text: they are numbered after it.
+    const marks = citations.map((cited) => message.sources.add(cited)).filter((n) => n !== null);
+    const unique = [...new Set(marks)];
+    content.replaceChildren(renderMarkdown(`${text}${unique.map(citationMark).join("")}`, { cite: message.sources.cite }));
+    message.sources.attach(element);
+  } else {
+    content.replaceChildren(renderMarkdown(text));
+  }
+  return message;
+}
+
+/** The files a user message carried: images as thumbnails, PDFs as links that open them. */
+function filesOf(attachments) {
+  const list = document.createElement("ul");
+  list.className = "message-files";
+  list.setAttribute("aria-label", attachments.length === 1 ? "Attached file" : "Attached files");
+  for (const file of attachments) {
+    if (typeof file?.id !== "string") continue;
+    const name = typeof file.name === "string" && file.name ? file.name : "file";
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.className = "message-file";
+    link.href = "#";
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      openAttachment(file, link);
+    });
+    if (typeof file.type === "string" && file.type.startsWith("image/")) {
+      const image = document.createElement("img");
+      image.className = "message-thumb";
+      image.alt = name; // never markup
+      link.setAttribute("aria-label", `Open ${name}`);
+      link.append(image);
+      if (file.preview) image.src = file.preview;
+      else {
+        attachmentUrl(file)
+          .then((url) => {
+            image.src = url;
+          })
+          .catch(() => {
+            image.replaceWith(`${name} (could not be loaded)`);
+          });
+      }
+    } else {
+      // Named by what it shows (WCAG 2.5.3): "Open", the name, the size.
+      const verb = document.createElement("span");
+      verb.className = "visually-hidden";
+      verb.textContent = "Open ";
+      const label = document.createElement("span");
+      label.textContent = name;
+      const size = document.createElement("span");
+      size.className = "attachment-size";
+      size.textContent = Number.isFinite(file.size) ? formatSize(file.size) : "";
+      const comma = document.createElement("span");
+      comma.className = "visually-hidden";
+      comma.textContent = ", ";
+      link.append(fileIcon(), verb, label, comma, size);
+    }
+    item.append(link);
+    list.append(item);
+  }
+  return list;
+}
+
+// Object URLs of attachments fetched for this page, by id (fetched once, freed with the page).
+const attachmentUrls = new Map();
+
+/** An object URL of one of the caller's files, fetched with the call's credentials. */
+function attachmentUrl(file) {
+  if (file.preview) return Promise.resolve(file.preview);
+  if (!attachmentUrls.has(file.id)) {
+    const loading = api.attachment(file.id).then((blob) => {
+      const typed = file.type && blob.type !== file.type ? new Blob([blob], { type: file.type }) : blob;
+      return URL.createObjectURL(typed);
+    });
+    loading.catch(() => attachmentUrls.delete(file.id));
+    attachmentUrls.set(file.id, loading);
+  }
+  return attachmentUrls.get(file.id);
+}
+
+/** Opens a file in a new tab: fetched first (a link could not carry the access token). */
+async function openAttachment(file, link) {
+  link.setAttribute("aria-busy", "true");
+  try {
+    const url = await attachmentUrl(file);
+    window.open(url, "_blank");
+  } catch (error) {
+    showNotice(`Could not open ${file.name ?? "the file"}. ${explain(error)}`);
+  } finally {
+    link.removeAttribute("aria-busy");
+  }
+}
+
+/** The collapsible thinking section of a reply, before its text: {details, summary, body}. */
+function thinkingSection(message) {
+  if (message.thinking) return message.thinking;
+  const details = document.createElement("details");
+  details.className = "thinking";
+  const summary = document.createElement("summary");
+  const body = document.createElement("div");
+  body.className = "thinking-content"; // plain text (white-space: pre-wrap), never markup
+  details.append(summary, body);
+  message.element.prepend(details);
+  message.thinking = { details, summary, body };
+  return message.thinking;
+}
+
+/**
+ * A reply's sources, numbered in the order they are first cited: the superscript links in its text
+ * and the "Sources" list under it. Everything in a citation is untrusted text: only http(s)
+ * addresses become links, and only through textContent and href.
+ */
+class Sources {
+  constructor(key) {
+    this.key = key;
+    this.entries = []; // {n, url, label}
+    this.byKey = new Map();
+    this.list = null;
+    this.section = null;
+  }
+
+  /** The number of a citation (a new one for a new source), or null for one that names nothing. */
+  add(cited) {
+    if (!isObject(cited)) return null;
+    const url = typeof cited.url === "string" ? safeUrl(cited.url) : null;
+    const title = typeof cited.title === "string" && cited.title.trim() ? cited.title.trim() : null;
+    const document_ = typeof cited.document === "string" && cited.document.trim() ? cited.document.trim() : null;
+    const page = Number.isInteger(cited.page) ? cited.page : null;
+    let key;
+    let label;
+    if (url) {
+      key = `u:${url}`;
+      label = title ?? url;
+    } else if (document_) {
+      key = `d:${document_}:${page}`;
+      label = page !== null ? `${document_}, page ${page}` : document_;
+    } else {
+      return null;
+    }
+    if (this.byKey.has(key)) return this.byKey.get(key).n;
+    const entry = { n: this.entries.length + 1, url, label, quote: typeof cited.cited_text === "string" ? cited.cited_text : "" };
+    this.entries.push(entry);
+    this.byKey.set(key, entry);
+    if (this.list) this.#append(entry);
+    return entry.n;
+  }
+
+  /** The superscript link of source `n` (for the text's citation marks). */
+  cite = (n) => {
+    const entry = this.entries[n - 1];
+    if (!entry) return null;
+    const sup = document.createElement("sup");
+    sup.className = "citation";
+    const link = document.createElement("a");
+    link.textContent = String(n);
+    link.setAttribute("aria-label", `Source ${n}: ${entry.label}`);
+    if (entry.url) {
+      link.href = entry.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+    } else {
+      // A page of a PDF: to its entry in the list (not by fragment, which names the conversation).
+      link.href = "#";
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        const target = document.getElementById(`${this.key}-source-${n}`);
+        target?.scrollIntoView({ block: "nearest" });
+        target?.focus();
+      });
+    }
+    sup.append(link);
+    return sup;
+  };
+
+  /** The "Sources" list under the reply (once it has any). */
+  attach(element) {
+    if (this.section || !this.entries.length) return;
+    this.section = document.createElement("section");
+    this.section.className = "sources";
+    const title = document.createElement("p");
+    title.className = "sources-title";
+    title.id = `${this.key}-sources`;
+    title.textContent = "Sources";
+    this.section.setAttribute("aria-labelledby", title.id);
+    this.list = document.createElement("ol");
+    this.section.append(title, this.list);
+    for (const entry of this.entries) this.#append(entry);
+    const actions = element.querySelector(".turn-actions");
+    element.insertBefore(this.section, actions);
+  }
+
+  #append(entry) {
+    const item = document.createElement("li");
+    item.id = `${this.key}-source-${entry.n}`;
+    item.tabIndex = -1;
+    if (entry.url) {
+      const link = document.createElement("a");
+      link.href = entry.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.textContent = entry.label;
+      item.append(link);
+    } else {
+      item.append(entry.label);
+    }
+    if (entry.quote) {
+      const quote = document.createElement("q");
+      quote.className = "cited-text";
+      quote.textContent = entry.quote.length > 200 ? `${entry.quote.slice(0, 199)}…` : entry.quote;
+      item.append(" ", quote);
+    }
+    this.list.append(item);
+  }
 }
 
 function addNote(message, text) {
@@ -149,8 +395,10 @@ async function loadEarlier() {
     // Older messages go above the ones shown, and what the reader was looking at stays put.
     const fromBottom = log.scrollHeight - log.scrollTop;
     const first = log.querySelector(".message");
-    for (const { role, content } of page.messages) {
-      log.insertBefore(createMessage(role, content).element, first);
+    for (const message of page.messages) {
+      const shown = createMessage(message.role, message.content, message);
+      if (message.role === "user") sentFiles.set(shown.element, message.attachments ?? []);
+      log.insertBefore(shown.element, first);
     }
     log.scrollTop = log.scrollHeight - fromBottom;
     setOlder(page.before);
@@ -207,7 +455,8 @@ function formatWait(seconds) {
 function updateControls() {
   const coolingDown = Date.now() < cooldownUntil;
   const signedOut = needsSignIn();
-  sendButton.disabled = turn !== null || coolingDown || signedOut;
+  sendButton.disabled = turn !== null || coolingDown || signedOut || (tray?.busy ?? false);
+  attachButton.disabled = signedOut;
   newChatButton.disabled = signedOut;
   input.disabled = signedOut;
   sendButton.hidden = turn !== null;
@@ -250,6 +499,10 @@ function actionBar(...actions) {
 /** Edit the last message: its text in the box; sending replaces the last turn. */
 function startEdit(text) {
   if (turn !== null) return;
+  const shown = log.querySelectorAll(".message.user:not([hidden])");
+  const count = (sentFiles.get(shown[shown.length - 1]) ?? []).length;
+  const files = count === 1 ? " Its file goes with it." : count > 1 ? ` Its ${count} files go with it.` : "";
+  editingText.textContent = `Editing your last message: sending replaces it and its reply.${files}`;
   editDraft = input.value;
   input.value = text;
   autosize();
@@ -333,8 +586,18 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
   const replaced = replaceLast ? [...log.querySelectorAll(".message:not([hidden])")].slice(-2) : [];
   for (const element of replaced) element.hidden = true;
   if (editDraft !== null) endEdit({ restore: false });
-  const question = addMessage("user", text);
+  // A regenerated turn carries the files of the one it replaces; an edited one, those and the tray's;
+  // a new one, the tray's.
+  const keptFiles = replaceLast ? (sentFiles.get(replaced[0]) ?? []) : [];
+  const files = regenerate ? keptFiles : [...keptFiles, ...tray.sent].slice(0, MAX_ATTACHMENTS);
+  const taken = regenerate ? [] : tray.take();
+  const question = addMessage("user", text, { attachments: files });
+  sentFiles.set(question.element, files);
   const reply = addMessage("assistant", "");
+  const searching = document.createElement("p");
+  searching.className = "search-status";
+  searching.setAttribute("role", "status");
+  reply.element.insertBefore(searching, reply.content);
   reply.element.classList.add("pending");
   reply.element.setAttribute("aria-busy", "true");
   if (input.value.trim() === text) input.value = "";
@@ -344,11 +607,28 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
   turn = { controller: new AbortController(), id: null };
   const active = turn;
   updateControls(); // focus stays in the box, so the next message can be typed while this one streams
-  const renderer = new StreamingMarkdown(reply.content);
+  const renderer = new StreamingMarkdown(reply.content, { cite: reply.sources.cite });
   let received = "";
+  let pendingMarks = []; // the citation numbers of the passage streaming now, put after its end
+  const flushMarks = () => {
+    const marks = pendingMarks.map(citationMark).join("");
+    pendingMarks = [];
+    return marks;
+  };
+  let thought = ""; // the thinking so far
+  let thinkingSince = null; // when it started, while it lasts
+  const endThinking = () => {
+    if (!reply.thinking || thinkingSince === null) return;
+    const seconds = Math.max(1, Math.round((performance.now() - thinkingSince) / 1000));
+    reply.thinking.summary.textContent = `Thought for ${seconds} s`;
+    reply.thinking.details.open = false; // the reply is what matters now; the thinking stays a click away
+    thinkingSince = null;
+  };
   let kept = false; // the server keeps this turn: it finished, or was stopped with part of a reply
   try {
-    const pieces = api.streamTurn(text, { conversation, replaceLast, model }, active.controller.signal, (id) => {
+    const attachments = files.map((file) => file.id);
+    const options = { conversation, replaceLast, model, attachments };
+    const pieces = api.streamTurn(text, options, active.controller.signal, (id) => {
       active.id = id;
     });
     for (;;) {
@@ -359,6 +639,7 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
         if (!received.trim()) {
           throw new ChatError("Claude sent an empty reply. Please try again.", { code: "empty_reply" });
         }
+        received += flushMarks();
         renderer.finish(received);
         kept = true;
         if (value.stop_reason === "max_tokens") addNote(reply, "The reply reached its length limit.");
@@ -372,12 +653,46 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
         }
         break;
       }
-      received += value;
+      if (value.thinking !== undefined) {
+        const section = thinkingSection(reply);
+        if (thinkingSince === null && !thought) {
+          thinkingSince = performance.now();
+          section.summary.textContent = "Thinking…";
+          section.details.open = true;
+        }
+        thought += value.thinking;
+        section.body.textContent = thought; // plain text, never markup
+        scrollToEnd();
+        continue;
+      }
+      if (value.search !== undefined) {
+        endThinking();
+        searching.textContent = `Searching the web for “${value.search}”…`;
+        scrollToEnd();
+        continue;
+      }
+      endThinking();
+      searching.textContent = "";
+      const piece = value.text.replace(/[\uE000\uE001]/g, ""); // the page's own citation marks
+      const marks = [...new Set(value.citations.map((cited) => reply.sources.add(cited)).filter((n) => n !== null))];
+      if (marks.length) {
+        // A piece with citations begins the text they support: the marks of the passage before go
+        // where it ends (the stream says no more), and this one's wait for its end.
+        received += flushMarks();
+        pendingMarks = marks;
+        reply.sources.attach(reply.element);
+        received += piece;
+      } else {
+        // A paragraph break ends the cited passage at the latest.
+        const end = pendingMarks.length ? piece.indexOf("\n\n") : -1;
+        received += end === -1 ? piece : `${piece.slice(0, end)}${flushMarks()}${piece.slice(end)}`;
+      }
       reply.element.classList.remove("pending");
       renderer.update(received);
       scrollToEnd();
     }
   } catch (error) {
+    received += received.trim() ? flushMarks() : "";
     renderer.finish(received);
     if (error.name === "AbortError" && received.trim()) {
       addNote(reply, "Stopped."); // the server keeps what was shown, so the page does too
@@ -388,12 +703,15 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
     } else {
       removeMessages(question, reply);
       if (!regenerate) restoreInput(text); // a regenerated message was not typed: the box stays as it is
+      tray.restore(taken); // and its files wait with it
       if (error.name === "AbortError") {
         // Stopped before any reply: nothing was kept, the message is back in the box.
       } else if (error instanceof ChatError && error.code === "rate_limited") {
         startCooldown(error.retryAfter ?? 60, error.limit);
       } else if (error instanceof ChatError && error.code === "model_not_allowed") {
         modelRefused(conversation, model, error, () => send(text, { replaceLast, regenerate }));
+      } else if (error instanceof ChatError && ATTACHMENT_ERRORS[error.code] && files.length) {
+        showNotice(ATTACHMENT_ERRORS[error.code]);
       } else if (error instanceof ChatError && error.code === "unauthorized" && account) {
         showNotice(explain(error), { action: { label: "Sign in", run: signIn } });
       } else {
@@ -406,6 +724,9 @@ async function send(text, { replaceLast = false, regenerate = false } = {}) {
     emptyHint.hidden = log.querySelector(".message:not([hidden])") !== null;
     reply.element.classList.remove("pending");
     reply.element.removeAttribute("aria-busy");
+    searching.remove();
+    if (thinkingSince !== null) endThinking();
+    if (reply.thinking && !thought) reply.thinking.details.remove();
     turn = null;
     updateControls();
     if (document.activeElement === stopButton || document.activeElement === document.body) input.focus();
@@ -476,7 +797,10 @@ async function openConversation(id) {
   try {
     const page = await api.conversation(id);
     if (version !== conversationVersion || current.id !== id) return;
-    for (const { role, content } of page.messages) addMessage(role, content);
+    for (const message of page.messages) {
+      const shown = addMessage(message.role, message.content, message);
+      if (message.role === "user") sentFiles.set(shown.element, message.attachments ?? []);
+    }
     setOlder(page.before);
     showTitle(page.title ?? null);
     const remembered = typeof page.model === "string" ? page.model : null;
@@ -754,6 +1078,8 @@ function accountChanged() {
     showUsage(null);
     models = null; // someone else's choices
     pickedModels.clear();
+    tray?.clear(); // and their files
+    tray?.clearErrors();
     showModels();
   }
   updateControls();
@@ -797,6 +1123,42 @@ modelSelect.addEventListener("change", () => {
   pickedModels.set(current.id, modelSelect.value);
 });
 earlierButton.addEventListener("click", loadEarlier);
+
+// Files: the Attach button's picker, a paste into the box, or a drop anywhere on the chat column.
+attachButton.addEventListener("click", () => fileInput.click());
+fileInput.addEventListener("change", () => {
+  addFiles(fileInput.files);
+  fileInput.value = ""; // the same file may be picked again
+});
+input.addEventListener("paste", (event) => {
+  const files = event.clipboardData?.files;
+  if (!files?.length) return; // text pastes as usual
+  event.preventDefault();
+  addFiles(files);
+});
+const dropZone = form.closest(".chat");
+const carriesFiles = (event) => event.dataTransfer?.types?.includes("Files");
+dropZone.addEventListener("dragover", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = needsSignIn() ? "none" : "copy";
+  dropZone.classList.add("dropping");
+});
+dropZone.addEventListener("dragleave", (event) => {
+  if (!dropZone.contains(event.relatedTarget)) dropZone.classList.remove("dropping");
+});
+dropZone.addEventListener("drop", (event) => {
+  dropZone.classList.remove("dropping");
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  addFiles(event.dataTransfer.files);
+});
+
+function addFiles(files) {
+  if (needsSignIn() || !tray) return;
+  tray.clearErrors();
+  tray.add([...files]);
+}
 signInButton.addEventListener("click", signIn);
 signOutButton.addEventListener("click", signOut);
 
@@ -819,6 +1181,7 @@ if (signInConfig) {
 }
 // Signed in, the session token lives and dies with the tab, like the access token.
 api = new ChatApi(endpoints, account ? window.sessionStorage : window.localStorage, account);
+tray = new AttachmentTray({ api, list: attachList, errors: attachError, onChange: updateControls });
 sidebar = new Sidebar({
   api,
   explain,

@@ -35,9 +35,21 @@ md.validateLink = (url) => safeUrl(url) !== null;
 md.linkify.set({ fuzzyLink: false, fuzzyEmail: false, fuzzyIP: false });
 md.linkify.add("ftp:", null).add("//", null);
 
-/** Renders Markdown text into a DocumentFragment of safe elements, Copy buttons wired. */
-export function renderMarkdown(text) {
-  return render(String(text), {}, { streaming: false });
+// A citation marker in a reply's text, put there by the page (never by Claude: the page strips these
+// private-use characters from what it receives): `cite` (an option) makes it an element.
+export const CITATION_MARK = /\uE000(\d+)\uE001/g;
+
+/** The marker of citation number `n`, to put in a reply's text after the passage it supports. */
+export function citationMark(n) {
+  return `\uE000${n}\uE001`;
+}
+
+/**
+ * Renders Markdown text into a DocumentFragment of safe elements, Copy buttons wired. With `cite`,
+ * a function of a number to an element, the text's citation marks become its elements.
+ */
+export function renderMarkdown(text, { cite = null } = {}) {
+  return render(String(text), {}, { streaming: false, cite });
 }
 
 /** The URL if it is absolute and its scheme is one a link may use, else null. */
@@ -73,8 +85,11 @@ export class StreamingMarkdown {
   #env = {}; // link reference definitions of the settled text, for the tail to use
   #tail = []; // the top-level nodes of the tail, replaced on each frame
 
-  constructor(container) {
+  #cite;
+
+  constructor(container, { cite = null } = {}) {
     this.#container = container;
+    this.#cite = cite;
   }
 
   update(fullText) {
@@ -92,7 +107,7 @@ export class StreamingMarkdown {
     this.#frame = 0;
     const started = performance.now();
     this.#text = String(fullText);
-    this.#container.replaceChildren(renderMarkdown(this.#text));
+    this.#container.replaceChildren(renderMarkdown(this.#text, { cite: this.#cite }));
     this.stats.parsedChars += this.#text.length;
     this.stats.ms += performance.now() - started;
     this.#reset();
@@ -120,13 +135,13 @@ export class StreamingMarkdown {
       const chunk = text.slice(this.#settled.length, end);
       for (const node of this.#tail) node.remove();
       this.#tail = [];
-      this.#container.append(render(chunk, this.#env, { streaming: false }));
+      this.#container.append(render(chunk, this.#env, { streaming: false, cite: this.#cite }));
       this.#settled = text.slice(0, end);
       this.stats.parsedChars += chunk.length;
     }
     const tail = text.slice(this.#settled.length);
     const env = { references: { ...this.#env.references } };
-    const fragment = render(tail, env, { streaming: true });
+    const fragment = render(tail, env, { streaming: true, cite: this.#cite });
     const nodes = [...fragment.childNodes];
     for (const node of this.#tail) node.remove();
     this.#container.append(fragment);
@@ -231,6 +246,18 @@ function appendTokens(root, tokens, options) {
   }
 }
 
+/** Text, its citation marks made elements by `options.cite` (without it, dropped). */
+function appendText(parent, text, options) {
+  let last = 0;
+  for (const match of text.matchAll(CITATION_MARK)) {
+    if (match.index > last) parent.append(text.slice(last, match.index));
+    const element = options.cite?.(Number(match[1]));
+    if (element) parent.append(element);
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parent.append(last ? text.slice(last) : text);
+}
+
 function openBlock(parent, token) {
   const node = document.createElement(BLOCK_TAGS[token.tag] ?? "div");
   if (token.tag === "ol") {
@@ -259,7 +286,7 @@ function appendInline(root, tokens, options) {
     switch (token.type) {
       case "text":
       case "html_inline": // cannot occur with html off; as text if it did
-        parent.append(token.content);
+        appendText(parent, token.content, options);
         break;
       case "code_inline": {
         const code = document.createElement("code");
