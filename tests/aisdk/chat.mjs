@@ -24,7 +24,8 @@ const { values: args } = parseArgs({
 });
 const ai = await import(args.package);
 const { AbstractChat, DefaultChatTransport } = ai;
-const [replyAddress, errorAddress, limitAddress, stopAddress, parserAddress] = args.addresses.split(",");
+const [replyAddress, errorAddress, limitAddress, stopAddress, parserAddress, filesAddress] =
+  args.addresses.split(",");
 const API = `${args.base}/api/chat/ui`;
 
 // ------------------------------------------------------------------------------------------ plumbing
@@ -196,6 +197,20 @@ async function stop() {
   return { ...after, saved_status: saved.status, saved: savedBody, next: seen(chat, fetch) };
 }
 
+// A 1x1 PNG, whole (its header's checksum and its end chunk): the server checks a file by its bytes.
+const DOT_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+async function files() {
+  const { chat, fetch } = newChat(filesAddress);
+  const dot = { type: "file", mediaType: "image/png", filename: "dot.png", url: `data:image/png;base64,${DOT_PNG}` };
+  await chat.sendMessage({ text: "What is in this picture?", files: [dot] });
+  const sent = seen(chat, fetch);
+  const remote = newChat(filesAddress);
+  const link = { type: "file", mediaType: "image/png", filename: "x.png", url: "http://169.254.169.254/latest/x.png" };
+  await remote.chat.sendMessage({ text: "Fetch this", files: [link] });
+  return { id: chat.id, sent, remote: { id: remote.chat.id, ...seen(remote.chat, remote.fetch) } };
+}
+
 async function parse(text) {
   // The raw response through the transport's own parser (SSE, JSON, and this version's chunk schema:
   // 5.0.0's is strict, so a field it does not know fails there), chunk by chunk.
@@ -226,7 +241,7 @@ async function parser() {
 
 const version = (await import(`${args.package}/package.json`, { with: { type: "json" } })).default.version;
 const result = { version };
-for (const [name, scenario] of Object.entries({ reply, errors, rate_limited: rateLimited, stop, parser })) {
+for (const [name, scenario] of Object.entries({ reply, errors, rate_limited: rateLimited, stop, parser, files })) {
   try {
     result[name] = await scenario();
   } catch (error) {

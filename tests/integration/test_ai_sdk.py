@@ -32,7 +32,7 @@ def seen(request: pytest.FixtureRequest, dev_server: DevServer) -> dict[str, Any
     assert node, "node is needed (make install runs npm ci)"
     package = str(request.param)
     assert (ROOT / "node_modules" / package).exists(), f"{package} is not installed: run npm ci"
-    addresses = ",".join(next_loopback_address() for _ in range(5))
+    addresses = ",".join(next_loopback_address() for _ in range(6))
     command = [
         node,
         str(SCRIPT),
@@ -51,6 +51,37 @@ def seen(request: pytest.FixtureRequest, dev_server: DevServer) -> dict[str, Any
     }
     assert not failed, failed
     return output
+
+
+def test_file_parts_are_attachments_and_links_are_refused_unfetched(
+    seen: dict[str, Any], dev_server: DevServer
+) -> None:
+    """A `file` part's data URL is checked by its bytes, sent to Claude as an image block and kept as
+    the conversation's attachment; a link is refused (422), never fetched, and nothing is saved."""
+    files = seen["files"]
+    sent = files["sent"]
+    assert (sent["status"], sent["error"]) == ("ready", None), sent
+    session = sent["metadata"]["session"]
+    standin = httpx.get(f"{dev_server.standin_url}/_standin/requests").json()
+    asked = next(
+        call["body"]
+        for call in reversed(standin)
+        if "What is in this picture?" in json.dumps(call["body"]["messages"][-1])
+    )
+    blocks = asked["messages"][-1]["content"]
+    assert [block["type"] for block in blocks] == ["image", "text"]
+    assert blocks[0]["source"]["media_type"] == "image/png"
+    saved = dev_server.client().get(f"/api/conversations/{files['id']}", headers={"X-Session-Id": session})
+    [attached] = saved.json()["messages"][0]["attachments"]
+    assert (attached["name"], attached["type"], attached["size"]) == ("dot.png", "image/png", 70)
+    link = dev_server.client().get(
+        f"/api/attachments/{attached['id']}", headers={"X-Session-Id": session}, follow_redirects=False
+    )
+    assert link.status_code == 302
+    assert httpx.get(link.headers["location"]).content[:8] == b"\x89PNG\r\n\x1a\n"
+    remote = files["remote"]
+    assert code_of(remote["error"]) == "invalid_request"
+    assert remote["response"]["status"] == 422
 
 
 def code_of(error_text: str | None) -> str:

@@ -394,11 +394,12 @@ def _through_listed_profiles(statement: dict[str, Any], resource: str) -> bool:
 
 # The attachments bucket's object actions, each function's exactly (claude_chat.attachments): the
 # upload route presigns POSTs (PutObject, and PutObjectTagging for their tag), turns read and tag
-# files, the history function presigns GETs and deletes a conversation's files.
+# files, the AI SDK route stores the files its body carried (PutObject with a tag), the history
+# function presigns GETs and deletes a conversation's files.
 _UPLOADS = "${AttachmentsBucket.Arn}/uploads/*"
 S3_GRANTS = {
     "ChatFunction": {"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject"},
-    "StreamFunction": {"s3:GetObject", "s3:PutObjectTagging"},
+    "StreamFunction": {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"},
     "HistoryFunction": {"s3:GetObject", "s3:DeleteObject"},
 }
 

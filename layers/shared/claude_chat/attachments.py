@@ -167,6 +167,15 @@ class Attachment:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class InlineFile:
+    """A file a turn's body carried (an AI SDK `file` part's data URL), not yet in the bucket."""
+
+    name: str
+    type: str
+    data: bytes
+
+
 def dump(attachments: Sequence[Attachment]) -> str:
     return json.dumps([a.stored() for a in attachments], separators=(",", ":"), ensure_ascii=False)
 
@@ -542,6 +551,18 @@ class AttachmentStore:
                     },
                 }
             },
+        )
+
+    def put(self, owner: str, attachment: Attachment, data: bytes) -> None:
+        """A file that came inside a turn's body (the AI SDK's `file` parts), stored as an upload
+        of it would be, once the turn that carried it is saved: already kept."""
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=object_key(owner, attachment.id),
+            Body=data,
+            ContentType=attachment.type,
+            Metadata={"name": encode_name(attachment.name), "declared-size": str(len(data))},
+            Tagging=f"state={KEPT}",
         )
 
     def keep(self, owner: str, attachment_ids: Sequence[str]) -> None:

@@ -417,7 +417,8 @@ def begin_turn(request: TurnRequest) -> Turn:
         model = services.catalog().choose(chat.model, caller.groups)
         claude = services.claude()
         # The new message's files, read and checked by their bytes before anything is written.
-        files = TurnFiles.resolve(caller, chat.attachments, model.model_id, settings.claude_provider)
+        inline = turn_body._inline_files if turn_body is not None else ()
+        files = TurnFiles.resolve(caller, chat.attachments, model.model_id, settings.claude_provider, inline)
         asked = _Asked(request, turn_body, chat.message, model, claude, settings, files)
         session, claude_request, quote, ticket = _admit_known(asked) or _admit(asked)
         try:

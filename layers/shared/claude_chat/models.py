@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationInfo,
@@ -115,6 +116,10 @@ class ConversationTurnRequest(ChatRequest):
         description="Which of the caller's conversations (1 to 64 of A-Z a-z 0-9 _ -, chosen by the client; "
         "a new id starts a new conversation). `default` is the one the seed routes address.",
     )
+    # Files the body carried itself (claude_chat.attachments.InlineFile: the AI SDK's `file` parts,
+    # claude_chat.ui_stream), checked and sent with `attachments`; never read from JSON.
+    _inline_files: tuple[Any, ...] = PrivateAttr(default=())
+
     replace_last: bool = Field(
         default=False,
         strict=True,  # true or false, not "yes" or 1

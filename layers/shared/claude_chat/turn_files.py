@@ -31,11 +31,13 @@ from claude_chat.attachments import (
     Attachment,
     AttachmentNotFound,
     AttachmentTooLarge,
+    InlineFile,
     UnsupportedAttachment,
     block_bytes,
     content_block,
     fill,
     inspect,
+    new_id,
 )
 from claude_chat.caller import Caller
 from claude_chat.errors import ApiError
@@ -61,18 +63,28 @@ class TurnFiles:
     tokens: dict[str, int] = field(default_factory=dict)
     _pending: dict[str, Future[bytes]] = field(default_factory=dict)
     _room: int = 0
+    _inline: dict[str, bytes] = field(default_factory=dict)  # files the body carried: stored once saved
 
     @staticmethod
-    def resolve(caller: Caller, ids: Sequence[str], model: str, provider: str) -> TurnFiles:
-        """The new message's files, read and checked side by side; the first refusal in their order."""
+    def resolve(
+        caller: Caller,
+        ids: Sequence[str],
+        model: str,
+        provider: str,
+        inline: Sequence[InlineFile] = (),
+    ) -> TurnFiles:
+        """The new message's files, read and checked side by side; the first refusal in their order.
+        `inline`: files the body carried (the AI SDK's `file` parts), checked the same way, and
+        stored in the bucket only once the turn is saved (`keep`): a refused turn writes nothing."""
         room = REQUEST_MAX_BYTES.get(provider, REQUEST_MAX_BYTES["bedrock"]) - _TEXT_ROOM_BYTES
-        if not ids:
+        if not ids and not inline:
             return TurnFiles(provider=provider, model=model, _room=room)
         owner = services.sessions().owner(caller.session_token, caller.user)
-        if owner is None:  # a caller with no session has uploaded nothing
+        if ids and owner is None:  # a caller with no session has uploaded nothing
             raise AttachmentNotFound()
         store = services.attachments()
-        reads = [services.pool().submit(_checked, store, owner, i, model) for i in ids]
+        reads = [services.pool().submit(_checked, store, owner or "", i, model) for i in ids]
+        reads += [services.pool().submit(_inspected, file, model) for file in inline]
         checked: list[tuple[Attachment, bytes]] = []
         failure: BaseException | None = None
         for read in reads:
@@ -83,6 +95,7 @@ class TurnFiles:
         if failure is not None:
             raise failure
         files = TurnFiles(tuple(a for a, _ in checked), owner, provider, model, _room=room)
+        files._inline = {a.id: data for a, data in checked[len(ids) :]}
         for attachment, data in checked:
             files._room -= block_bytes(attachment)
             files.blocks[attachment.id] = (content_block(attachment, data), attachment.low)
@@ -133,10 +146,11 @@ class TurnFiles:
         return 0
 
     def claims(self, session: TurnSession | None) -> tuple[Check, ...]:
-        if session is None or not self.new or self.owner is None:
+        if session is None or not self.new:
             return ()
+        owner = self.owner or session.token.session_id  # a turn with only inline files read no upload
         store = services.attachments()
-        return tuple(store.claim(self.owner, a.id, session.slot.conversation) for a in self.new)
+        return tuple(store.claim(owner, a.id, session.slot.conversation) for a in self.new)
 
     def fill(self) -> None:
         """The history's files' bytes into their blocks (a file gone since is said to be gone)."""
@@ -152,9 +166,19 @@ class TurnFiles:
         self._pending.clear()
 
     def keep(self, owner: str) -> None:
-        """A saved turn's files stay (tagged so the unused-upload lifecycle rule leaves them)."""
-        if self.new:
-            services.attachments().keep(owner, self.ids)
+        """A saved turn's files stay (tagged so the unused-upload lifecycle rule leaves them); those the
+        body carried are stored now, under the conversation's owner, as kept."""
+        store = services.attachments()
+        uploaded = [a.id for a in self.new if a.id not in self._inline]
+        if uploaded:
+            store.keep(owner, uploaded)
+        for attachment in self.new:
+            if attachment.id in self._inline:
+                store.put(owner, attachment, self._inline[attachment.id])
+
+
+def _inspected(file: InlineFile, model: str) -> tuple[Attachment, bytes]:
+    return inspect(new_id(), file.name, file.type, file.data, model), file.data
 
 
 def _checked(store: Any, owner: str, attachment_id: str, model: str) -> tuple[Attachment, bytes]:

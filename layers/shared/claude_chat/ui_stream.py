@@ -35,6 +35,8 @@ request is refused before the stream, so a client reads `code` one way.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,6 +45,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from claude_chat.attachments import MAX_BYTES, AttachmentTooLarge, InlineFile, UnsupportedAttachment
 from claude_chat.chat_turn import Turn
 from claude_chat.claude_client import ReplyEvent, SearchStarted, Thinking
 from claude_chat.errors import ApiError, InternalError, InvalidRequest, MessageTooLong
@@ -61,10 +64,13 @@ logger = Logger(child=True)
 
 UI_STREAM_HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
 TEXT_PART_ID = "text-1"  # the one text part of the reply (ids only need to be unique within a message)
+# What Claude reads with files sent without a word (a message must have text).
+_FILES_ONLY_MESSAGE = "(an attached file)"
+_FILES_ONLY_MESSAGE_MANY = "(attached files)"
 
 
 class UIMessagePart(BaseModel):
-    """A part of a UIMessage: only text parts are read; files, tools and the like are passed over."""
+    """A part of a UIMessage: text and file parts are read; tools and the like are passed over."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -246,10 +252,57 @@ def read_ui_request(body: str | bytes | None, *, is_base64: bool = False) -> Con
     turn: dict[str, Any] = {"message": text, "conversation": request.id, "replace_last": regenerate}
     if request.model_extra and "model" in request.model_extra:  # the transport's `body` option
         turn["model"] = request.model_extra["model"]
+    files = _inline_files(last.parts)
+    if files and not text.strip():
+        turn["message"] = _FILES_ONLY_MESSAGE if len(files) == 1 else _FILES_ONLY_MESSAGE_MANY
     try:
-        return ConversationTurnRequest.model_validate(turn)
+        asked = ConversationTurnRequest.model_validate(turn)
     except ValidationError as error:
         raise _text_error(error.errors()) from error
+    asked._inline_files = files
+    return asked
+
+
+def _inline_files(parts: Sequence[UIMessagePart]) -> tuple[InlineFile, ...]:
+    """The `file` parts of the message: each must carry its bytes as a base64 data URL (a link is
+    refused, never fetched), of a type and size an upload may have; checked by its bytes later, as
+    an uploaded file is (claude_chat.turn_files)."""
+    files: list[InlineFile] = []
+    for part in parts:
+        if part.type != "file":
+            continue
+        extra = part.model_extra or {}
+        url, media_type = extra.get("url"), extra.get("mediaType")
+        if not isinstance(url, str) or not isinstance(media_type, str):
+            raise InvalidRequest("A `file` part needs its `url` and `mediaType`.")
+        if not url.startswith("data:"):
+            raise InvalidRequest("A `file` part must carry the file as a data: URL: links are never fetched.")
+        header, comma, payload = url[len("data:") :].partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise InvalidRequest("A `file` part's data: URL must be base64.")
+        if media_type not in MAX_BYTES:
+            raise UnsupportedAttachment()
+        too_large = AttachmentTooLarge("This file is larger than its type allows.")
+        if len(payload) > (MAX_BYTES[media_type] + 2) // 3 * 4:  # not decoded at all
+            raise too_large
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("A `file` part's data: URL is not valid base64.") from None
+        if len(data) > MAX_BYTES[media_type]:
+            raise too_large
+        files.append(InlineFile(_file_name(extra.get("filename"), media_type), media_type, data))
+    if len(files) > get_settings().max_attachments:
+        raise InvalidRequest(f"A message may carry at most {get_settings().max_attachments} files.")
+    return tuple(files)
+
+
+def _file_name(given: Any, media_type: str) -> str:
+    """The part's `filename` as a plain name (its last path segment, no control characters), or one
+    made from its type."""
+    name = given.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(given, str) else ""
+    name = "".join(c for c in name if c.isprintable()).strip()[:255]
+    return name or f"attachment.{media_type.rsplit('/', 1)[-1]}"
 
 
 def _at_index(error: Mapping[str, Any], index: int) -> Mapping[str, Any]:
