@@ -109,9 +109,11 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": met,
                 "why": ""
                 if met
-                else "`make dev` hops to a worker process and speaks HTTP to an embedded DynamoDB that "
-                "parses one request at a time (moto), and each turn makes the DynamoDB calls of the row "
-                "above; the handler CPU rows and section `warm` itemise it",
+                else "most of it is `make dev`'s embedded DynamoDB (moto), which answers one request at a "
+                "time and spends several milliseconds of Python on each transaction (parsing and "
+                "validating every expression, copying the items it names), so calls DynamoDB would run "
+                "side by side (a session turn's admission and history read) wait for each other; the "
+                "rest is the process hop to a worker and the handler's CPU (rows below, section `warm`)",
             }
         )
     ours_stream = results["streaming"]["ours"]
@@ -325,8 +327,9 @@ def _handler_cpu_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             "profile"
             + (f", {_f(client / calls, 2)} ms for each of the turn's {calls:.0f} calls" if calls else "")
             + " (request building, SigV4 signing, HTTP, response parsing). Those calls are the design's "
-            "(the admission, the history, the window's read, the save, the settlement: issue 19), so that "
-            "part stays whatever the handler does; "
+            "(the admission; for a session turn the history's read beside it; the window's read for the "
+            "rate-limit headers beside Claude's reply; the save that settles the budgets too, or, with "
+            "nothing to save, the settlement), so that part stays whatever the handler does; "
             "the rest (the anthropic SDK, which builds a typed event for each streamed delta, Powertools, "
             "pydantic, our own code, session signing) is itemised in the handler CPU section"
         )
