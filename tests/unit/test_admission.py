@@ -29,13 +29,16 @@ from claude_chat.rate_limiter import RateLimiter
 
 T0 = 1_800_000_000.0
 OFF = Limits()
-POOL = ThreadPoolExecutor(4)
 
 
 def admission(aws: Any, *, global_limits: Limits = OFF, shards: int = 1, window: int = 5) -> Admission:
+    """An admission with a pool of its own: a pool shared by the module would keep the threads of the
+    process that started them, and a test forked after them (make mutation) would wait on none."""
     table = os.environ["TABLE_NAME"]
     limiter = RateLimiter(aws, table, limit=window, window_seconds=60)
-    return Admission(aws, table, limiter, global_limits=global_limits, shards=shards, pool=POOL)
+    return Admission(
+        aws, table, limiter, global_limits=global_limits, shards=shards, pool=ThreadPoolExecutor(4)
+    )
 
 
 def table(aws: Any) -> dict[str, dict[str, Any]]:

@@ -21,13 +21,12 @@ from claude_chat.conversation_store import ConversationStore, Slot, Turn, partit
 TTL = 3600
 MAX_AGE = 7 * 24 * 3600
 NOW = 1_800_000_000
-POOL = ThreadPoolExecutor(8)
 
 
 @pytest.fixture
-def store(aws: Any) -> ConversationStore:
+def store(aws: Any, pool: ThreadPoolExecutor) -> ConversationStore:
     return ConversationStore(
-        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL
+        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=pool
     )
 
 
