@@ -239,7 +239,9 @@ def test_many_streams_at_once_all_start_without_queueing(server: DevServer) -> N
         client = server.client()
         started = time.monotonic()
         with client.stream(
-            "POST", "/api/chat/stream", json={"message": f"{n} [standin:words=3][standin:delta_delay={pause}]"}
+            "POST",
+            "/api/chat/stream",
+            json={"message": f"{n} [standin:words=3][standin:delta_delay={pause}]"},
         ) as response:
             assert response.status_code == 200
             sent = events_of(response)
