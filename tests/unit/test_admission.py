@@ -23,6 +23,7 @@ from claude_chat.admission import (
     Limits,
     shard_count,
     shard_key,
+    until_day_ends,
 )
 from claude_chat.errors import BudgetExhausted, Busy, RateLimited
 from claude_chat.rate_limiter import RateLimiter
@@ -275,3 +276,29 @@ def test_a_window_seen_spent_refuses_without_a_call_until_it_ends(aws, monkeypat
     assert len(calls) == 2
     gate.admit("flooder", Charge(1, 1), Limits(), now=T0 + 60)  # the next window
     assert len(calls) == 3
+
+
+def test_retry_after_a_day_refusal_reaches_the_next_day_and_no_more() -> None:
+    end = 1_800_057_600  # 2027-01-16 00:00 UTC
+    for now in (end - 86_399.5, end - 1_000.25, end - 2, end - 1.5, end - 0.5, end - 0.001):
+        assert end <= now + until_day_ends(now) < end + 1
+    assert until_day_ends(end) == 86_400
+
+
+def test_a_budget_split_over_more_shards_than_it_holds_is_still_enforced(aws: Any) -> None:
+    """GLOBAL_BUDGET_SHARDS set above a budget left each shard a share of nothing, which no condition
+    enforces: the token budget went unenforced while money was on, and a budget on its own lost its
+    only condition (an empty ConditionExpression, which DynamoDB refuses)."""
+    gate = admission(aws, global_limits=Limits(3, 10**9), shards=8)
+    assert gate.shards == 3
+    assert admission(aws, global_limits=Limits(0, 1), shards=8).shards == 1
+    for _ in range(3):
+        gate.admit("k", Charge(1, 1), Limits(), request=False, now=T0)
+    with pytest.raises(BudgetExhausted):
+        gate.admit("k", Charge(1, 1), Limits(), request=False, now=T0)
+    alone = admission(aws, global_limits=Limits(0, 2), shards=4)
+    tomorrow = T0 + 86_400  # the shards above are today's
+    for _ in range(2):
+        alone.admit("j", Charge(5, 1), Limits(), request=False, now=tomorrow)
+    with pytest.raises(BudgetExhausted):
+        alone.admit("j", Charge(5, 1), Limits(), request=False, now=tomorrow)
