@@ -49,7 +49,11 @@ PACKAGE_DIR = ROOT / "layers" / "shared" / PACKAGE
 # The core modules of layers/shared/claude_chat, each with the unit-test files that cover it.
 # Adding a module is one line here (and its row appears in docs/MUTATION.md on the next run).
 CORE_MODULES: dict[str, tuple[str, ...]] = {
-    "admission": ("tests/unit/test_admission.py", "tests/unit/test_rate_limiter.py"),
+    "admission": (
+        "tests/unit/test_admission.py",
+        "tests/unit/test_admission_requests.py",
+        "tests/unit/test_rate_limiter.py",
+    ),
     "pricing": ("tests/unit/test_pricing.py",),
     "model_choice": ("tests/unit/test_model_choice.py",),
     "rate_limiter": ("tests/unit/test_rate_limiter.py", "tests/unit/test_admission.py"),
