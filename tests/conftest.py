@@ -65,13 +65,14 @@ def _dynamodb_client() -> Any:
     """One DynamoDB client for every moto test of the session: building a client takes tens of
     milliseconds, a test's fresh table a few (make mutation runs a module's tests once per mutant).
 
-    moto is imported first: its hook joins every botocore client built after that, and answers
-    only while a mock is on, so the one client reaches each test's own fresh mock.
+    moto is imported first: its hook joins every botocore session made after that (and answers only
+    while a mock is on), so the client, from a session of its own, reaches each test's fresh mock even
+    when boto3's default session was made before moto was imported (a Stubber test run first).
     """
     import boto3
     import moto  # noqa: F401 - see above
 
-    return boto3.client("dynamodb")
+    return boto3.session.Session().client("dynamodb")
 
 
 @pytest.fixture
