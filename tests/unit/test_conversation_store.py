@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -307,3 +308,40 @@ def test_a_title_from_the_first_message_shows_what_it_says() -> None:
     assert title_from("", "Claude's first line") == "Claude's first line"
     long = title_from("word " * 40)
     assert len(long) <= 61 and long.endswith("…") and " " not in long[-2:]
+
+
+# --------------------------------------------------------------------------- a turn whose item is not written
+
+TABLE = os.environ["TABLE_NAME"]
+
+
+class PutsFail(Executor):
+    """A pool whose every call fails as a throttled write that ran out of retries."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        failed: Future[Any] = Future()
+        failed.set_exception(
+            ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "PutItem"
+            )
+        )
+        return failed
+
+
+def test_a_turn_whose_item_is_not_written_leaves_the_count_as_the_items_are(
+    store: ConversationStore, aws: Any
+) -> None:
+    """The item's write failed after META counted it: the count is taken back. A regenerate had
+    deleted the turn it replaces first, so the conversation is one turn shorter, and so is its count."""
+    partition = partition_id("s1", "p")
+    for text in ("one", "two"):
+        store.save_turn(slot(store, partition), Turn(text, "r"), now=NOW)
+    failing = ConversationStore(aws, TABLE, ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=PutsFail())
+    with pytest.raises(ClientError):
+        failing.save_turn(slot(store, partition), Turn("three", "r"), now=NOW)
+    assert (store.load(partition, NOW).turns, users(store, partition)) == (2, ["one", "two"])
+    regenerate = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True)
+    assert regenerate is not None
+    with pytest.raises(ClientError):
+        failing.save_turn(regenerate, Turn("two again", "r"), now=NOW)
+    assert (store.load(partition, NOW).turns, users(store, partition)) == (1, ["one"])

@@ -443,12 +443,13 @@ class ConversationStore:
         try:
             put.result()
         except Exception:
-            # The count went up for an item that is not there: take it back, then fail the turn.
+            # One turn fewer is there than the count says: the new one is not, and a turn it replaced
+            # is gone too (its count stood still). Take one back, then fail the turn.
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(pk, _META),
                 UpdateExpression="ADD turns :minus",
-                ExpressionAttributeValues={":minus": {"N": str(-1 if not replaced else 0)}},
+                ExpressionAttributeValues={":minus": {"N": "-1"}},
             )
             raise
         known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta), _revision(meta))
