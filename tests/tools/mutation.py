@@ -57,6 +57,12 @@ CORE_MODULES: dict[str, tuple[str, ...]] = {
     "pricing": ("tests/unit/test_pricing.py",),
     "model_choice": ("tests/unit/test_model_choice.py",),
     "rate_limiter": ("tests/unit/test_rate_limiter.py", "tests/unit/test_admission.py"),
+    "conversation_store": (
+        "tests/unit/test_conversation_store.py",
+        "tests/unit/test_conversation_store_requests.py",
+        "tests/unit/test_history_pages.py",
+        "tests/unit/test_billed_context.py",
+    ),
     "client_key": ("tests/unit/test_client_key.py",),
     "request_body": ("tests/unit/test_request_body.py",),
     "session_tokens": ("tests/unit/test_session_tokens.py",),

@@ -262,14 +262,13 @@ class ConversationStore:
         now = time.time() if now is None else now
         items = self._newest_items(session_id, max_history_turns + int(replace_last) + 1)
         meta = items[0] if items and items[0]["sk"]["S"] == _META else None
-        turns = items[1:] if meta is not None else items
         record = self._record(session_id, issued_at, meta)
         idle = not lasting and conversation_of(session_id) == DEFAULT_CONVERSATION
         if idle and not self.is_alive(record, now):
             return None
         generation = record.generation if meta is not None else _fresh_generation(now)
         prefix = _turn_prefix(generation)
-        earlier = [item for item in turns if item["sk"]["S"].startswith(prefix)]
+        earlier = [item for item in items if item["sk"]["S"].startswith(prefix)]  # META's "~META" never is
         replaces = None
         if replace_last and earlier and record.turns > 0 and replace_only in (None, _turn(earlier[0]).user):
             replaces, earlier = _slot_number(earlier[0]["sk"]["S"]), earlier[1:]
@@ -426,9 +425,9 @@ class ConversationStore:
             Item=item,
             ConditionExpression="attribute_not_exists(sk)",
         )
-        replaced = False
-        if slot.replaces is not None:
-            replaced = self._delete_turn(_key(pk, _turn_sk(slot.generation, slot.replaces)))
+        replaced = slot.replaces is not None and self._delete_turn(
+            _key(pk, _turn_sk(slot.generation, slot.replaces))
+        )
         try:
             meta = self._count_turn(
                 slot, now, added=0 if replaced else 1, title=title, model=model, billed=billed
@@ -540,7 +539,10 @@ class ConversationStore:
     def all_turns(self, record: SessionRecord) -> list[Turn]:
         if not record.stored:
             return []
-        return [_turn(item) for item in self._query_generation(record, projection=None)]
+        return [
+            _turn(item)
+            for item in self._query_generation(record.session_id, record.generation, projection=None)
+        ]
 
     def touch(self, record: SessionRecord, now: float | None = None, *, lasting: bool = False) -> None:
         """Slides the idle expiry of a session that is read but not written."""
@@ -600,8 +602,8 @@ class ConversationStore:
         old = answer.get("Attributes", {})
         if "gen" not in old:
             return False
-        stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
-        self._delete_items([_key_of(item) for item in self._query_generation(stale, projection="pk, sk")])
+        stale = self._query_generation(record.session_id, int(old["gen"]["N"]), projection="pk, sk")
+        self._delete_items([_key_of(item) for item in stale])
         return "updated_at" in old
 
     def retitle(self, slot: Slot, expected: str, title: str) -> bool:
@@ -698,20 +700,22 @@ class ConversationStore:
     def _absolute_deadline(self, issued_at: int) -> int:
         return issued_at + self._max_age + _TTL_GRACE_SECONDS
 
-    def _generation_query(self, record: SessionRecord) -> dict[str, Any]:
-        """A Query for the turns of the session's current generation, read consistently."""
+    def _generation_query(self, session_id: str, generation: int) -> dict[str, Any]:
+        """A Query for the turns of one generation of the conversation, read consistently."""
         return {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {
-                ":pk": {"S": _pk(record.session_id)},
-                ":prefix": {"S": _turn_prefix(record.generation)},
+                ":pk": {"S": _pk(session_id)},
+                ":prefix": {"S": _turn_prefix(generation)},
             },
             "ConsistentRead": True,
         }
 
-    def _query_generation(self, record: SessionRecord, projection: str | None) -> Iterator[dict[str, Any]]:
-        request = self._generation_query(record)
+    def _query_generation(
+        self, session_id: str, generation: int, projection: str | None
+    ) -> Iterator[dict[str, Any]]:
+        request = self._generation_query(session_id, generation)
         if projection:
             request["ProjectionExpression"] = projection
         paginator = self._db.get_paginator("query")
@@ -745,7 +749,7 @@ class ConversationStore:
         """
         if not record.stored or limit <= 0:
             return HistoryPage((), None)
-        request = self._generation_query(record)
+        request = self._generation_query(record.session_id, record.generation)
         if before is not None:
             request["ExclusiveStartKey"] = _key(_pk(record.session_id), _turn_sk(record.generation, before))
         newest_first: list[tuple[int, Turn]] = []
@@ -875,7 +879,7 @@ def _title(meta: dict[str, Any]) -> str:
 
 def _summary(meta: dict[str, Any]) -> ConversationSummary:
     return ConversationSummary(
-        id=meta.get("cid", {}).get("S") or conversation_of(meta["pk"]["S"].removeprefix("S#")),
+        id=conversation_of(meta["pk"]["S"].removeprefix("S#")),  # what `cid` repeats, for the index's readers
         title=_title(meta),
         turns=int(meta.get("turns", {"N": "0"})["N"]),
         updated_at=int(meta["updated_at"]["N"]),
