@@ -60,8 +60,23 @@ def standin() -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def _dynamodb_client() -> Any:
+    """One DynamoDB client for every moto test of the session: building a client takes tens of
+    milliseconds, a test's fresh table a few (make mutation runs a module's tests once per mutant).
+
+    moto is imported first: its hook joins every botocore session made after that (and answers only
+    while a mock is on), so the client, from a session of its own, reaches each test's fresh mock even
+    when boto3's default session was made before moto was imported (a Stubber test run first).
+    """
+    import boto3
+    import moto  # noqa: F401 - see above
+
+    return boto3.session.Session().client("dynamodb")
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(monkeypatch: pytest.MonkeyPatch, _dynamodb_client: Any) -> Iterator[Any]:
     """A fresh moto DynamoDB with the table from template.yaml, and fresh layer singletons.
 
     moto applies a request in several steps, so two threads' updates of one item could both
@@ -70,7 +85,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """
     import threading
 
-    import boto3
     from moto import mock_aws
     from moto.core.botocore_stubber import BotocoreStubber
 
@@ -86,12 +100,22 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from claude_chat import services
     from local.dynamodb import create_table
 
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_table(client, os.environ["TABLE_NAME"])
+    with mock_aws():  # a mock starts empty: this test's table is new
+        create_table(_dynamodb_client, os.environ["TABLE_NAME"])
         services.reset()
-        yield client
+        yield _dynamodb_client
         services.reset()
+
+
+@pytest.fixture
+def pool() -> Iterator[Any]:
+    """Threads for a store's or an admission's side-by-side calls, a pool per test: a pool shared
+    across tests keeps the threads of the process that started them, and a test run in a process
+    forked after that (make mutation forks one per mutant) would wait on threads it does not have."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as threads:
+        yield threads
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,11 @@ what their fixtures read (local/, events/, template.yaml), and a pyproject.toml 
 tells mutmut which module to mutate and which tests to run. mutmut copies that into
 mutants/ and runs pytest there in-process, in a forked child per mutant, with only the
 tests that reach the mutated function (tests/unit's conftest still refuses sockets and
-subprocesses inside every test).
+subprocesses inside every test). The children are forked from the process that ran the
+tests once already, so a test must not lean on threads started before the fork: a thread
+pool shared by a test module has them only in the parent, and a forked test that waits on
+it hangs until mutmut's timeout counts the mutant killed. Pools are made per test (the
+`pool` fixture), and the moto tests share one client but get a fresh table each.
 
 The floor: at least FLOOR of each module's mutants that are not equivalent are killed.
 A mutant is equivalent when no test could ever tell it from the module as written; each
@@ -49,10 +53,20 @@ PACKAGE_DIR = ROOT / "layers" / "shared" / PACKAGE
 # The core modules of layers/shared/claude_chat, each with the unit-test files that cover it.
 # Adding a module is one line here (and its row appears in docs/MUTATION.md on the next run).
 CORE_MODULES: dict[str, tuple[str, ...]] = {
-    "admission": ("tests/unit/test_admission.py", "tests/unit/test_rate_limiter.py"),
+    "admission": (
+        "tests/unit/test_admission.py",
+        "tests/unit/test_admission_requests.py",
+        "tests/unit/test_rate_limiter.py",
+    ),
     "pricing": ("tests/unit/test_pricing.py",),
     "model_choice": ("tests/unit/test_model_choice.py",),
     "rate_limiter": ("tests/unit/test_rate_limiter.py", "tests/unit/test_admission.py"),
+    "conversation_store": (
+        "tests/unit/test_conversation_store.py",
+        "tests/unit/test_conversation_store_requests.py",
+        "tests/unit/test_history_pages.py",
+        "tests/unit/test_billed_context.py",
+    ),
     "client_key": ("tests/unit/test_client_key.py",),
     "request_body": ("tests/unit/test_request_body.py",),
     "session_tokens": ("tests/unit/test_session_tokens.py",),
@@ -416,6 +430,11 @@ def report(
             "",
             "A survivor is printed with its diff; `tests/tools/mutation.py --keep MODULE` keeps the",
             "mutated tree, where `mutmut show <name>` and `mutmut browse` work.",
+            "",
+            "Each mutant's tests run in a process forked from one that ran them all once, so a test must",
+            "not wait on threads started before the fork: a thread pool shared across tests has them",
+            "in the parent only, and the test would hang until mutmut counts the mutant killed by its",
+            "timeout. Tests take a pool of their own (the `pool` fixture in `tests/conftest.py`).",
             "",
             f"**The floor**: at least {FLOOR:.0%} of each module's mutants that are not equivalent are",
             "killed; `make mutation` exits non-zero when a module is under it. A mutant is equivalent",

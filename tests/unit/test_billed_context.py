@@ -8,6 +8,7 @@ edit included, which replaces a turn without changing the count) makes it stale.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,13 +17,13 @@ from claude_chat.chat_turn import _context_holds, fingerprint
 from claude_chat.conversation_store import ConversationStore, Turn, partition_id
 from claude_chat.model_choice import ModelCatalog
 from claude_chat.settings import get_settings
-from tests.unit.test_conversation_store import MAX_AGE, NOW, POOL, TTL, take_slot
+from tests.unit.test_conversation_store import MAX_AGE, NOW, TTL, take_slot
 
 
 @pytest.fixture
-def store(aws: Any) -> ConversationStore:
+def store(aws: Any, pool: ThreadPoolExecutor) -> ConversationStore:
     return ConversationStore(
-        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL
+        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=pool
     )
 
 

@@ -9,25 +9,43 @@ from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from claude_chat.admission import Check
-from claude_chat.conversation_store import ConversationStore, Slot, Turn, partition_id, turns_to_send
+from claude_chat.conversation_store import (
+    CarefulSaveFailed,
+    Context,
+    ConversationStore,
+    ConversationSummary,
+    Known,
+    Saved,
+    SessionRecord,
+    Slot,
+    Turn,
+    conversation_of,
+    known,
+    owner_of,
+    partition_id,
+    turns_to_send,
+)
 
 TTL = 3600
 MAX_AGE = 7 * 24 * 3600
 NOW = 1_800_000_000
-POOL = ThreadPoolExecutor(8)
 
 
 @pytest.fixture
-def store(aws: Any) -> ConversationStore:
+def store(aws: Any, pool: ThreadPoolExecutor) -> ConversationStore:
     return ConversationStore(
-        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL
+        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=pool
     )
 
 
@@ -308,3 +326,363 @@ def test_a_title_from_the_first_message_shows_what_it_says() -> None:
     assert title_from("", "Claude's first line") == "Claude's first line"
     long = title_from("word " * 40)
     assert len(long) <= 61 and long.endswith("…") and " " not in long[-2:]
+
+
+# --------------------------------------------------------------------------- what a save and a read tell
+
+TABLE = os.environ["TABLE_NAME"]
+ABSOLUTE = NOW + MAX_AGE + 86_400  # a session issued at NOW: its turns' deadline, and its other METAs'
+
+
+def meta_of(aws: Any, session_id: str) -> dict[str, Any]:
+    """META as stored (empty when there is none)."""
+    key = {"pk": {"S": f"S#{session_id}"}, "sk": {"S": "~META"}}
+    return dict(aws.get_item(TableName=TABLE, Key=key).get("Item", {}))
+
+
+def items_of(aws: Any, session_id: str) -> list[dict[str, Any]]:
+    found = aws.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"S#{session_id}"}},
+    )["Items"]
+    return list(found)
+
+
+def test_a_saved_turn_tells_what_its_conversation_holds_and_the_next_turn_reads_it(
+    store: ConversationStore, aws: Any
+) -> None:
+    partition = partition_id("s1", "c")
+    first = slot(store, partition)
+    saved = store.save_turn(first, Turn("one", "r1"), now=NOW, title="One", model="m1", billed=(120, "fp"))
+    billed = Context(120, "fp", 1)
+    assert saved == Saved(1, "One", Known(first.generation, 1, billed, 1), also_written=True)
+    second = slot(store, partition)
+    assert replace(second, number=0) == Slot(
+        partition, NOW, first.generation, 0, 1, (Turn("one", "r1"),), owner="s1", conversation="c",
+        title="One", stored=True, context=billed, revision=1,
+    )  # fmt: skip
+    assert known(second) == Known(first.generation, 1, billed, 1)
+    # A turn saved with no bill forgets the last one: no stale bound is left on META.
+    saved = store.save_turn(second, Turn("two", "r2"), now=NOW + 1, title="Two", model="m2")
+    assert saved == Saved(2, "One", Known(first.generation, 2, None, 2), also_written=True)
+    assert store.load(partition, NOW) == SessionRecord(
+        partition, NOW, first.generation, 2, ABSOLUTE, stored=True, conversation="c", title="One",
+        updated_at=(NOW + 1) * 1000, model="m2",
+    )  # fmt: skip
+    assert not {"ctx", "ctxfp", "ctxn", "ctxr"} & set(meta_of(aws, partition))
+    assert store.conversations("s1", limit=10) == (
+        [ConversationSummary("c", "One", 2, (NOW + 1) * 1000, "m2")],
+        None,
+    )
+
+
+def test_a_conversation_not_read_yet_is_what_its_id_says_and_nothing_more(store: ConversationStore) -> None:
+    assert store.load(partition_id("s1", "c"), NOW) == SessionRecord("s1#c", NOW, conversation="c")
+    assert store.load("s1", NOW) == SessionRecord("s1", NOW)
+    taken = slot(store, partition_id("s1", "c"))  # META, and no turn saved: not listed, no title
+    record = store.load(partition_id("s1", "c"), NOW)
+    assert (record.stored, record.turns, record.title, record.updated_at) == (True, 0, None, None)
+    assert known(taken) is None and known(replace(taken, stored=True)) == Known(taken.generation, 0, None)
+    assert not store.is_alive(store.load("never", NOW), NOW + TTL)
+
+
+def test_metas_written_before_some_attributes_existed_still_read(store: ConversationStore, aws: Any) -> None:
+    """A META with no count (or listed with neither count nor `cid`), and a bill with no `ctxr`."""
+    aws.put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": "S#s9#old"}, "sk": {"S": "~META"}, "gen": {"N": "0"}, "owner": {"S": "S#s9"},
+              "updated_at": {"N": "5"}, "expires_at": {"N": str(NOW + TTL)}, "rev": {"N": "1"},
+              "ctx": {"N": "10"}, "ctxfp": {"S": "fp"}, "ctxn": {"N": "0"}},
+    )  # fmt: skip
+    assert store.load("s9#old", NOW).turns == 0
+    assert store.conversations("s9", limit=10) == ([ConversationSummary("old", "New chat", 0, 5)], None)
+    assert take_slot(store, "s9#old", NOW, 10, now=NOW).context is None  # a bill nobody can date is no bound
+
+
+def test_regenerating_the_first_turn_retitles_the_conversation_and_a_later_one_does_not(
+    store: ConversationStore,
+) -> None:
+    partition = partition_id("s1", "t")
+    store.save_turn(slot(store, partition), Turn("hi", "r"), now=NOW, title="First title")
+    again = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True)
+    assert again is not None and again.replaces is not None and again.history == ()
+    assert store.save_turn(again, Turn("hi", "better"), now=NOW, title="Second title").title == "Second title"
+    store.save_turn(slot(store, partition), Turn("more", "r"), now=NOW, title="Third title")
+    later = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True, replace_only="more")
+    assert later is not None and later.replaces is not None
+    assert store.save_turn(later, Turn("more", "r2"), now=NOW, title="Fourth title").title == "Second title"
+    assert users(store, partition) == ["hi", "more"]
+
+
+def test_a_turn_saved_but_not_yet_counted_is_not_replaced(store: ConversationStore, aws: Any) -> None:
+    """META counts a turn only once its item is written: an item it does not count yet is in flight."""
+    partition = partition_id("s1", "f")
+    in_flight = slot(store, partition)
+    sk = f"T#{in_flight.generation:010d}#{in_flight.number:010d}"
+    aws.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"S#{partition}"},
+            "sk": {"S": sk},
+            "user": {"S": "in flight"},
+            "assistant": {"S": "r"},
+        },
+    )
+    planned = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True)
+    assert planned is not None and planned.replaces is None
+
+
+def test_the_history_sent_is_the_window_of_whole_turns_before_the_one_replaced(
+    store: ConversationStore,
+) -> None:
+    for number in range(1, 9):
+        say(store, f"u{number}")
+    assert [turn.user for turn in slot(store, history=3).history] == turns_window(8, 3) == ["u7", "u8"]
+    replacing = take_slot(store, "s1", NOW, 5, now=NOW, replace_last=True)
+    assert replacing is not None and replacing.replaces is not None
+    assert [turn.user for turn in replacing.history] == turns_window(7, 5) == ["u4", "u5", "u6", "u7"]
+
+
+def test_an_even_window_starts_again_every_half_window() -> None:
+    assert [turns_to_send(n, 4) for n in range(4, 12)] == [4, 3, 4, 3, 4, 3, 4, 3]
+
+
+def test_only_an_anonymous_default_conversation_ends_with_its_idle_expiry(store: ConversationStore) -> None:
+    """Another conversation's turn is checked against the session's expiry (session_check), and a
+    signed-in user's conversation has none: neither is refused by its own META's expiry here."""
+    say(store, "u", partition_id("s1", "c"))
+    past_its_meta = ABSOLUTE + 1
+    assert store.plan_turn(partition_id("s1", "c"), NOW, 10, now=past_its_meta) is not None
+    say(store, "u", "s2")
+    assert store.plan_turn("s2", NOW, 10, now=NOW + TTL + 1, lasting=True) is not None
+    assert store.plan_turn("s2", NOW, 10, now=NOW + TTL + 1) is None
+
+
+def test_a_turn_planned_without_a_time_is_planned_at_the_clocks(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    say(store, "u")
+    monkeypatch.setattr(time, "time", lambda: NOW + TTL + 1)
+    assert store.plan_turn("s1", NOW, 10) is None  # its idle expiry passed
+
+
+def test_a_signed_in_users_conversation_lasts_from_each_turn(store: ConversationStore, aws: Any) -> None:
+    """A signed-in user's META and turns count from the turn, not from a session's issue; an anonymous
+    caller's turns keep the session's deadline however late they are saved."""
+    partition = partition_id("u:1", "c")
+    taken = take_slot(store, partition, NOW, 10, now=NOW + 10, lasting=True)
+    assert taken is not None and taken.lasting
+    store.save_turn(taken, Turn("a", "r"), now=NOW + 50.5)
+    assert int(meta_of(aws, partition)["expires_at"]["N"]) == NOW + 51 + MAX_AGE
+    (turn,) = [item for item in items_of(aws, partition) if item["sk"]["S"] != "~META"]
+    assert (turn["created_at"], turn["expires_at"]) == (
+        {"N": str(NOW + 50)},
+        {"N": str(NOW + 50 + MAX_AGE + 86_400)},
+    )
+    store.save_turn(slot(store, "s3"), Turn("b", "r"), now=NOW + 50.5)
+    (turn,) = [item for item in items_of(aws, "s3") if item["sk"]["S"] != "~META"]
+    assert turn["expires_at"] == {"N": str(ABSOLUTE)}
+
+
+class PutsFail(Executor):
+    """A pool whose every call fails as a throttled write that ran out of retries."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        failed: Future[Any] = Future()
+        failed.set_exception(
+            ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "PutItem"
+            )
+        )
+        return failed
+
+
+class Later(Executor):
+    """A pool that runs a call only when its result is asked for, or at `run_all`: a slow write."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Future[Any], Callable[[], Any]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        later = self
+
+        class Deferred(Future[Any]):
+            def result(self, timeout: float | None = None) -> Any:
+                later.run(self)
+                return super().result(timeout)
+
+        future = Deferred()
+        self.pending.append((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def run(self, future: Future[Any]) -> None:
+        for index, (waiting, call) in enumerate(self.pending):
+            if waiting is future:
+                del self.pending[index]
+                try:
+                    future.set_result(call())
+                except Exception as error:  # the future carries it
+                    future.set_exception(error)
+                return
+
+    def run_all(self) -> None:
+        while self.pending:
+            self.run(self.pending[0][0])
+
+
+def test_a_turn_whose_item_is_not_written_leaves_the_count_as_the_items_are(
+    store: ConversationStore, aws: Any
+) -> None:
+    """The item's write failed after META counted it: the count is taken back. A regenerate had
+    deleted the turn it replaces first, so the conversation is one turn shorter, and so is its count."""
+    partition = partition_id("s1", "p")
+    for text in ("one", "two"):
+        store.save_turn(slot(store, partition), Turn(text, "r"), now=NOW)
+    failing = ConversationStore(aws, TABLE, ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=PutsFail())
+    third = slot(store, partition)
+    store.rename(store.load(partition, NOW), "Renamed")  # META changed since: saved the careful way
+    with pytest.raises(CarefulSaveFailed) as failed:
+        failing.save_turn(third, Turn("three", "r"), now=NOW)
+    assert isinstance(failed.value.error, ClientError)
+    assert (store.load(partition, NOW).turns, users(store, partition)) == (2, ["one", "two"])
+    regenerate = take_slot(store, partition, NOW, 10, now=NOW, replace_last=True)
+    assert regenerate is not None
+    with pytest.raises(CarefulSaveFailed):
+        failing.save_turn(regenerate, Turn("two again", "r"), now=NOW)
+    assert (store.load(partition, NOW).turns, users(store, partition)) == (1, ["one"])
+
+
+def test_a_turn_saved_twice_in_one_slot_is_refused_the_second_time(store: ConversationStore) -> None:
+    partition = partition_id("s1", "twice")
+    taken = slot(store, partition)
+    store.save_turn(taken, Turn("once", "r"), now=NOW)
+    with pytest.raises(CarefulSaveFailed) as twice:  # META moved on: the careful way, whose put is refused
+        store.save_turn(taken, Turn("twice", "r"), now=NOW)
+    assert isinstance(twice.value.error, ClientError)
+    assert twice.value.error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert (store.load(partition, NOW).turns, users(store, partition)) == (1, ["once"])
+
+
+def test_a_turn_that_loses_to_a_reset_answers_with_what_came_after_and_leaves_nothing(
+    store: ConversationStore, aws: Any
+) -> None:
+    partition = partition_id("s1", "lost")
+    late = slot(store, partition)
+    store.reset(store.load(partition, NOW), now=NOW)
+    say(store, "after the reset", partition)
+    assert store.save_turn(late, Turn("late", "r"), now=NOW, title="late") == Saved(1)
+    assert users(store, partition) == ["after the reset"]
+    # META gone too (TTL took it) while a turn was in flight: nothing to count, nothing left behind.
+    gone = slot(store, partition_id("s1", "gone"))
+    aws.delete_item(TableName=TABLE, Key={"pk": {"S": "S#s1#gone"}, "sk": {"S": "~META"}})
+    assert store.save_turn(gone, Turn("late", "r"), now=NOW) == Saved(0)
+    assert items_of(aws, partition_id("s1", "gone")) == []
+
+
+def test_a_lost_turns_item_is_deleted_only_once_its_write_is_done_or_failed(
+    store: ConversationStore, aws: Any
+) -> None:
+    """The item's write may still be on its way when the reset's news comes back: the turn waits
+    for it before deleting it, and a write that failed is nothing to delete."""
+    later = Later()
+    slow = ConversationStore(aws, TABLE, ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=later)
+    partition = partition_id("s1", "slow")
+    late = slot(store, partition)
+    store.reset(store.load(partition, NOW), now=NOW)
+    assert slow.save_turn(late, Turn("late", "r"), now=NOW) == Saved(0)
+    later.run_all()
+    assert [item["sk"]["S"] for item in items_of(aws, partition)] == ["~META"]
+    failing = ConversationStore(aws, TABLE, ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=PutsFail())
+    late = slot(store, partition)
+    store.reset(store.load(partition, NOW), now=NOW)
+    assert failing.save_turn(late, Turn("late", "r"), now=NOW) == Saved(0)
+
+
+def test_a_reset_starts_a_generation_from_the_clock_or_the_next_and_keeps_no_listing(
+    store: ConversationStore, aws: Any
+) -> None:
+    assert store.reset(store.load("fresh", NOW), now=NOW + 5.5) is False
+    record = store.load("fresh", NOW)
+    assert (record.generation, record.expires_at) == (NOW + 5, NOW + 6 + TTL)
+    partition = partition_id("s1", "listed")
+    store.save_turn(slot(store, partition), Turn("x", "r"), now=NOW, title="x")
+    store.rename(store.load(partition, NOW), "Mine")
+    generation = store.load(partition, NOW).generation
+    assert store.reset(store.load(partition, NOW), now=NOW) is True
+    meta = meta_of(aws, partition)
+    assert set(meta) == {"pk", "sk", "gen", "turns", "expires_at", "rev"}
+    assert (meta["gen"], meta["turns"], meta["expires_at"]) == (
+        {"N": str(generation + 1)},
+        {"N": "0"},
+        {"N": str(ABSOLUTE)},
+    )
+    store.reset(store.load(partition_id("u:1", "c"), NOW), now=NOW, lasting=True)
+    assert int(meta_of(aws, partition_id("u:1", "c"))["expires_at"]["N"]) == NOW + MAX_AGE
+
+
+def test_touch_slides_the_expiry_from_now_and_never_brings_a_meta_back(
+    store: ConversationStore, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    say(store, "u")
+    record = store.load("s1", NOW)
+    monkeypatch.setattr(time, "time", lambda: NOW + 100.5)
+    store.touch(record)
+    assert store.load("s1", NOW).expires_at == NOW + 101 + TTL
+    store.touch(record, now=NOW + 200, lasting=True)
+    assert store.load("s1", NOW).expires_at == NOW + 200 + MAX_AGE
+    aws.delete_item(TableName=TABLE, Key={"pk": {"S": "S#s1"}, "sk": {"S": "~META"}})
+    store.touch(record, now=NOW + 300)
+    assert meta_of(aws, "s1") == {}
+
+
+def test_only_a_listed_conversation_can_be_renamed(store: ConversationStore, aws: Any) -> None:
+    partition = partition_id("s1", "unlisted")
+    slot(store, partition)
+    assert store.rename(store.load(partition, NOW), "Mine") is None
+    assert "title" not in meta_of(aws, partition)
+
+
+def test_a_better_title_replaces_only_the_automatic_one_its_turn_wrote(store: ConversationStore) -> None:
+    partition = partition_id("s1", "titled")
+    taken = slot(store, partition)
+    store.save_turn(taken, Turn("hi", "r"), now=NOW, title="hi")
+    assert store.retitle(taken, "hi", "Greeting") is True
+    assert store.load(partition, NOW).title == "Greeting"
+    assert store.retitle(taken, "hi", "Other") is False  # not the title it wrote any more
+    store.reset(store.load(partition, NOW), now=NOW)
+    store.save_turn(slot(store, partition), Turn("hi", "r"), now=NOW, title="hi")
+    assert store.retitle(taken, "hi", "Stale") is False  # a turn of a generation since reset
+    assert store.load(partition, NOW).title == "hi"
+
+
+def test_a_page_of_the_list_ends_where_the_next_begins(store: ConversationStore) -> None:
+    for offset, conversation in enumerate("abcd"):
+        say(store, conversation, partition_id("s1", conversation), now=NOW + offset)
+    page, after = store.conversations("s1", limit=3)
+    assert [c.id for c in page] == ["d", "c", "b"] and after == ((NOW + 1) * 1000, "b")
+    assert [c.id for c in store.conversations("s1", limit=3, after=after)[0]] == ["a"]
+
+
+def test_a_first_slot_and_a_known_slot_need_no_read(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot's number is its start in microseconds and three random digits."""
+    asked: list[int] = []
+    monkeypatch.setattr(secrets, "randbelow", lambda below: asked.append(below) or 7)
+    monkeypatch.setattr(time, "time", lambda: NOW + 0.25)
+    number = (NOW * 1_000_000 + 250_000) * 1000 + 7
+    assert store.first_slot("s1#c", NOW) == Slot("s1#c", NOW, NOW, number, 0, owner="s1", conversation="c")
+    assert store.first_slot("s1", NOW, NOW + 1.5).number == (NOW * 1_000_000 + 1_500_000) * 1000 + 7
+    state = Known(5, 3, Context(100, "fp", 3), 4)
+    assert store.known_slot("s1#c", NOW, state, NOW + 0.25, lasting=True) == Slot(
+        "s1#c", NOW, 5, number, 3, (), True, owner="s1", conversation="c", stored=True, context=state.context,
+        revision=4,
+    )  # fmt: skip
+    assert asked == [1000, 1000, 1000]
+
+
+def test_a_partition_is_the_owners_own_for_the_default_conversation() -> None:
+    assert partition_id("o", "default") == "o" and partition_id("o", "c") == "o#c"
+    assert (owner_of("o"), conversation_of("o")) == ("o", "default")
+    assert (owner_of("o#c"), conversation_of("o#c")) == ("o", "c")

@@ -156,3 +156,14 @@ def test_anything_but_a_cursor_we_issued_is_invalid_request(cursor) -> None:
     with pytest.raises(InvalidRequest) as raised:
         decode_cursor(cursor)
     assert "`before`" in raised.value.message
+
+
+def test_a_page_holds_what_was_asked_and_exactly_what_fits(store, aws) -> None:
+    """Each of these turns is 88 bytes at worst: "u1" and "a1" as JSON strings, and 80 for the rest."""
+    seed(aws, [1, 2, 3])
+    record = store.load("s1", NOW)
+    assert store.history_page(record, 0, BIG) == HistoryPage((), None)
+    one = store.history_page(record, 1, BIG)
+    assert (users(one), one.older) == (["u3"], 3)
+    two = store.history_page(record, 10, 2 * 88)
+    assert (users(two), two.older) == (["u2", "u3"], 2)

@@ -4,13 +4,16 @@ exact counts, windows, header fields, and refusals that cost nothing."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from claude_chat.admission import Admission, Charge, Limits
 from claude_chat.errors import RateLimited
-from claude_chat.rate_limiter import RateLimitDecision, RateLimiter
+from claude_chat.rate_limiter import _SPENT_WINDOWS_KEPT, RateLimitDecision, RateLimiter
 
 WINDOW = 60
 T0 = 1_800_000_000.0  # a window boundary: 1_800_000_000 is a multiple of 60
@@ -104,3 +107,66 @@ def test_counters_expire_after_their_window(admission: Admission, aws) -> None:
     )["Item"]
     assert int(item["hits"]["N"]) == 1
     assert int(T0) + WINDOW < int(item["expires_at"]["N"]) <= int(T0) + WINDOW + 120
+
+
+def test_the_last_request_a_window_holds_is_still_allowed(admission: Admission, limiter: RateLimiter) -> None:
+    for _ in range(2):
+        consume(admission, "198.51.100.7", now=T0)
+    last = limiter.peek("198.51.100.7", now=T0)
+    assert (last.allowed, last.remaining) == (True, 1)
+
+
+def test_a_spent_window_is_refused_until_it_ends(limiter: RateLimiter) -> None:
+    assert limiter.spent(T0 + 45.5) == RateLimitDecision(False, 3, 0, WINDOW, 15)
+
+
+def test_a_request_is_drawn_by_one_conditional_add_that_expires_after_its_window(
+    limiter: RateLimiter,
+) -> None:
+    """The request as DynamoDB gets it (the admission adds TableName): the exact expressions."""
+    assert limiter.draw("198.51.100.7", T0 + 5) == {
+        "Key": {"pk": {"S": "RL#198.51.100.7"}, "sk": {"S": f"W#{int(T0)}"}},
+        "UpdateExpression": "ADD hits :one SET expires_at = :exp",
+        "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+        "ExpressionAttributeValues": {
+            ":one": {"N": "1"},
+            ":limit": {"N": "3"},
+            ":exp": {"N": str(int(T0) + WINDOW + 60)},
+        },
+    }
+
+
+def stubbed_limiter() -> tuple[RateLimiter, Stubber]:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    return RateLimiter(client, "t", limit=3, window_seconds=WINDOW), Stubber(client)
+
+
+def test_peek_reads_the_hits_alone_strongly_consistent_at_the_time_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A usage read right after a turn sees that turn's request: a consistent read, of `hits` only."""
+    monkeypatch.setattr(time, "time", lambda: T0 + 20.5)
+    limiter, stubber = stubbed_limiter()
+    stubber.add_response(
+        "get_item",
+        {"Item": {"hits": {"N": "1"}}},
+        {
+            "TableName": "t",
+            "Key": {"pk": {"S": "RL#k"}, "sk": {"S": f"W#{int(T0)}"}},
+            "ProjectionExpression": "hits",
+            "ConsistentRead": True,
+        },
+    )
+    with stubber:
+        assert limiter.peek("k") == RateLimitDecision(True, 3, 2, WINDOW, 40)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_container_remembers_the_latest_spent_windows_only(limiter: RateLimiter) -> None:
+    """The memory of spent windows is bounded: past _SPENT_WINDOWS_KEPT keys, the oldest goes first."""
+    keys = [f"k{n}" for n in range(_SPENT_WINDOWS_KEPT + 1)]
+    for key in keys:
+        limiter.saw_spent(key, T0)
+    assert not limiter.known_spent(keys[0], T0)
+    assert all(limiter.known_spent(key, T0) for key in keys[1:])
+    assert not limiter.known_spent(keys[-1], T0 + WINDOW)  # the next window is whole

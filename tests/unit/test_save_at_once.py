@@ -9,21 +9,22 @@ save the careful way, with the added actions left to the caller and nothing writ
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from claude_chat.conversation_store import ConversationStore, Known, Slot, Turn
-from tests.unit.test_conversation_store import MAX_AGE, NOW, POOL, TTL, take_slot
+from tests.unit.test_conversation_store import MAX_AGE, NOW, TTL, take_slot
 
 COUNTER = {"pk": {"S": "TB#test"}, "sk": {"S": "D#test"}}
 
 
 @pytest.fixture
-def store(aws: Any) -> ConversationStore:
+def store(aws: Any, pool: ThreadPoolExecutor) -> ConversationStore:
     return ConversationStore(
-        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=POOL
+        aws, os.environ["TABLE_NAME"], ttl_seconds=TTL, max_age_seconds=MAX_AGE, pool=pool
     )
 
 

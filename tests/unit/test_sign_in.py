@@ -24,6 +24,7 @@ import types
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import jwt
@@ -35,7 +36,14 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from claude_chat import sign_in
 from claude_chat.errors import Unauthorized
 from claude_chat.settings import Settings
-from claude_chat.sign_in import TokenVerifier, User, bearer_token, group_budget, is_loopback_host
+from claude_chat.sign_in import (
+    TokenVerifier,
+    User,
+    bearer_token,
+    group_budget,
+    group_money_budget,
+    is_loopback_host,
+)
 
 ISSUER = "https://id.example"
 AUDIENCE = "chat-client"
@@ -1380,3 +1388,30 @@ def test_a_users_budget_is_the_largest_of_their_groups(groups: tuple[str, ...], 
         daily_token_budget=200_000, group_token_budgets={"pro": 2_000_000, "trial": 10_000, "staff": 0}
     )
     assert group_budget(User("https://i.example", "s", groups), settings) == budget
+
+
+@pytest.mark.parametrize(
+    ("groups", "budget"),
+    [
+        ((), None),  # DAILY_BUDGET_USD applies
+        (("unmapped",), None),
+        (("pro",), 5_000_000_000),
+        (("trial",), 100_000_000),
+        (("trial", "pro", "unmapped"), 5_000_000_000),
+        (("pro", "staff"), 0),  # 0 is no daily budget, which beats any amount
+        (("staff",), 0),
+        (("tiny",), 1),  # a positive amount is at least one nano-dollar, never "no budget"
+    ],
+)
+def test_a_users_money_budget_is_the_largest_of_their_groups(
+    groups: tuple[str, ...], budget: int | None
+) -> None:
+    settings = Settings(
+        group_budgets_usd={
+            "pro": Decimal("5.00"),
+            "trial": Decimal("0.10"),
+            "staff": Decimal("0"),
+            "tiny": Decimal("0.0000000001"),
+        }
+    )
+    assert group_money_budget(User("https://i.example", "s", groups), settings) == budget

@@ -23,7 +23,8 @@ Counters (the table's `pk`, `sk`; TTL `expires_at`):
     GB#all[#<shard>]    D#<UTC day>        used (tokens), nusd   a share of the global day
 
 The global budget is spread over `shards` counters so no item takes every
-turn's writes. Each counter may hold at most its share (the budget / shards),
+turn's writes (never more than a budget that is on has units, so each share is
+at least one). Each counter may hold at most its share (the budget / shards),
 so admitted worst cases never add up to more than the budget: the global cap
 is never overshot by admission. A turn its shard cannot take reads every
 shard and tries the one with the most room; it is refused (503) only when no
@@ -179,7 +180,11 @@ class Admission:
         self._table = table_name
         self.limiter = limiter
         self.global_limits = global_limits
-        self.shards = max(1, shards)
+        # Never more shards than a budget that is on has units: a share of nothing would be no
+        # condition at all (that budget unenforced, or an empty ConditionExpression DynamoDB refuses).
+        on = [limit for limit in (global_limits.tokens, global_limits.nanos) if limit > 0]
+        self.shards = max(1, min(shards, *on) if on else shards)
+        self.share = Limits(global_limits.tokens // self.shards, global_limits.nanos // self.shards)
         self._pool = pool
 
     def admit(
@@ -281,19 +286,18 @@ class Admission:
                 for item in answer["Responses"].get(self._table, []):
                     used[item["pk"]["S"]] = (_number(item, "used"), _number(item, "nusd"))
                 pending = dict(answer.get("UnprocessedKeys") or {})
-        share = Limits(self.global_limits.tokens // self.shards, self.global_limits.nanos // self.shards)
         best, best_room = None, -1
         for shard in range(self.shards):
             tokens, nanos = used.get(shard_key(shard), (0, 0))
             rooms = [
                 limit - spent - amount
                 for limit, spent, amount in (
-                    (share.tokens, tokens, charge.tokens),
-                    (share.nanos, nanos, charge.nanos),
+                    (self.share.tokens, tokens, charge.tokens),
+                    (self.share.nanos, nanos, charge.nanos),
                 )
-                if limit > 0
+                if limit > 0  # one at least: the global budget is on, and every share of it is 1 or more
             ]
-            room = min(rooms, default=0)
+            room = min(rooms)
             if room >= 0 and room > best_room:
                 best, best_room = shard, room
         return best
@@ -320,8 +324,7 @@ class Admission:
         if limits.on:
             actions.append(("caller", self._take(day_key(f"TB#{client_key}", now), charge, limits, now)))
         if self.global_limits.on:
-            share = Limits(self.global_limits.tokens // self.shards, self.global_limits.nanos // self.shards)
-            actions.append(("global", self._take(day_key(shard_key(shard), now), charge, share, now)))
+            actions.append(("global", self._take(day_key(shard_key(shard), now), charge, self.share, now)))
         return actions
 
     def _take(self, key: dict[str, Any], charge: Charge, limits: Limits, now: float) -> dict[str, Any]:
@@ -372,7 +375,7 @@ class Admission:
         caller's budgets, then a failed check (raised as Conflict), then the global budget; a
         throttled or conflicting write is `busy`. Anything else is a defect and raises as it is.
         """
-        code = error.response.get("Error", {}).get("Code", "")
+        code = _code(error)
         if code in _THROTTLED:
             return Busy(), True
         if code != "TransactionCanceledException":
@@ -408,20 +411,25 @@ class Admission:
                 self._db.update_item(**self._addition(key, charge))
                 return
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in _THROTTLED or attempt == 4:
+                if _code(error) not in _THROTTLED or attempt == 4:
                     raise
                 time.sleep(0.02 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
 
 
 def _conflicted(error: ClientError) -> bool:
     """A transaction that failed only because others held its items, or DynamoDB throttled it."""
-    code = error.response.get("Error", {}).get("Code", "")
+    code = _code(error)
     if code in _THROTTLED:
         return True
     reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
     return code == "TransactionCanceledException" and all(
         reason.get("Code") in (None, "None", *_THROTTLED) for reason in reasons
     )
+
+
+def _code(error: ClientError) -> str:
+    """The error's code: botocore's parsers give every error response an Error with a Code."""
+    return error.response["Error"]["Code"]
 
 
 def shard_count(global_limits: Limits, largest_turn: Charge, configured: int = 0) -> int:
@@ -453,7 +461,8 @@ def day_key(pk: str, now: float) -> dict[str, Any]:
 
 
 def until_day_ends(now: float) -> int:
-    return max(1, int(DAY_SECONDS - now % DAY_SECONDS))
+    """Whole seconds until the UTC day ends, rounded up: a caller who waits that long finds the new day."""
+    return max(1, math.ceil(DAY_SECONDS - now % DAY_SECONDS))
 
 
 def _day_ends(now: float) -> int:

@@ -288,14 +288,13 @@ class ConversationStore:
         now = time.time() if now is None else now
         items = self._newest_items(session_id, max_history_turns + int(replace_last) + 1)
         meta = items[0] if items and items[0]["sk"]["S"] == _META else None
-        turns = items[1:] if meta is not None else items
         record = self._record(session_id, issued_at, meta)
         idle = not lasting and conversation_of(session_id) == DEFAULT_CONVERSATION
         if idle and not self.is_alive(record, now):
             return None
         generation = record.generation if meta is not None else _fresh_generation(now)
         prefix = _turn_prefix(generation)
-        earlier = [item for item in turns if item["sk"]["S"].startswith(prefix)]
+        earlier = [item for item in items if item["sk"]["S"].startswith(prefix)]  # META's "~META" never is
         replaces = None
         if replace_last and earlier and record.turns > 0 and replace_only in (None, _turn(earlier[0]).user):
             replaces, earlier = _slot_number(earlier[0]["sk"]["S"]), earlier[1:]
@@ -483,9 +482,9 @@ class ConversationStore:
             Item=item,
             ConditionExpression="attribute_not_exists(sk)",
         )
-        replaced = False
-        if slot.replaces is not None:
-            replaced = self._delete_turn(_key(pk, _turn_sk(slot.generation, slot.replaces)))
+        replaced = slot.replaces is not None and self._delete_turn(
+            _key(pk, _turn_sk(slot.generation, slot.replaces))
+        )
         try:
             meta = self._count_turn(
                 slot, now, added=0 if replaced else 1, title=title, model=model, billed=billed
@@ -500,12 +499,13 @@ class ConversationStore:
         try:
             put.result()
         except Exception:
-            # The count went up for an item that is not there: take it back, then fail the turn.
+            # One turn fewer is there than the count says: the new one is not, and a turn it replaced
+            # is gone too (its count stood still). Take one back, then fail the turn.
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(pk, _META),
                 UpdateExpression="ADD turns :minus",
-                ExpressionAttributeValues={":minus": {"N": str(-1 if not replaced else 0)}},
+                ExpressionAttributeValues={":minus": {"N": "-1"}},
             )
             raise
         known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta), _revision(meta))
@@ -662,7 +662,10 @@ class ConversationStore:
     def all_turns(self, record: SessionRecord) -> list[Turn]:
         if not record.stored:
             return []
-        return [_turn(item) for item in self._query_generation(record, projection=None)]
+        return [
+            _turn(item)
+            for item in self._query_generation(record.session_id, record.generation, projection=None)
+        ]
 
     def touch(self, record: SessionRecord, now: float | None = None, *, lasting: bool = False) -> None:
         """Slides the idle expiry of a session that is read but not written."""
@@ -722,8 +725,9 @@ class ConversationStore:
         old = answer.get("Attributes", {})
         if "gen" not in old:
             return False
-        stale = SessionRecord(record.session_id, record.issued_at, int(old["gen"]["N"]), stored=True)
-        items = list(self._query_generation(stale, projection="pk, sk, att"))
+        items = list(
+            self._query_generation(record.session_id, int(old["gen"]["N"]), projection="pk, sk, att")
+        )
         files = [a.id for item in items for a in load(item.get("att", {}).get("S"))]
         if files and self._forget_files is not None:
             try:
@@ -827,20 +831,22 @@ class ConversationStore:
     def _absolute_deadline(self, issued_at: int) -> int:
         return issued_at + self._max_age + _TTL_GRACE_SECONDS
 
-    def _generation_query(self, record: SessionRecord) -> dict[str, Any]:
-        """A Query for the turns of the session's current generation, read consistently."""
+    def _generation_query(self, session_id: str, generation: int) -> dict[str, Any]:
+        """A Query for the turns of one generation of the conversation, read consistently."""
         return {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {
-                ":pk": {"S": _pk(record.session_id)},
-                ":prefix": {"S": _turn_prefix(record.generation)},
+                ":pk": {"S": _pk(session_id)},
+                ":prefix": {"S": _turn_prefix(generation)},
             },
             "ConsistentRead": True,
         }
 
-    def _query_generation(self, record: SessionRecord, projection: str | None) -> Iterator[dict[str, Any]]:
-        request = self._generation_query(record)
+    def _query_generation(
+        self, session_id: str, generation: int, projection: str | None
+    ) -> Iterator[dict[str, Any]]:
+        request = self._generation_query(session_id, generation)
         if projection:
             request["ProjectionExpression"] = projection
         paginator = self._db.get_paginator("query")
@@ -874,7 +880,7 @@ class ConversationStore:
         """
         if not record.stored or limit <= 0:
             return HistoryPage((), None)
-        request = self._generation_query(record)
+        request = self._generation_query(record.session_id, record.generation)
         if before is not None:
             request["ExclusiveStartKey"] = _key(_pk(record.session_id), _turn_sk(record.generation, before))
         newest_first: list[tuple[int, Turn]] = []
@@ -1004,7 +1010,7 @@ def _title(meta: dict[str, Any]) -> str:
 
 def _summary(meta: dict[str, Any]) -> ConversationSummary:
     return ConversationSummary(
-        id=meta.get("cid", {}).get("S") or conversation_of(meta["pk"]["S"].removeprefix("S#")),
+        id=conversation_of(meta["pk"]["S"].removeprefix("S#")),  # what `cid` repeats, for the index's readers
         title=_title(meta),
         turns=int(meta.get("turns", {"N": "0"})["N"]),
         updated_at=int(meta["updated_at"]["N"]),
@@ -1079,8 +1085,8 @@ def _json_size(item: dict[str, Any]) -> int:
     return (
         len(json.dumps(item["user"]["S"]))
         + len(json.dumps(item["assistant"]["S"]))
-        + len(json.dumps(item.get("th", {}).get("S", "")))
+        + (len(json.dumps(item["th"]["S"])) if "th" in item else 0)  # a message without is without
         + 2 * len(item.get("cit", {}).get("S", ""))  # its strings escaped again, at worst
-        + len(json.dumps(item.get("att", {}).get("S", "")))
+        + (len(json.dumps(item["att"]["S"])) if "att" in item else 0)
         + _MESSAGE_PAIR_OVERHEAD
     )

@@ -86,7 +86,7 @@ class RateLimited(ApiError):
 
     status, code, message = 429, "rate_limited", "Too many requests. Please wait."
 
-    def __init__(self, retry_after_seconds: int, headers: Mapping[str, str], limit: str = "requests") -> None:
+    def __init__(self, retry_after_seconds: int, headers: Mapping[str, str], *, limit: str) -> None:
         self.retry_after = retry_after_seconds
         self.limit = limit
         super().__init__(headers={**headers, "Retry-After": str(retry_after_seconds)})
