@@ -213,7 +213,8 @@ def test_the_stream_on_the_wire(client: httpx.Client) -> None:
 
 def test_the_text_parts_of_the_last_message_are_joined(client: httpx.Client, dev_server: DevServer) -> None:
     body = ui_body("First part", id="joined-parts")
-    body["messages"][0]["parts"] += [{"type": "file", "url": "data:,x"}, {"type": "text", "text": "second"}]
+    # Parts that are neither text nor files are passed over (files are attachments: see above).
+    body["messages"][0]["parts"] += [{"type": "step-start"}, {"type": "text", "text": "second"}]
     with client.stream("POST", UI, json=body) as response:
         response.read()
     assert response.status_code == 200
