@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -63,7 +64,9 @@ def test_sequential_calls_meet_the_worker_that_served_last_and_concurrent_ones_s
             after = [await workers.invoke("Probe", {}) for _ in range(8)]
             return sequential, list(together), after
 
-        sequential, together, after = asyncio.run(calls())
+        # On a thread of its own: another test's event loop may still be running on this one.
+        with ThreadPoolExecutor(1) as thread:
+            sequential, together, after = thread.submit(asyncio.run, calls()).result(timeout=120)
         assert len(set(sequential)) == 1, sequential
         assert len(set(together)) == 3, together
         assert len(set(after)) == 1, after  # whichever finished last
