@@ -57,6 +57,7 @@ CORE_MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_admission.py",
         "tests/unit/test_admission_requests.py",
         "tests/unit/test_rate_limiter.py",
+        "tests/unit/test_ticket_settlement.py",
     ),
     "pricing": ("tests/unit/test_pricing.py",),
     "model_choice": ("tests/unit/test_model_choice.py",),
@@ -66,6 +67,9 @@ CORE_MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_conversation_store_requests.py",
         "tests/unit/test_history_pages.py",
         "tests/unit/test_billed_context.py",
+        "tests/unit/test_save_at_once.py",
+        "tests/unit/test_thinking_search.py",  # a turn's thinking and citations as its item keeps them
+        "tests/unit/test_attachments.py",  # a turn's files, and a reset's deletion of them
     ),
     "client_key": ("tests/unit/test_client_key.py",),
     "request_body": ("tests/unit/test_request_body.py",),
