@@ -2,9 +2,10 @@
 
 A turn is admitted by one transaction: the request window, the caller's and the
 global budget counters and the conversation's record (claude_chat.admission).
-A session turn reads its history beside it: when the container knows what the
-conversation's record held (it read or wrote it last), the admission is priced
-on that and checks it still holds, so both go out together. The rate-limit
+When the container knows the conversation's record and newest turns (it read or
+wrote them last), a session turn reads nothing: the admission checks the record
+is unchanged. When it knows the record only, it reads the history beside the
+admission, priced on what it knew; when it knows nothing, it reads first. The rate-limit
 headers' read runs beside Claude's call. After Claude, one transaction saves
 the turn, counts it on the conversation's record and settles both budgets. Every DynamoDB call here is slowed
 to a fixed latency, so overlap is a property of the code, not of the machine.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
@@ -124,9 +125,8 @@ def test_a_session_turn_waits_for_one_round_trip_before_claude_and_one_after(
     assert json.loads(result["body"])["turns"] == 2
 
     before, beside, after = phases(timeline)
-    # The admission (window, budgets, the conversation's record) beside the read of the history.
-    assert operations(before) == ["Query", "TransactWriteItems"]
-    assert round_trips(before) == 1
+    # The admission (window, budgets, the conversation's record): the history is the one it knows.
+    assert operations(before) == ["TransactWriteItems"]
     assert operations(beside) == ["GetItem"]  # the request window, for the rate-limit headers
     # The turn item, META's count and both settlements: one call.
     assert operations(after) == ["TransactWriteItems"]
@@ -165,9 +165,8 @@ def test_a_streamed_session_turn_has_the_same_critical_path(timeline, standin, a
     timeline.clear()
     assert turn(token)["turns"] == 2
     before, beside, after = phases(timeline)
-    # The admission (window, budgets, the conversation's record) beside the read of the history.
-    assert operations(before) == ["Query", "TransactWriteItems"]
-    assert round_trips(before) == 1
+    # The admission (window, budgets, the conversation's record): the history is the one it knows.
+    assert operations(before) == ["TransactWriteItems"]
     assert operations(beside) == ["GetItem"]  # the request window, for the rate-limit headers
     # The turn item, META's count and both settlements: one call.
     assert operations(after) == ["TransactWriteItems"]
@@ -216,9 +215,46 @@ def test_a_conversation_changed_since_this_container_knew_it_is_admitted_on_the_
     stale = dict(sessions._warm)  # what this container knew after the first turn
     assert handler(event, lambda_context)["statusCode"] == 200  # "another container" saves turn 2
     sessions._warm.clear()
-    sessions._warm.update(stale)
+    sessions._warm.update({partition: replace(known, recent=None) for partition, known in stale.items()})
     timeline.clear()
     assert json.loads(handler(event, lambda_context)["body"])["turns"] == 3
     before, _, _ = phases(timeline)
     assert operations(before) == ["Query", "TransactWriteItems", "TransactWriteItems"]
     assert round_trips(before) == 2
+
+
+def test_a_conversation_whose_turns_this_container_knows_but_changed_since_is_read_then_admitted(
+    timeline, standin, lambda_handler, lambda_context, events
+) -> None:
+    """Another container saved the last turn: the admission on the turns this one knew fails its
+    check (nothing was written), and the turn is admitted on a read, with the turn it saved."""
+    import json
+
+    from claude_chat import services
+
+    handler = lambda_handler("ChatFunction")
+    token = json.loads(handler(events["chat-history"], lambda_context)["body"])["session"]
+    event = {
+        **events["chat-history"],
+        "headers": {**events["chat-history"]["headers"], "x-session-id": token},
+        "body": json.dumps({"message": "and then?"}),
+    }
+    sessions = services.sessions()
+    stale = dict(sessions._warm)
+    assert handler(event, lambda_context)["statusCode"] == 200  # "another container" saves turn 2
+    sessions._warm.clear()
+    sessions._warm.update(stale)
+    timeline.clear()
+    assert json.loads(handler(event, lambda_context)["body"])["turns"] == 3
+    before, _, _ = phases(timeline)
+    assert operations(before) == ["Query", "TransactWriteItems", "TransactWriteItems"]
+    assert round_trips(before) == 3
+    sent = standin.standin.requests[-1]["body"]["messages"]
+    said = [_text(message["content"]) for message in sent if message["role"] == "user"]
+    assert said == ["Hi! My name is Ada.", "and then?", "and then?"]  # turn 2, saved elsewhere, is in it
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content)

@@ -26,6 +26,8 @@ from claude_chat.conversation_store import (
     ConversationStore,
     ConversationSummary,
     Known,
+    NumberedTurn,
+    Recent,
     Saved,
     SessionRecord,
     Slot,
@@ -356,16 +358,23 @@ def test_a_saved_turn_tells_what_its_conversation_holds_and_the_next_turn_reads_
     first = slot(store, partition)
     saved = store.save_turn(first, Turn("one", "r1"), now=NOW, title="One", model="m1", billed=(120, "fp"))
     billed = Context(120, "fp", 1)
-    assert saved == Saved(1, "One", Known(first.generation, 1, billed, 1), also_written=True)
+    # Its newest turns are known too: the window (10) and one more, from a conversation known empty.
+    one = NumberedTurn(first.number, ABSOLUTE, Turn("one", "r1"))
+    assert saved == Saved(
+        1, "One", Known(first.generation, 1, billed, 1, "One", Recent(11, (one,), 11)), also_written=True
+    )
     second = slot(store, partition)
     assert replace(second, number=0) == Slot(
         partition, NOW, first.generation, 0, 1, (Turn("one", "r1"),), owner="s1", conversation="c",
-        title="One", stored=True, context=billed, revision=1,
+        title="One", stored=True, context=billed, revision=1, recent=Recent(10, (one,), 11),
     )  # fmt: skip
-    assert known(second) == Known(first.generation, 1, billed, 1)
+    assert known(second) == Known(first.generation, 1, billed, 1, "One", Recent(10, (one,), 11))
     # A turn saved with no bill forgets the last one: no stale bound is left on META.
     saved = store.save_turn(second, Turn("two", "r2"), now=NOW + 1, title="Two", model="m2")
-    assert saved == Saved(2, "One", Known(first.generation, 2, None, 2), also_written=True)
+    two = NumberedTurn(second.number, ABSOLUTE, Turn("two", "r2"))
+    assert saved == Saved(
+        2, "One", Known(first.generation, 2, None, 2, "One", Recent(11, (two, one), 11)), also_written=True
+    )
     assert store.load(partition, NOW) == SessionRecord(
         partition, NOW, first.generation, 2, ABSOLUTE, stored=True, conversation="c", title="One",
         updated_at=(NOW + 1) * 1000, model="m2",
@@ -383,7 +392,9 @@ def test_a_conversation_not_read_yet_is_what_its_id_says_and_nothing_more(store:
     taken = slot(store, partition_id("s1", "c"))  # META, and no turn saved: not listed, no title
     record = store.load(partition_id("s1", "c"), NOW)
     assert (record.stored, record.turns, record.title, record.updated_at) == (True, 0, None, None)
-    assert known(taken) is None and known(replace(taken, stored=True)) == Known(taken.generation, 0, None)
+    assert known(taken) is None
+    unread = Recent(1 << 30, (), 11)  # no META: a generation of its own, with no turn in it
+    assert known(replace(taken, stored=True)) == Known(taken.generation, 0, None, recent=unread)
     assert not store.is_alive(store.load("never", NOW), NOW + TTL)
 
 
@@ -674,12 +685,13 @@ def test_a_first_slot_and_a_known_slot_need_no_read(
     number = (NOW * 1_000_000 + 250_000) * 1000 + 7
     assert store.first_slot("s1#c", NOW) == Slot("s1#c", NOW, NOW, number, 0, owner="s1", conversation="c")
     assert store.first_slot("s1", NOW, NOW + 1.5).number == (NOW * 1_000_000 + 1_500_000) * 1000 + 7
-    state = Known(5, 3, Context(100, "fp", 3), 4)
-    assert store.known_slot("s1#c", NOW, state, NOW + 0.25, lasting=True) == Slot(
+    assert store.first_slot("s1", NOW, NOW, max_history_turns=4).recent == Recent(1 << 30, (), 5)
+    state = Known(5, 3, Context(100, "fp", 3), 4, "T")
+    assert store.known_slot("s1#c", NOW, state, NOW + 0.25, lasting=True, max_history_turns=10) == Slot(
         "s1#c", NOW, 5, number, 3, (), True, owner="s1", conversation="c", stored=True, context=state.context,
         revision=4,
     )  # fmt: skip
-    assert asked == [1000, 1000, 1000]
+    assert asked == [1000, 1000, 1000, 1000]
 
 
 def test_a_partition_is_the_owners_own_for_the_default_conversation() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -67,17 +68,27 @@ def planned(store: ConversationStore, now: float = NOW) -> Slot:
 
 
 def known_now(store: ConversationStore) -> Known | None:
-    """What a fresh read of META says (as the next turn's plan sees it)."""
-    slot = store.plan_turn("s1", NOW, 10, now=NOW + 5)
-    assert slot is not None
-    return Known(slot.generation, slot.turns_before, slot.context, slot.revision)
+    """What a fresh read of META says (as the next turn's plan sees it), and its newest turns."""
+    slot = store.plan_turn("s1", NOW, 10, replace_last=True, now=NOW + 5)
+    assert slot is not None and slot.recent is not None
+    return Known(slot.generation, slot.turns_before, slot.context, slot.revision, slot.title, slot.recent)
+
+
+def same(saved: Known | None, read: Known | None) -> bool:
+    """A saved turn's state as a read finds it: the newest turns as deep as it knows them."""
+    assert saved is not None and read is not None and saved.recent is not None and read.recent is not None
+    depth = min(saved.recent.depth, read.recent.depth)
+    return (
+        replace(saved, recent=None) == replace(read, recent=None)
+        and saved.recent.turns[:depth] == read.recent.turns[:depth]
+    )
 
 
 def test_a_first_and_a_second_turn_each_save_in_one_call_with_what_is_added(store: ConversationStore) -> None:
     calls = Calls(store)
     first = store.save_turn(planned(store), Turn("u1", "a1"), now=NOW, title="First", also=[addition(5)])
     assert first.also_written and (first.turns, first.title) == (1, "First")
-    assert first.state == known_now(store)
+    assert same(first.state, known_now(store))
     second_slot = planned(store, NOW + 1)
     calls.names.clear()
     second = store.save_turn(
@@ -85,7 +96,7 @@ def test_a_first_and_a_second_turn_each_save_in_one_call_with_what_is_added(stor
     )
     assert calls.names == ["transact_write_items"]
     assert second.also_written and (second.turns, second.title) == (2, "First")
-    assert second.state == known_now(store)
+    assert same(second.state, known_now(store))
     assert second.state is not None and second.state.context is not None
     assert (second.state.context.tokens, second.state.context.turns) == (120, 2)
     assert counter(store) == 3
@@ -103,7 +114,9 @@ def test_a_save_since_the_read_sends_the_save_the_careful_way_and_leaves_the_add
     assert not saved.also_written
     assert "transact_write_items" in calls.names and "put_item" in calls.names
     assert counter(store) == 0  # the caller settles; the failed transaction wrote nothing
-    assert saved.turns == 3 and saved.state == known_now(store)
+    assert saved.turns == 3 and saved.state is not None
+    assert replace(saved.state, recent=None) == replace(known_now(store), recent=None)  # type: ignore[arg-type]
+    assert saved.state.recent is None  # another turn was saved beside it: its own newest turns are not known
     assert sorted(turn.user for turn in store.all_turns(store.load("s1", NOW))) == ["mine", "theirs", "u1"]
 
 

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -353,6 +353,8 @@ class Turn:
         if first and saved.title == title and settings.claude_titles and not self.stopped:
             written = claude_title(self.caller, self.quote.model, self.message, reply.text, self._deadline)
             if written is not None and store.retitle(slot, title or "", written):
+                if saved.state is not None:
+                    services.sessions().remember(slot.session_id, replace(saved.state, title=written))
                 return TurnOutcome(reply, saved.turns, written)
         return TurnOutcome(reply, saved.turns, saved.title)
 
@@ -520,15 +522,25 @@ def _admit(asked: _Asked, *, drawn: bool = False, read: TurnSession | None = Non
     raise Busy()  # not reached: the last attempt returns or raises
 
 
-def _admit_known(asked: _Asked) -> Admitted | None:
+def _admit_known(asked: _Asked) -> Admitted | None:  # noqa: PLR0911 - each way a guess ends
     """One round trip for a turn of a conversation this container knows: the admission, priced on
     what META held when last read or written here (and checked to hold still), beside the read of
     the history. None when nothing is known, META changed since, or a budget refused what was known
     while the turn's own history is less (then read, then admit)."""
     caller = asked.caller
-    if asked.turn_body is None:
+    turn_body = asked.turn_body
+    if turn_body is None:
         return None
-    guess = services.sessions().guess_turn(caller.session_token, caller.user, asked.turn_body.conversation)
+    guess = services.sessions().guess_turn(
+        caller.session_token,
+        asked.settings.history_max_turns,
+        caller.user,
+        turn_body.conversation,
+        replace_last=turn_body.replace_last,
+        replace_only=turn_body.message if asked.request.replace_same_message_only else None,
+    )
+    if guess is not None and guess.slot.recent is not None:
+        return _admit_warm(asked, guess)
     worst = _known_worst(asked, guess)
     if guess is None or worst is None:
         return None
@@ -574,6 +586,22 @@ def _admit_known(asked: _Asked) -> Admitted | None:
         ticket.settle(Charge())
         return _admit(asked, drawn=True, read=session)
     return session, claude_request, quote, ticket
+
+
+def _admit_warm(asked: _Asked, guess: TurnSession) -> Admitted:
+    """One call for a turn of a conversation whose newest turns this container knows too: the
+    admission, priced on the very history a read would find, on condition that META is unchanged
+    since (no save, reset or deletion elsewhere); if it changed, read, then admit."""
+    claude_request, quote = asked.priced(guess)
+    caller = asked.caller
+    limits, checks = caller.limits(asked.settings), asked.checks(guess)
+    try:
+        ticket = services.admission().admit(caller.client_key, quote.worst, limits, checks=checks)
+    except Conflict as conflict:
+        if conflict.check.name == CLAIM_CHECK:  # a file of another conversation
+            raise check_reused() from None
+        return _admit(asked)  # META changed since this container knew it: read it
+    return guess, claude_request, quote, ticket
 
 
 def _known_worst(asked: _Asked, guess: TurnSession | None) -> Charge | None:

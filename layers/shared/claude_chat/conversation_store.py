@@ -72,7 +72,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -160,14 +160,70 @@ class CarefulSaveFailed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class NumberedTurn:
+    """A saved turn with its slot number and its item's expiry, as the newest turns are known."""
+
+    number: int
+    expires_at: int
+    turn: Turn
+
+
+# At most this many more than the history window are kept in `Recent` (a regenerate's one).
+_RECENT_EXTRA = 1
+_NEVER = 1 << 62  # the expiry of an item without one
+_EVERY = 1 << 30  # the depth of a generation known to hold no turn yet: all of them are known
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """The newest turn items of a conversation's generation, newest first, as a read found them or
+    this container's own saves left them: exactly the `depth` newest (all of them, when there are
+    fewer). With META's `rev` unchanged since (the admission's exact check), they are what a read
+    would find, so a warm conversation's turn is admitted without one (claude_chat.sessions)."""
+
+    depth: int
+    turns: tuple[NumberedTurn, ...]
+    limit: int  # the most it keeps: the history window and a regenerate's one more
+
+    def serves(self, reads: int, now: float) -> bool:
+        """Whether a read of the `reads` newest items would find nothing else, and none has expired
+        (DynamoDB's TTL may have removed an expired one; a read tells)."""
+        return self.depth >= reads and all(known.expires_at > now for known in self.turns[:reads])
+
+    def after_save(self, saved: NumberedTurn, replaced: int | None) -> Recent | None:
+        """What is known once `saved` is saved (replacing the newest, `replaced`) and nothing else was
+        since these were known; None when it cannot be said (the replaced turn is not the newest
+        known, or the new one would not sort first: another container's clock ran ahead)."""
+        kept, depth = self.turns, self.depth
+        if replaced is not None:
+            if not kept or kept[0].number != replaced:
+                return None
+            kept, depth = kept[1:], depth - 1
+        if kept and kept[0].number >= saved.number:
+            return None
+        return Recent(min(depth + 1, self.limit), (saved, *kept)[: self.limit], self.limit)
+
+    @property
+    def chars(self) -> int:
+        """Roughly what it holds (claude_chat.sessions bounds what it keeps by this)."""
+        return sum(
+            len(known.turn.user) + len(known.turn.assistant) + len(known.turn.thinking)
+            for known in self.turns
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Known:
-    """What a turn's worst case depends on in a conversation's META: enough to admit the next turn
-    without reading first (claude_chat.sessions keeps it per conversation while warm)."""
+    """What a turn's worst case depends on in a conversation's META, and its newest turns when known:
+    enough to admit the next turn without reading first (claude_chat.sessions keeps it per
+    conversation while warm)."""
 
     generation: int
     turns: int
     context: Context | None
     revision: int = 0  # META's `rev`: one more with every save
+    title: str | None = None  # the conversation's title (None: not listed yet)
+    recent: Recent | None = None  # its newest turns, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +247,7 @@ class Slot:
     stored: bool = False  # META existed when the turn read it
     context: Context | None = None  # what Claude billed for the history, when it is known exactly
     revision: int = 0  # META's `rev` when the turn read it
+    recent: Recent | None = None  # the newest turns as the turn found them, when known (`Recent`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +343,8 @@ class ConversationStore:
         by resending the last user message, which may never have been saved).
         """
         now = time.time() if now is None else now
-        items = self._newest_items(session_id, max_history_turns + int(replace_last) + 1)
+        reads = max_history_turns + int(replace_last)
+        items = self._newest_items(session_id, reads + 1)
         meta = items[0] if items and items[0]["sk"]["S"] == _META else None
         record = self._record(session_id, issued_at, meta)
         idle = not lasting and conversation_of(session_id) == DEFAULT_CONVERSATION
@@ -294,49 +352,82 @@ class ConversationStore:
             return None
         generation = record.generation if meta is not None else _fresh_generation(now)
         prefix = _turn_prefix(generation)
-        earlier = [item for item in items if item["sk"]["S"].startswith(prefix)]  # META's "~META" never is
-        replaces = None
-        if replace_last and earlier and record.turns > 0 and replace_only in (None, _turn(earlier[0]).user):
-            replaces, earlier = _slot_number(earlier[0]["sk"]["S"]), earlier[1:]
-        keep = turns_to_send(record.turns - (replaces is not None), max_history_turns)
-        return Slot(
-            session_id,
-            issued_at,
+        newest = tuple(_numbered(item) for item in items if item["sk"]["S"].startswith(prefix))  # never META
+        known = Known(
             generation,
-            _new_slot_number(now),
             record.turns,
-            tuple(_turn(item) for item in reversed(earlier[:keep])),
-            lasting,
-            owner=owner_of(session_id),
-            conversation=conversation_of(session_id),
-            replaces=replaces,
-            title=record.title,
-            stored=meta is not None,
-            context=_context(meta),
-            revision=_revision(meta),
+            _context(meta),
+            _revision(meta),
+            record.title,
+            # The Query read the `reads` newest items below META; a generation never read has none.
+            Recent(reads if meta is not None else _EVERY, newest, max_history_turns + _RECENT_EXTRA),
         )
-
-    def known_slot(self, session_id: str, issued_at: int, state: Known, now: float, *, lasting: bool) -> Slot:
-        """A turn's slot from what this container last knew of META, before its history is read:
-        admitted with an `exact` check, so it holds only if META is still so."""
-        return Slot(
+        taken = _take(
             session_id,
             issued_at,
-            state.generation,
-            _new_slot_number(now),
-            state.turns,
-            (),
-            lasting,
-            owner=owner_of(session_id),
-            conversation=conversation_of(session_id),
-            stored=True,
-            context=state.context,
-            revision=state.revision,
+            known,
+            newest,
+            now,
+            max_history_turns=max_history_turns,
+            replace_last=replace_last,
+            replace_only=replace_only,
         )
+        return replace(taken, lasting=lasting, stored=meta is not None)
 
-    def first_slot(self, session_id: str, issued_at: int, now: float | None = None) -> Slot:
-        """A turn's slot in a conversation of a session issued just now: nothing to read, nothing there."""
+    def known_slot(
+        self,
+        session_id: str,
+        issued_at: int,
+        state: Known,
+        now: float,
+        *,
+        lasting: bool,
+        max_history_turns: int,
+        replace_last: bool = False,
+        replace_only: str | None = None,
+    ) -> Slot:
+        """A turn's slot from what this container last knew of META, before any read: admitted with an
+        `exact` check, so it holds only if META is still so. With its newest turns known too (`Recent`,
+        `recent` set on the slot), the slot is the one plan_turn would take, history and all; else its
+        history is unknown (empty here: read it beside the admission)."""
+        reads = max_history_turns + int(replace_last)
+        recent = state.recent
+        if recent is None or not recent.serves(reads, now):
+            return Slot(
+                session_id,
+                issued_at,
+                state.generation,
+                _new_slot_number(now),
+                state.turns,
+                (),
+                lasting,
+                owner=owner_of(session_id),
+                conversation=conversation_of(session_id),
+                stored=True,
+                context=state.context,
+                revision=state.revision,
+            )
+        slot = _take(
+            session_id,
+            issued_at,
+            state,
+            recent.turns[:reads],
+            now,
+            max_history_turns=max_history_turns,
+            replace_last=replace_last,
+            replace_only=replace_only,
+        )
+        return replace(slot, lasting=lasting, stored=True)
+
+    def first_slot(
+        self, session_id: str, issued_at: int, now: float | None = None, max_history_turns: int | None = None
+    ) -> Slot:
+        """A turn's slot in a conversation of a session issued just now: nothing to read, nothing there
+        (so, given the history window, its newest turns are known: none)."""
         now = time.time() if now is None else now
+        recent = None
+        if max_history_turns is not None:
+            recent = Recent(_EVERY, (), max_history_turns + _RECENT_EXTRA)
         return Slot(
             session_id,
             issued_at,
@@ -345,6 +436,7 @@ class ConversationStore:
             0,
             owner=owner_of(session_id),
             conversation=conversation_of(session_id),
+            recent=recent,
         )
 
     def check(self, slot: Slot, now: float | None = None, *, exact: bool = False) -> Check:
@@ -508,8 +600,15 @@ class ConversationStore:
                 ExpressionAttributeValues={":minus": {"N": "-1"}},
             )
             raise
-        known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta), _revision(meta))
-        return Saved(known.turns, _title(meta), known)
+        revision = _revision(meta)
+        recent = None
+        alone = revision == slot.revision + 1 and int(meta["gen"]["N"]) == slot.generation
+        if slot.recent is not None and alone and (replaced or slot.replaces is None):
+            # Nothing but this save since the turn read META: what it knew, and this turn.
+            recent = slot.recent.after_save(_numbered(item), slot.replaces)
+        title = _title(meta)
+        known = Known(int(meta["gen"]["N"]), int(meta["turns"]["N"]), _context(meta), revision, title, recent)
+        return Saved(known.turns, title, known)
 
     def _save_at_once(
         self,
@@ -558,8 +657,10 @@ class ConversationStore:
         context = None
         if billed is not None:
             context = Context(billed[0], billed[1], slot.turns_before + 1)
-        known = Known(slot.generation, slot.turns_before + 1, context, slot.revision + 1)
-        return Saved(known.turns, slot.title or title or _UNTITLED, known, also_written=True)
+        listed = slot.title or title or _UNTITLED
+        recent = slot.recent.after_save(_numbered(item), None) if slot.recent is not None else None
+        known = Known(slot.generation, slot.turns_before + 1, context, slot.revision + 1, listed, recent)
+        return Saved(known.turns, listed, known, also_written=True)
 
     def _delete_turn(self, key: dict[str, Any]) -> bool:
         """Deletes a turn item; False when it was already gone (another turn replaced it first)."""
@@ -950,7 +1051,49 @@ def _exactly(slot: Slot, values: dict[str, Any]) -> str:
 
 def known(slot: Slot) -> Known | None:
     """What a read of META told of the conversation (None: no META, nothing to know)."""
-    return Known(slot.generation, slot.turns_before, slot.context, slot.revision) if slot.stored else None
+    if not slot.stored:
+        return None
+    return Known(slot.generation, slot.turns_before, slot.context, slot.revision, slot.title, slot.recent)
+
+
+def _take(
+    session_id: str,
+    issued_at: int,
+    state: Known,
+    newest: Sequence[NumberedTurn],
+    now: float,
+    *,
+    max_history_turns: int,
+    replace_last: bool,
+    replace_only: str | None,
+) -> Slot:
+    """A new turn's slot in a conversation whose META is `state` and whose newest turns (as many as
+    plan_turn reads) are `newest`, newest first: the history to send, and the turn it replaces."""
+    earlier = list(newest)
+    replaces = None
+    if replace_last and earlier and state.turns > 0 and replace_only in (None, earlier[0].turn.user):
+        replaces, earlier = earlier[0].number, earlier[1:]
+    keep = turns_to_send(state.turns - (replaces is not None), max_history_turns)
+    return Slot(
+        session_id,
+        issued_at,
+        state.generation,
+        _new_slot_number(now),
+        state.turns,
+        tuple(known.turn for known in reversed(earlier[:keep])),
+        owner=owner_of(session_id),
+        conversation=conversation_of(session_id),
+        replaces=replaces,
+        title=state.title,
+        context=state.context,
+        revision=state.revision,
+        recent=state.recent,
+    )
+
+
+def _numbered(item: dict[str, Any]) -> NumberedTurn:
+    expires_at = int(item["expires_at"]["N"]) if "expires_at" in item else _NEVER  # written before TTL
+    return NumberedTurn(_slot_number(item["sk"]["S"]), expires_at, _turn(item))
 
 
 def _new_slot_number(now: float) -> int:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from claude_chat.admission import Check
@@ -86,8 +86,10 @@ class TurnSession:
 
 
 # Conversations whose META this container last read or wrote, for admitting their next turn beside
-# reading its history (begin_turn): a few hundred bytes each.
+# reading its history, or without reading it (begin_turn): a few hundred bytes each, and their newest
+# turns while all of those together stay under _WARM_TURN_CHARS (the least recently used lose theirs).
 _WARM_CONVERSATIONS = 1024
+_WARM_TURN_CHARS = 4_000_000
 
 
 class Sessions:
@@ -96,35 +98,70 @@ class Sessions:
         self.store = store
         self._pool = pool
         self._warm: OrderedDict[str, Known] = OrderedDict()
+        self._warm_chars = 0  # of the newest turns the warm conversations keep
         self._warm_lock = threading.Lock()
 
     def remember(self, partition: str, state: Known | None) -> None:
-        """What META holds now (after a read or a save), for the conversation's next turn here."""
+        """What META holds now (after a read or a save), and the newest turns when known, for the
+        conversation's next turn here."""
         with self._warm_lock:
+            self._forget(partition)
             if state is None:
-                self._warm.pop(partition, None)
                 return
             self._warm[partition] = state
-            self._warm.move_to_end(partition)
+            self._warm_chars += _chars(state)
             while len(self._warm) > _WARM_CONVERSATIONS:
-                self._warm.popitem(last=False)
+                self._forget(next(iter(self._warm)))
+            for oldest, kept in list(self._warm.items()):
+                if self._warm_chars <= _WARM_TURN_CHARS:
+                    break
+                if kept.recent is not None:  # keeps what it knows of META, not its turns
+                    self._warm_chars -= _chars(kept)
+                    self._warm[oldest] = replace(kept, recent=None)
+
+    def _forget(self, partition: str) -> None:
+        gone = self._warm.pop(partition, None)
+        if gone is not None:
+            self._warm_chars -= _chars(gone)
 
     def guess_turn(
-        self, presented: str | None, user: User | None = None, conversation: str = DEFAULT_CONVERSATION
+        self,
+        presented: str | None,
+        max_history_turns: int,
+        user: User | None = None,
+        conversation: str = DEFAULT_CONVERSATION,
+        *,
+        replace_last: bool = False,
+        replace_only: str | None = None,
     ) -> TurnSession | None:
         """A new turn's slot from what this container last knew of the conversation, before reading
-        it; its checks hold only if META is still exactly so (claude_chat.chat_turn reads the history
-        beside the admission and compares). None when nothing is known: read first."""
+        it; its checks hold only if META is still exactly so. With the newest turns known too (the
+        slot's `recent` is set), it is plan_turn's slot, history and all, and nothing needs reading;
+        else claude_chat.chat_turn reads the history beside the admission and compares. None when
+        nothing is known: read first."""
         token = self._known(presented, user)
         if token is None:
             return None
         partition = partition_id(token.session_id, conversation)
         with self._warm_lock:
             state = self._warm.get(partition)
+            if state is not None:
+                self._warm.move_to_end(partition)
         if state is None:
             return None
         now = time.time()
-        slot = self.store.known_slot(partition, token.issued_at, state, now, lasting=user is not None)
+        slot = self.store.known_slot(
+            partition,
+            token.issued_at,
+            state,
+            now,
+            lasting=user is not None,
+            max_history_turns=max_history_turns,
+            replace_last=replace_last,
+            replace_only=replace_only,
+        )
+        if slot.recent is not None:
+            log_session(token.session_id)
         checks = [self.store.check(slot, now, exact=True)]
         if user is None and slot.session_id != token.session_id:
             checks.append(self.store.session_check(token.session_id, token.issued_at, now))
@@ -196,7 +233,9 @@ class Sessions:
                 return planned
         fresh = self.tokens.issue()
         log_session(fresh.session_id)
-        slot = self.store.first_slot(partition_id(fresh.session_id, conversation), fresh.issued_at, now)
+        slot = self.store.first_slot(
+            partition_id(fresh.session_id, conversation), fresh.issued_at, now, max_history_turns
+        )
         return TurnSession(fresh, slot, self._checks(fresh, slot, now))
 
     def _plan(
@@ -249,3 +288,7 @@ class Sessions:
         if token is None or token.session_id.startswith(_USER_PREFIX):
             return None
         return token
+
+
+def _chars(state: Known) -> int:
+    return state.recent.chars if state.recent is not None else 0
