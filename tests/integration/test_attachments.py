@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from tests.dev_server import DevServer, next_loopback_address, start_dev_server
@@ -303,6 +304,30 @@ def test_the_openapi_description_has_the_routes_and_fields(dev_server: DevServer
     assert "attachments" in schemas["ConversationTurnRequest"]["properties"]
     assert "attachments" in schemas["HistoryMessage"]["properties"]
     assert set(schemas["AttachmentRequest"]["properties"]) == {"name", "type", "size"}
+
+
+def test_the_download_route_answers_as_its_description_says(dev_server: DevServer) -> None:
+    """`GET /api/attachments/<id>`: a 302 by default, the link as JSON when `Accept` names
+    application/json (the page's way), each with the headers and body the OpenAPI description gives."""
+    client = dev_server.client()
+    attachment, session = upload(client, "d.png", "image/png", png((12, 12)))
+    document = httpx.get(f"{dev_server.base_url}/api/openapi.json").json()
+    responses = document["paths"]["/api/attachments/{attachment_id}"]["get"]["responses"]
+    as_json = responses["200"]["content"]["application/json"]["schema"]
+    for accept in ("application/json", "text/html, application/json;q=0.9"):
+        answer = client.get(
+            f"/api/attachments/{attachment}", headers={"X-Session-Id": session, "Accept": accept}
+        )
+        assert answer.status_code == 200, (accept, answer.text)
+        assert answer.headers["content-type"].startswith("application/json")
+        jsonschema.validate(answer.json(), as_json)
+        assert all(name in answer.headers for name in responses["200"]["headers"])
+    for accept in ("*/*", "text/html", None):
+        headers = {"X-Session-Id": session} | ({"Accept": accept} if accept else {})
+        redirect = client.get(f"/api/attachments/{attachment}", headers=headers, follow_redirects=False)
+        assert redirect.status_code == 302, accept
+        assert all(name in redirect.headers for name in responses["302"]["headers"])
+    assert set(responses) >= {"200", "302", "404"}
 
 
 @pytest.mark.parametrize(
