@@ -338,27 +338,37 @@ _NO_LINK: dict[int, Any] = {
 
 @app.get(
     "/api/attachments/<attachment_id>",
-    summary="Download one of the caller's attachments: 302 to a short-lived link",
+    summary="Download one of the caller's attachments: 302 to a short-lived link, or the link as JSON",
     responses=_NO_LINK
     | {
         200: {
-            "description": 'With `Accept: application/json`: `{"url", "expires_in"}`, the link and its '
-            "seconds to live. For a page on another origin than this function: a redirect of its "
-            "credentialed fetch to the object store would reach it as origin `null`, which CORS refuses, "
-            "while the link itself can be fetched from the page's origin.",
+            "description": 'With `Accept: application/json` (alone or among other types): `{"url", '
+            '"expires_in"}`, the link and its seconds to live, instead of the 302. For a page on another '
+            "origin than this function: a redirect of its credentialed fetch to the object store would "
+            "reach it as origin `null`, which CORS refuses, while the link itself can be fetched from the "
+            "page's origin.",
+            "headers": _NO_STORE,
             "content": {
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
+                        "properties": {
+                            "url": {"type": "string", "description": "A presigned link to the file."},
+                            "expires_in": {
+                                "type": "integer",
+                                "const": LINK_SECONDS,
+                                "description": "Seconds the link works.",
+                            },
+                        },
                         "required": ["url", "expires_in"],
+                        "additionalProperties": False,
                     }
                 }
             },
         },
         302: {
-            "description": "`Location`: a presigned link to the file, valid a few minutes.",
-            "headers": {"Location": {"description": "The link.", "schema": {"type": "string"}}},
+            "description": f"`Location`: a presigned link to the file, valid {LINK_SECONDS} seconds.",
+            "headers": {"Location": {"description": "The link.", "schema": {"type": "string"}}, **_NO_STORE},
         },
     },
 )
@@ -372,6 +382,7 @@ def download_attachment(
     if owner is None or found is None:
         raise AttachmentNotFound()
     link = store.link(owner, attachment_id, found.name, found.type)
+    # Content negotiation (OpenAPI ignores an `Accept` parameter: the 200's media type says it).
     accept = app.current_event.get_header_value("accept", default_value="", case_sensitive=False) or ""
     if "application/json" in accept.lower():
         body = json.dumps({"url": link, "expires_in": LINK_SECONDS})

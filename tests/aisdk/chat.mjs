@@ -11,9 +11,9 @@
 // Each scenario's requests leave from a loopback address of their own (the transport's `fetch`
 // option, over node:http), so each has its own rate-limit budget on the one server.
 
-import http from "node:http";
-import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
+
+import { fetchFrom, loadClient, textOf } from "./client.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -22,78 +22,10 @@ const { values: args } = parseArgs({
     addresses: { type: "string" },
   },
 });
-const ai = await import(args.package);
-const { AbstractChat, DefaultChatTransport } = ai;
+const { Chat, DefaultChatTransport, version } = await loadClient(args.package);
 const [replyAddress, errorAddress, limitAddress, stopAddress, parserAddress, filesAddress] =
   args.addresses.split(",");
 const API = `${args.base}/api/chat/ui`;
-
-// ------------------------------------------------------------------------------------------ plumbing
-
-const LOGGED_HEADERS = /^(content-type|x-vercel-ai-ui-message-stream|x-turn-id|x-session-id|ratelimit.*|retry-after)$/;
-
-/** A WHATWG fetch whose connections leave from `localAddress`; it logs each response's status. */
-function fetchFrom(localAddress, log = []) {
-  const fetchFn = (url, init = {}) =>
-    new Promise((resolve, reject) => {
-      const signal = init.signal;
-      const aborted = () => new DOMException("The operation was aborted.", "AbortError");
-      if (signal?.aborted) return reject(aborted());
-      const headers = new Headers(init.headers);
-      const request = http.request(url, {
-        method: init.method ?? "GET",
-        headers: Object.fromEntries(headers.entries()),
-        localAddress,
-      });
-      let response;
-      signal?.addEventListener("abort", () => {
-        const error = aborted();
-        request.destroy(error);
-        response?.destroy(error);
-        reject(error);
-      });
-      request.on("error", reject);
-      request.on("response", (res) => {
-        response = res;
-        const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          for (const one of [value].flat()) responseHeaders.append(name, one);
-        }
-        const kept = [...responseHeaders.entries()].filter(([name]) => LOGGED_HEADERS.test(name));
-        log.push({ status: res.statusCode, headers: Object.fromEntries(kept) });
-        const nullBody = res.statusCode === 204 || res.statusCode === 304;
-        resolve(
-          new Response(nullBody ? null : Readable.toWeb(res), { status: res.statusCode, headers: responseHeaders }),
-        );
-      });
-      request.end(init.body ?? undefined);
-    });
-  fetchFn.log = log;
-  return fetchFn;
-}
-
-/** The minimal ChatState the SDK's docs describe for a framework-free chat. */
-class PlainState {
-  status = "ready";
-  error = undefined;
-  messages = [];
-  pushMessage = (message) => {
-    this.messages = [...this.messages, message];
-  };
-  popMessage = () => {
-    this.messages = this.messages.slice(0, -1);
-  };
-  replaceMessage = (index, message) => {
-    this.messages = [...this.messages.slice(0, index), message, ...this.messages.slice(index + 1)];
-  };
-  snapshot = (thing) => structuredClone(thing);
-}
-
-class Chat extends AbstractChat {
-  constructor(init) {
-    super({ ...init, state: new PlainState() });
-  }
-}
 
 let chats = 0;
 /** A chat with its own id, keeping the session the server hands out (as a page would keep it). */
@@ -114,12 +46,6 @@ function newChat(address, id = `aisdk-${process.pid}-${++chats}`) {
   });
   return { chat, fetch, kept };
 }
-
-const textOf = (message) =>
-  (message?.parts ?? [])
-    .filter((part) => part.type === "text")
-    .map((part) => part.text)
-    .join("");
 
 const last = (chat) => chat.messages.at(-1);
 
@@ -239,7 +165,6 @@ async function parser() {
   return { reply: await parse("Parse me"), error: await parse("[standin:fail_after=2] Parse my error") };
 }
 
-const version = (await import(`${args.package}/package.json`, { with: { type: "json" } })).default.version;
 const result = { version };
 for (const [name, scenario] of Object.entries({ reply, errors, rate_limited: rateLimited, stop, parser, files })) {
   try {

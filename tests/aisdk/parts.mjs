@@ -7,32 +7,12 @@
 
 import { parseArgs } from "node:util";
 
+import { loadClient } from "./client.mjs";
+
 const { values: args } = parseArgs({
   options: { package: { type: "string" }, base: { type: "string" }, text: { type: "string" } },
 });
-const { AbstractChat, DefaultChatTransport } = await import(args.package);
-
-class PlainState {
-  status = "ready";
-  error = undefined;
-  messages = [];
-  pushMessage = (message) => {
-    this.messages = [...this.messages, message];
-  };
-  popMessage = () => {
-    this.messages = this.messages.slice(0, -1);
-  };
-  replaceMessage = (index, message) => {
-    this.messages = [...this.messages.slice(0, index), message, ...this.messages.slice(index + 1)];
-  };
-  snapshot = (thing) => structuredClone(thing);
-}
-
-class Chat extends AbstractChat {
-  constructor(init) {
-    super({ ...init, state: new PlainState() });
-  }
-}
+const { Chat, DefaultChatTransport } = await loadClient(args.package);
 
 const chat = new Chat({
   id: `parts-${process.pid}`,

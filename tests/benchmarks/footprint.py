@@ -838,6 +838,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"**Goal** (infrastructure under 5% of the token cost of a typical Haiku 4.5 turn, at the chosen "
             f"sizes): {'met' if measured['met'] else 'not met'}, {measured['measured']}.\n"
         )
+    from tests.benchmarks import turn_prices  # here: the processes this module starts need none of it
+
+    files_and_searches = turn_prices.markdown(results)
+    if files_and_searches:
+        add(files_and_searches)
     return "\n".join(out)
 
 

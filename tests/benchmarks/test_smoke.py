@@ -51,6 +51,7 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert report.startswith("# Benchmarks")
     assert "docs/bench-growth.png" in report
     assert "## Cost of 1,000 turns" in report
+    assert "| one 10-page PDF | bound |" in report  # files and searches, priced from the short chat's turns
     assert "## Handler CPU per warm turn" in report
     assert ("Comparator skipped" in report) != seed_ran
     assert (tmp_path / "docs" / "bench-growth.png").read_bytes().startswith(b"\x89PNG")

@@ -9,7 +9,6 @@ node_modules/axe-core/axe.min.js), in the light and the dark theme.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -19,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from playwright.sync_api import Page, Route, expect
-from pypdf import PdfWriter
 
 from tests.dev_server import ROOT, DevServer, start_dev_server
 from tests.e2e.conftest import StaticSite, collecting_dialogs, open_chat
+from tests.files import pdf, png
 
 AXE = Path(os.environ.get("AXE_CORE_PATH") or ROOT / "node_modules" / "axe-core" / "axe.min.js")
 
@@ -44,21 +42,6 @@ def server() -> Iterator[DevServer]:
 
 def tag() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def png(size: tuple[int, int] = (120, 80)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 200)).save(out, format="PNG")
-    return out.getvalue()
-
-
-def pdf(pages: int = 2) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=612, height=792)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def file(name: str, mime: str, data: bytes) -> dict[str, Any]:
@@ -114,7 +97,7 @@ def test_attach_by_button_with_preview_progress_and_removal_then_send(page: Page
     with page.expect_file_chooser() as chooser:
         attach.click()
     chooser.value.set_files(
-        [file("photo.png", "image/png", png()), file("notes.pdf", "application/pdf", pdf())]
+        [file("photo.png", "image/png", png((120, 80))), file("notes.pdf", "application/pdf", pdf(2))]
     )
 
     expect(tray(page).get_by_role("listitem")).to_have_count(2)
@@ -281,7 +264,7 @@ def test_history_shows_the_files_a_message_carried(page: Page, server: DevServer
     open_chat(page, server.base_url)
     page.set_input_files(
         "#file-input",
-        files=[file("kept.png", "image/png", png((64, 48))), file("kept.pdf", "application/pdf", pdf())],
+        files=[file("kept.png", "image/png", png((64, 48))), file("kept.pdf", "application/pdf", pdf(2))],
     )
     expect(page.locator(".attachment.ready")).to_have_count(2)
     send(page, f"Keep these {tag()}")
@@ -324,7 +307,8 @@ def test_the_new_ui_is_axe_clean_in_both_themes(page: Page, server: DevServer, s
     page.emulate_media(color_scheme=scheme)
     open_chat(page, server.base_url)
     page.set_input_files(
-        "#file-input", files=[file("a.png", "image/png", png()), file("b.pdf", "application/pdf", pdf(1))]
+        "#file-input",
+        files=[file("a.png", "image/png", png((120, 80))), file("b.pdf", "application/pdf", pdf(1))],
     )
     expect(page.locator(".attachment.ready")).to_have_count(2)
     send(page, f"Look {tag()} [standin:search=tides]")
@@ -332,7 +316,7 @@ def test_the_new_ui_is_axe_clean_in_both_themes(page: Page, server: DevServer, s
     expect(reply.locator(".sources li")).to_have_count(2)  # the web page and the PDF's page
     reply.locator("details.thinking summary").click()
     page.set_input_files(
-        "#file-input", files=[file("c.png", "image/png", png()), file("d.txt", "text/plain", b"x")]
+        "#file-input", files=[file("c.png", "image/png", png((120, 80))), file("d.txt", "text/plain", b"x")]
     )
     expect(page.locator(".attachment.ready")).to_have_count(1)
     expect(page.locator("#attach-error")).to_contain_text("d.txt")

@@ -5,32 +5,15 @@ sends the file to Claude (the stand-in), the history, the download link, the del
 from __future__ import annotations
 
 import base64
-import io
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
-from PIL import Image
-from pypdf import PdfWriter
 
 from tests.dev_server import DevServer, next_loopback_address, start_dev_server
-
-
-def png(size: tuple[int, int] = (300, 200)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 200)).save(out, format="PNG")
-    return out.getvalue()
-
-
-def pdf(pages: int = 2) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=612, height=792)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+from tests.files import noise_png, pdf, png
 
 
 def start(
@@ -93,7 +76,7 @@ def last_request_for(server: DevServer, text: str) -> dict[str, Any]:
 
 def test_an_image_goes_up_to_the_bucket_then_to_claude_and_into_the_history(dev_server: DevServer) -> None:
     client = dev_server.client()
-    data = png()
+    data = png((300, 200))
     attachment, session = upload(client, "boat photo.png", "image/png", data)
     reply = turn(client, session, "What is in this picture?", [attachment])
     assert reply.status_code == 200, reply.text
@@ -231,7 +214,9 @@ def test_an_upload_past_its_declared_size_is_refused_by_the_store(dev_server: De
     client = dev_server.client()
     answer = start(client, "big.png", "image/png", 100)
     fields = answer.json()["upload"]
-    stored = httpx.post(fields["url"], data=fields["fields"], files={"file": ("big.png", png(), "image/png")})
+    stored = httpx.post(
+        fields["url"], data=fields["fields"], files={"file": ("big.png", png((300, 200)), "image/png")}
+    )
     assert stored.status_code == 400 and b"EntityTooLarge" in stored.content
     empty = httpx.post(fields["url"], data=fields["fields"], files={"file": ("big.png", b"", "image/png")})
     assert empty.status_code == 400 and b"EntityTooSmall" in empty.content
@@ -321,6 +306,30 @@ def test_the_openapi_description_has_the_routes_and_fields(dev_server: DevServer
     assert set(schemas["AttachmentRequest"]["properties"]) == {"name", "type", "size"}
 
 
+def test_the_download_route_answers_as_its_description_says(dev_server: DevServer) -> None:
+    """`GET /api/attachments/<id>`: a 302 by default, the link as JSON when `Accept` names
+    application/json (the page's way), each with the headers and body the OpenAPI description gives."""
+    client = dev_server.client()
+    attachment, session = upload(client, "d.png", "image/png", png((12, 12)))
+    document = httpx.get(f"{dev_server.base_url}/api/openapi.json").json()
+    responses = document["paths"]["/api/attachments/{attachment_id}"]["get"]["responses"]
+    as_json = responses["200"]["content"]["application/json"]["schema"]
+    for accept in ("application/json", "text/html, application/json;q=0.9"):
+        answer = client.get(
+            f"/api/attachments/{attachment}", headers={"X-Session-Id": session, "Accept": accept}
+        )
+        assert answer.status_code == 200, (accept, answer.text)
+        assert answer.headers["content-type"].startswith("application/json")
+        jsonschema.validate(answer.json(), as_json)
+        assert all(name in answer.headers for name in responses["200"]["headers"])
+    for accept in ("*/*", "text/html", None):
+        headers = {"X-Session-Id": session} | ({"Accept": accept} if accept else {})
+        redirect = client.get(f"/api/attachments/{attachment}", headers=headers, follow_redirects=False)
+        assert redirect.status_code == 302, accept
+        assert all(name in redirect.headers for name in responses["302"]["headers"])
+    assert set(responses) >= {"200", "302", "404"}
+
+
 @pytest.mark.parametrize(
     ("block", "complaint"),
     [
@@ -390,12 +399,6 @@ def test_the_standin_bills_an_image_by_its_pixels_not_its_base64(standin: Any) -
     )
     assert answer.status_code == 200, answer.text
     assert 1000 <= answer.json()["usage"]["input_tokens"] < 1100  # 1000 x 750 / 750, and the text
-
-
-def noise_png(size: tuple[int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def test_an_image_turn_is_priced_by_its_pixels_not_its_bytes(dev_server: DevServer) -> None:

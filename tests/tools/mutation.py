@@ -84,7 +84,13 @@ REPORT = ROOT / "docs" / "MUTATION.md"
 
 # What the tests' fixtures read besides the package: copied beside it into every stage.
 FIXTURE_FILES = ("local", "events", "template.yaml")
-TEST_SUPPORT = ("tests/__init__.py", "tests/conftest.py", "tests/unit/__init__.py", "tests/unit/conftest.py")
+TEST_SUPPORT = (
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/files.py",  # the test images and PDFs (test_attachments.py)
+    "tests/unit/__init__.py",
+    "tests/unit/conftest.py",
+)
 
 # mutmut's statuses: a timeout or a crash is the tests noticing the mutant; "no tests" (no
 # test reaches the function), "suspicious" and "skipped" are not.

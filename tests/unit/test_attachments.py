@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, NameObject, StreamObject
+from pypdf.generic import NameObject, StreamObject
 
 from claude_chat import attachments
 from claude_chat.admission import Admission, Conflict, Limits
@@ -34,51 +34,11 @@ from claude_chat.caller import Caller
 from claude_chat.conversation_store import ConversationSummary, Turn
 from claude_chat.conversations import export_markdown, messages_of
 from claude_chat.rate_limiter import RateLimiter
+from tests.files import image, pdf, text_pdf
 
 HAIKU = "claude-haiku-4-5"
 BUCKET = "attachments-test"
 OWNER = "owner-a"
-
-
-def image(kind: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (200, 10, 10)).save(out, format=kind)
-    return out.getvalue()
-
-
-def pdf(pages: int = 1) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=612, height=792)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def text_pdf(text: str) -> bytes:
-    writer = PdfWriter()
-    page = writer.add_blank_page(width=612, height=792)
-    font = writer._add_object(  # a standard font: every reader has it
-        _dictionary(Type="/Font", Subtype="/Type1", BaseFont="/Helvetica")
-    )
-    page[NameObject("/Resources")] = _dictionary(Font=_dictionary(F1=font))
-    stream = DecodedStreamObject()
-    stream.set_data(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _dictionary(**entries: Any) -> Any:
-    from pypdf.generic import DictionaryObject
-
-    return DictionaryObject(
-        {
-            NameObject(f"/{key}"): NameObject(value) if isinstance(value, str) else value
-            for key, value in entries.items()
-        }
-    )
 
 
 def pdf_bomb() -> bytes:

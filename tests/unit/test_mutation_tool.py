@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from pathlib import Path
 
@@ -100,3 +101,16 @@ def test_the_stage_config_names_the_module_and_its_tests() -> None:
     assert config["tool"]["mutmut"]["only_mutate"] == ["claude_chat/client_key.py"]
     assert config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"] == ["tests/unit/test_client_key.py"]
     assert config["tool"]["pytest"]["ini_options"]["pythonpath"] == ["."]
+
+
+@pytest.mark.parametrize("module", sorted(CORE_MODULES))
+def test_every_test_module_a_staged_test_imports_is_staged_with_it(module: str) -> None:
+    """A stage holds the package, TEST_SUPPORT and the module's test files only: a helper they import
+    from tests/ (tests.files, another test file) that is not among them fails every mutant's run."""
+    staged = {*mutation.TEST_SUPPORT, *CORE_MODULES[module]}
+    for test_file in CORE_MODULES[module]:
+        tree = ast.parse((ROOT / test_file).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tests."):
+                path = node.module.replace(".", "/") + ".py"
+                assert path in staged, f"{test_file} imports {node.module}, which the stage lacks"
