@@ -60,6 +60,9 @@ Why this shape:
   only while no other turn was saved since the billed turn read META: every
   save adds one to `rev`, and the context keeps the `rev` its own save made (a
   count of turns would not do: a regenerate replaces a turn without changing it).
+- The newest turns a read found, and those a save adds to them, are known too (`Recent`): a warm
+  container admits a conversation's next turn on them with no read, on condition that `rev` is
+  still theirs, so they are what a read would find.
 """
 
 from __future__ import annotations
