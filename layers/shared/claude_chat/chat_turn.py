@@ -601,6 +601,17 @@ def _admit_warm(asked: _Asked, guess: TurnSession) -> Admitted:
         if conflict.check.name == CLAIM_CHECK:  # a file of another conversation
             raise check_reused() from None
         return _admit(asked)  # META changed since this container knew it: read it
+    except (RateLimited, BudgetExhausted) as refusal:
+        # The caller's budgets rank before the conversation's check, so a history changed elsewhere
+        # (a reset, a regenerate) is refused on what this container knew of it: refuse only what
+        # the history a read finds refuses.
+        if isinstance(refusal, RateLimited) and refusal.limit == "requests":
+            raise
+        session = asked.plan()
+        read = asked.priced(session)[1].worst
+        if read.tokens < quote.worst.tokens or read.nanos < quote.worst.nanos:
+            return _admit(asked, read=session)
+        raise
     return guess, claude_request, quote, ticket
 
 
