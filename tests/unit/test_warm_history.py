@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -212,3 +213,53 @@ def test_the_warm_conversations_keep_their_turns_only_within_a_bound(
     assert sessions._warm_chars == 60
     sessions.remember("c", None)
     assert "c" not in sessions._warm and sessions._warm_chars == 0
+
+
+def _fails(store: ConversationStore, monkeypatch: pytest.MonkeyPatch, call: str) -> None:
+    """One of a careful save's calls fails as DynamoDB fails once botocore's retries are spent: META's
+    count (the turn's item, and the deletion of the turn it replaces, written before it), or the
+    deletion (the item written beside it)."""
+    from botocore.exceptions import ClientError
+
+    def throttled(*_: Any, **__: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+            "UpdateItem",
+        )
+
+    monkeypatch.setattr(store, call, throttled)
+
+
+@pytest.mark.parametrize(
+    ("regenerate", "failing"),
+    [(True, "_count_turn"), (False, "_count_turn"), (True, "_delete_turn")],
+)
+def test_a_save_that_failed_after_writing_its_turn_items_fails_the_check_of_what_was_known(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch, regenerate: bool, failing: str
+) -> None:
+    """A careful save writes the turn item (and deletes the one a regenerate replaces) before META's
+    count; when that count fails, the turn items are not what they were, though META's `rev` says
+    nothing changed. What any container knew before must no longer hold: its history is not the read's."""
+    from claude_chat.conversation_store import CarefulSaveFailed
+
+    mine, theirs = Container(store, "s1"), Container(store, "s1")
+    for number in range(3):
+        mine.turn(NOW + number, f"u{number}")
+    theirs.state = mine.state  # another container that knew the same, as after a read
+    slot = mine.slot(NOW + 5, replace_last=regenerate)
+    store.rename(store.load("s1", NOW), "Renamed")  # the one-call save refuses: the careful way
+    _fails(store, monkeypatch, failing)
+    text = "u2 again" if regenerate else "u3"
+    with pytest.raises(CarefulSaveFailed):
+        store.save_turn(slot, Turn(text, "r"), now=NOW + 6)
+    monkeypatch.undo()
+    for _ in range(100):  # the item's write, sent beside the call that failed, lands
+        if text in [turn.user for turn in store.all_turns(store.load("s1", NOW))]:
+            break
+        time.sleep(0.01)
+    assert theirs.state is not None
+    guessed = store.known_slot("s1", NOW, theirs.state, NOW + 7, lasting=False, max_history_turns=WINDOW)
+    read = store.plan_turn("s1", NOW, WINDOW, NOW + 7)
+    assert read is not None
+    if apply(store, store.check(guessed, NOW + 7, exact=True)):
+        assert [turn.user for turn in guessed.history] == [turn.user for turn in read.history]

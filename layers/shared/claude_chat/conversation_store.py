@@ -62,7 +62,9 @@ Why this shape:
   count of turns would not do: a regenerate replaces a turn without changing it).
 - The newest turns a read found, and those a save adds to them, are known too (`Recent`): a warm
   container admits a conversation's next turn on them with no read, on condition that `rev` is
-  still theirs, so they are what a read would find.
+  still theirs, so they are what a read would find. A careful save that fails after its item (or
+  the deletion of the turn it replaces) may have been written adds one to `rev` without a count,
+  so what was known of them holds no more.
 """
 
 from __future__ import annotations
@@ -577,16 +579,19 @@ class ConversationStore:
             Item=item,
             ConditionExpression="attribute_not_exists(sk)",
         )
-        replaced = slot.replaces is not None and self._delete_turn(
-            _key(pk, _turn_sk(slot.generation, slot.replaces))
-        )
         try:
+            replaced = slot.replaces is not None and self._delete_turn(
+                _key(pk, _turn_sk(slot.generation, slot.replaces))
+            )
             meta = self._count_turn(
                 slot, now, added=0 if replaced else 1, title=title, model=model, billed=billed
             )
-        except ClientError as error:
+        except Exception as error:
             _wait_quietly(put)
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not isinstance(error, ClientError) or error.response["Error"]["Code"] != (
+                "ConditionalCheckFailedException"
+            ):
+                self._turns_changed(slot)
                 raise
             self._db.delete_item(TableName=self._table, Key=key)  # a reset won: forget this turn too
             current: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
@@ -664,6 +669,23 @@ class ConversationStore:
         recent = slot.recent.after_save(_numbered(item), None) if slot.recent is not None else None
         known = Known(slot.generation, slot.turns_before + 1, context, slot.revision + 1, listed, recent)
         return Saved(known.turns, listed, known, also_written=True)
+
+    def _turns_changed(self, slot: Slot) -> None:
+        """A careful save failed after its item (and the deletion of the turn it replaces) may have
+        been written, with META not counted: one more `rev` says the turns are not what they were,
+        so no container admits a turn on the newest turns it knew (`Recent`), and no billed context
+        bounds them any more. At best effort: the save's own failure is what the turn answers."""
+        try:
+            _unless_condition_fails(
+                self._db.update_item,
+                TableName=self._table,
+                Key=_key(_pk(slot.session_id), _META),
+                UpdateExpression="ADD rev :one",
+                ConditionExpression="gen = :gen",  # a reset since doomed the turns already
+                ExpressionAttributeValues={":one": {"N": "1"}, ":gen": {"N": str(slot.generation)}},
+            )
+        except Exception:
+            logging.getLogger(__name__).exception("could not mark a conversation's turns changed")
 
     def _delete_turn(self, key: dict[str, Any]) -> bool:
         """Deletes a turn item; False when it was already gone (another turn replaced it first)."""
