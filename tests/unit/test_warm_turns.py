@@ -113,3 +113,63 @@ def test_a_warm_turn_whose_known_history_holds_is_refused_without_a_second_try(
         turn(token)
     assert refused.value.limit == "tokens"
     assert len(admitted) == 1  # priced the same on a read: not tried again
+
+
+class Answer:
+    """Claude's stream, answering `text` at once (the transport's side of ClaudeStream)."""
+
+    unanswered = 0
+
+    def __init__(self, text: str) -> None:
+        self.reply = text
+
+    def events(self) -> Any:
+        from claude_chat.claude_client import Text
+
+        yield Text(self.reply)
+
+    def final(self) -> Any:
+        from claude_chat.claude_client import ClaudeReply
+        from claude_chat.models import Usage
+
+        return ClaudeReply(self.reply, "end_turn", Usage(input_tokens=10, output_tokens=2))
+
+    def usage_so_far(self, _: int) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def interrupt(self) -> None:
+        pass
+
+
+def test_a_turn_whose_save_failed_leaves_its_conversation_unknown_to_the_container(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A careful save failed after writing its item, and marking the turns changed on META failed too:
+    the newest turns this container knew are not what a read finds, so it must not admit on them."""
+    from botocore.exceptions import ClientError
+
+    from claude_chat import services
+    from claude_chat.caller import Caller
+    from claude_chat.chat_turn import TurnRequest, run_turn
+    from claude_chat.claude_client import ClaudeClient
+    from claude_chat.conversation_store import ConversationStore
+    from claude_chat.deadline import Deadline
+
+    token, partition = warm_conversation(turns=2, size=10)
+    monkeypatch.setattr(ClaudeClient, "open_stream", lambda *_, **__: Answer("an answer"))
+
+    def throttled(*_: Any, **__: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+
+    monkeypatch.setattr(ConversationStore, "_save_at_once", lambda *_, **__: None)  # the careful way
+    monkeypatch.setattr(ConversationStore, "_count_turn", throttled)
+    monkeypatch.setattr(ConversationStore, "_turns_changed", lambda *_: None)  # failed too
+    request = TurnRequest(
+        Caller(CLIENT, token), b'{"message": "hi"}', with_history=True, deadline=Deadline.after(30)
+    )
+    with pytest.raises(ClientError):
+        run_turn(request)
+    assert partition not in services.sessions()._warm

@@ -333,8 +333,12 @@ class Turn:
                 slot, turn, title=title, model=self.quote.model.name, billed=billed, also=settlement
             )
         except CarefulSaveFailed as failed:
+            # Its item may have been written (or the turn it replaces deleted) with META not counting
+            # it: what this container knew of the newest turns may no longer be what a read finds.
+            services.sessions().remember(slot.session_id, None)
             raise failed.error from None  # the settlement was not written: _end settles the turn
         except Exception:
+            services.sessions().remember(slot.session_id, None)  # it may have landed: read next time
             if settlement:
                 # The settlement may have landed with a save whose answer was lost: the caller keeps
                 # the reservation (never less than the turn cost) rather than risk a second refund.
