@@ -263,3 +263,26 @@ def test_a_save_that_failed_after_writing_its_turn_items_fails_the_check_of_what
     assert read is not None
     if apply(store, store.check(guessed, NOW + 7, exact=True)):
         assert [turn.user for turn in guessed.history] == [turn.user for turn in read.history]
+
+
+def test_the_bound_on_the_warm_conversations_counts_their_turns_citations_and_files(
+    store: ConversationStore, pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn item keeps up to CITATIONS_MAX_BYTES of citations besides its text, and its files'
+    references: a short reply that cites forty thousand bytes holds them all in memory while its
+    conversation is warm, so they count toward what the warm conversations may keep."""
+    import claude_chat.sessions as sessions_module
+    from claude_chat.attachments import Attachment
+
+    monkeypatch.setattr(sessions_module, "_WARM_TURN_CHARS", 150_000)  # two such turns
+    sessions = Sessions(SessionTokens("k" * 32, MAX_AGE), store, pool)
+    cited = tuple(
+        {"cited_text": "c" * 400, "url": f"https://example.com/{n}", "title": "t"} for n in range(90)
+    )
+    files = tuple(Attachment(f"id{n}", "n" * 200, "image/png", 1, 1, 1) for n in range(5))
+    turn = Turn("u", "a", attachments=files, citations=cited)
+    recent = Recent(1, (NumberedTurn(1, 0, turn),), 2)
+    assert 40_000 < recent.chars <= 75_000  # what the turn item holds: its citations and files
+    for name in ("a", "b", "c"):
+        sessions.remember(name, Known(1, 1, None, 1, "t", recent))
+    assert [sessions._warm[name].recent is not None for name in "abc"] == [False, True, True]

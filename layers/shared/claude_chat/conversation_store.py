@@ -211,10 +211,22 @@ class Recent:
     @property
     def chars(self) -> int:
         """Roughly what it holds (claude_chat.sessions bounds what it keeps by this)."""
-        return sum(
-            len(known.turn.user) + len(known.turn.assistant) + len(known.turn.thinking)
-            for known in self.turns
-        )
+        return sum(_held(known.turn) for known in self.turns)
+
+
+# What an object of a kept turn (a citation, a file's reference) holds besides its strings, in chars.
+_OBJECT_CHARS = 200
+
+
+def _held(turn: Turn) -> int:
+    """Roughly what a kept turn holds, in characters: its texts, and its citations and its files'
+    references (a turn item keeps up to CITATIONS_MAX_BYTES of those for a reply of a few words)."""
+    cited = sum(_OBJECT_CHARS + sum(len(str(value)) for value in cited.values()) for cited in turn.citations)
+    files = sum(
+        _OBJECT_CHARS + len(file.id) + len(file.name) + len(file.type) + len(file.digest)
+        for file in turn.attachments
+    )
+    return len(turn.user) + len(turn.assistant) + len(turn.thinking) + cited + files
 
 
 @dataclass(frozen=True, slots=True)
