@@ -173,3 +173,60 @@ def test_a_turn_whose_save_failed_leaves_its_conversation_unknown_to_the_contain
     with pytest.raises(ClientError):
         run_turn(request)
     assert partition not in services.sessions()._warm
+
+
+def test_a_warm_turn_that_saves_nothing_answers_the_title_a_rename_elsewhere_gave(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply with no text saves nothing, and answers the conversation's title as the turn found it:
+    renamed in another container (the history function's PATCH), not as this one last knew it."""
+    from claude_chat import services
+    from claude_chat.caller import Caller
+    from claude_chat.chat_turn import TurnRequest, run_turn
+    from claude_chat.claude_client import ClaudeClient
+    from claude_chat.deadline import Deadline
+
+    token, partition = warm_conversation(turns=2, size=10)
+    store = services.sessions().store
+    assert store.rename(store.load(partition, 0), "Renamed") is not None
+    monkeypatch.setattr(ClaudeClient, "open_stream", lambda *_, **__: Answer(" "))
+    request = TurnRequest(
+        Caller(CLIENT, token), b'{"message": "hi"}', with_history=True, deadline=Deadline.after(30)
+    )
+    _, outcome = run_turn(request)
+    assert (outcome.turns, outcome.title) == (2, "Renamed")
+
+
+def test_a_title_claude_wrote_is_known_to_the_container_that_wrote_it(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CLAUDE_TITLES on, the first turn's title is rewritten after its save: the container that
+    wrote it knows it, so the conversation's next turn there is still admitted on what it knows."""
+    from claude_chat import services
+    from claude_chat.caller import Caller
+    from claude_chat.chat_turn import TurnRequest, run_turn
+    from claude_chat.claude_client import ClaudeClient
+    from claude_chat.deadline import Deadline
+    from claude_chat.settings import get_settings
+
+    monkeypatch.setenv("CLAUDE_TITLES", "true")
+    get_settings.cache_clear()
+    try:
+        monkeypatch.setattr(ClaudeClient, "open_stream", lambda *_, **__: Answer("Greetings Exchanged"))
+
+        def turn(token: str | None) -> Any:
+            request = TurnRequest(
+                Caller(CLIENT, token), b'{"message": "hi"}', with_history=True, deadline=Deadline.after(30)
+            )
+            return run_turn(request)
+
+        first, outcome = turn(None)
+        assert outcome.title == "Greetings Exchanged"
+        reads: list[Any] = []
+        store = services.sessions().store
+        plan = store.plan_turn
+        monkeypatch.setattr(store, "plan_turn", lambda *a, **k: reads.append(a) or plan(*a, **k))
+        _, outcome = turn(first.session.token_string if first.session else None)
+        assert (outcome.turns, outcome.title, reads) == (2, "Greetings Exchanged", [])
+    finally:
+        get_settings.cache_clear()

@@ -653,12 +653,7 @@ class ConversationStore:
             values[":rev"] = {"N": str(slot.revision)}
         else:
             condition += " AND attribute_not_exists(rev)"
-        if slot.title is None:  # not listed yet: no title of either kind
-            condition += " AND attribute_not_exists(updated_at) AND attribute_not_exists(title)"
-            condition += " AND attribute_not_exists(auto_title)"
-        else:
-            condition += " AND (title = :seen OR (attribute_not_exists(title) AND auto_title = :seen))"
-            values[":seen"] = {"S": slot.title}
+        condition += _titled(slot, values)
         meta = {
             "TableName": self._table,
             "Key": _key(_pk(slot.session_id), _META),
@@ -1080,10 +1075,24 @@ def _exactly(slot: Slot, values: dict[str, Any]) -> str:
     """The condition that META still holds the count and billed context `slot` was priced on: the
     same count, and no save since (every save adds one to `rev`, and only a save writes `ctx`)."""
     values[":turns"] = {"N": str(slot.turns_before)}
+    # A slot taken from the newest turns known (`Recent`) was taken with the title known too: the
+    # reply answers it, so a rename elsewhere makes the turn read like any other change.
+    titled = _titled(slot, values) if slot.recent is not None else ""
     if not slot.revision:
-        return " AND turns = :turns AND attribute_not_exists(rev)"
+        return " AND turns = :turns AND attribute_not_exists(rev)" + titled
     values[":rev"] = {"N": str(slot.revision)}
-    return " AND turns = :turns AND rev = :rev"
+    return " AND turns = :turns AND rev = :rev" + titled
+
+
+def _titled(slot: Slot, values: dict[str, Any]) -> str:
+    """The condition that META's title is still the slot's (None: not listed yet, no title of either kind)."""
+    if slot.title is None:
+        return (
+            " AND attribute_not_exists(updated_at) AND attribute_not_exists(title)"
+            " AND attribute_not_exists(auto_title)"
+        )
+    values[":seen"] = {"S": slot.title}
+    return " AND (title = :seen OR (attribute_not_exists(title) AND auto_title = :seen))"
 
 
 def known(slot: Slot) -> Known | None:
