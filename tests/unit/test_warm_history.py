@@ -285,3 +285,25 @@ def test_the_bound_on_the_warm_conversations_counts_their_turns_citations_and_fi
     for name in ("a", "b", "c"):
         sessions.remember(name, Known(1, 1, None, 1, "t", recent))
     assert [sessions._warm[name].recent is not None for name in "abc"] == [False, True, True]
+
+
+def test_a_save_that_failed_after_writing_its_item_leaves_no_billed_context_to_price_on(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The item a failed careful save wrote is read as the newest turn, and sent: what Claude billed
+    for the turn before it (META's `ctx`) bounds a history without it, so it must bound nothing now."""
+    from claude_chat.conversation_store import CarefulSaveFailed
+
+    first = take_slot(store, "s1", NOW, WINDOW, now=NOW)
+    assert first is not None
+    store.save_turn(first, Turn("short", "r"), now=NOW + 1, billed=(20, "fp"))
+    second = take_slot(store, "s1", NOW, WINDOW, now=NOW + 2)
+    assert second is not None and second.context is not None  # priced on what Claude billed
+    store.rename(store.load("s1", NOW), "Renamed")  # the careful way
+    _fails(store, monkeypatch, "_count_turn")
+    with pytest.raises(CarefulSaveFailed):
+        store.save_turn(second, Turn("long " * 10_000, "r"), now=NOW + 3, billed=(50_000, "fp"))
+    monkeypatch.undo()
+    read = store.plan_turn("s1", NOW, WINDOW, NOW + 4)
+    assert read is not None and "long " in [turn.user[:5] for turn in read.history]  # sent, never billed
+    assert read.context is None
