@@ -611,7 +611,10 @@ def _admit_warm(asked: _Asked, guess: TurnSession) -> Admitted:
         # the history a read finds refuses.
         if isinstance(refusal, RateLimited) and refusal.limit == "requests":
             raise
-        session = asked.plan()
+        try:
+            session = asked.plan()
+        except Exception:
+            raise refusal from None  # no read to tell: what was known stands
         read = asked.priced(session)[1].worst
         if read.tokens < quote.worst.tokens or read.nanos < quote.worst.nanos:
             return _admit(asked, read=session)

@@ -61,10 +61,10 @@ Why this shape:
   save adds one to `rev`, and the context keeps the `rev` its own save made (a
   count of turns would not do: a regenerate replaces a turn without changing it).
 - The newest turns a read found, and those a save adds to them, are known too (`Recent`): a warm
-  container admits a conversation's next turn on them with no read, on condition that `rev` is
-  still theirs, so they are what a read would find. A careful save that fails after its item (or
-  the deletion of the turn it replaces) may have been written adds one to `rev` without a count,
-  so what was known of them holds no more.
+  container admits a conversation's next turn on them with no read, on condition that `rev` (and
+  the title, which the turn's reply answers) is still theirs, so they are what a read would find.
+  A careful save that fails after its item (or the deletion of the turn it replaces) may have been
+  written adds one to `rev` without a count, so what was known of them holds no more.
 """
 
 from __future__ import annotations
