@@ -453,3 +453,33 @@ def test_a_file_replaced_after_its_check_is_not_sent_again_unchecked(dev_server:
         if block["type"] == "image"
     ]
     assert base64.b64encode(large).decode() not in resent
+
+
+def test_a_history_file_sent_as_a_note_leaves_no_bound_for_the_next_turn(dev_server: DevServer) -> None:
+    # What Claude billed for a turn bounds the next turn's history (META's ctx) only if that history
+    # goes as it went: a file sent as a line of text this time (gone, or changed since its check) may
+    # go whole again later, and the bound would be far below what Claude bills then.
+    client = dev_server.client()
+    small = png((4, 4))
+    answer = start(client, "swap.png", "image/png", len(small) * 100)
+    body = answer.json()
+    form, session = body["upload"], answer.headers["x-session-id"]
+    sent = httpx.post(form["url"], data=form["fields"], files={"file": ("swap.png", small, "image/png")})
+    assert sent.status_code == 204
+    db, table = dev_server.dynamodb()
+    meta_key = {"pk": {"S": f"S#{session.split('.')[0]}"}, "sk": {"S": "~META"}}
+
+    def meta() -> dict[str, Any]:
+        return dict(db.get_item(TableName=table, Key=meta_key, ConsistentRead=True)["Item"])
+
+    assert turn(client, session, "first look", [body["id"]]).status_code == 200
+    assert "ctx" in meta()  # the file went whole: what Claude billed bounds the next turn
+    changed = noise_png((40, 40))
+    assert (
+        httpx.post(
+            form["url"], data=form["fields"], files={"file": ("swap.png", changed, "image/png")}
+        ).status_code
+        == 204
+    )
+    assert turn(client, session, "second look", []).status_code == 200
+    assert "ctx" not in meta()

@@ -322,6 +322,7 @@ def test_history_files_past_the_request_size_are_named_not_sent() -> None:
     block, low = files.blocks[old.id]
     assert block["type"] == "text" and "too large to send again" in block["text"] and low == 0
     assert old.id not in files.tokens
+    assert files.noted  # what Claude bills for this prompt bounds no later one that may send it whole
     assert files.claims(session) == ()  # no new file, nothing to claim
 
 

@@ -313,7 +313,7 @@ class Turn:
         title = title_from(self.message, reply.text) if first else None
         settings = get_settings()
         billed = None
-        if reply.stop_reason != "stopped":
+        if reply.stop_reason != "stopped" and not self.files.noted:
             # The next turn's history is this turn's prompt, which Claude billed exactly, and this reply,
             # bounded by its bytes (its output tokens need not be what the same text costs as input).
             usage = reply.usage

@@ -64,6 +64,9 @@ class TurnFiles:
     _pending: dict[str, Future[bytes]] = field(default_factory=dict)
     _room: int = 0
     _inline: dict[str, bytes] = field(default_factory=dict)  # files the body carried: stored once saved
+    # A history file went as a line of text (too large to send again, or gone): what Claude bills for
+    # this turn's prompt then bounds no later turn's history, which may send that file whole.
+    noted: bool = False
 
     @staticmethod
     def resolve(
@@ -119,6 +122,7 @@ class TurnFiles:
                     continue
                 if block_bytes(attachment) > self._room:
                     self.blocks[attachment.id] = (_note(attachment, "too large to send again"), 0)
+                    self.noted = True
                     continue
                 self._room -= block_bytes(attachment)
                 self.blocks[attachment.id] = (content_block(attachment, None), attachment.low)
@@ -163,6 +167,7 @@ class TurnFiles:
                     logger.warning("could not read an attachment again", exc_info=True)
                 block.clear()
                 block.update({"type": "text", "text": "[an attached file that is no longer available]"})
+                self.noted = True
         self._pending.clear()
 
     def keep(self, owner: str) -> None:
