@@ -71,6 +71,8 @@ CORE_MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_thinking_search.py",  # a turn's thinking and citations as its item keeps them
         "tests/unit/test_attachments.py",  # a turn's files, and a reset's deletion of them
     ),
+    # The byte checks of uploaded images and PDFs, the presigned POST, the limits.
+    "attachments": ("tests/unit/test_attachments.py", "tests/unit/test_attachment_checks.py"),
     "client_key": ("tests/unit/test_client_key.py",),
     "request_body": ("tests/unit/test_request_body.py",),
     "session_tokens": ("tests/unit/test_session_tokens.py",),
