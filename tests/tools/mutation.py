@@ -23,6 +23,13 @@ A mutant is equivalent when no test could ever tell it from the module as writte
 is listed once, with its reason, in tests/mutation-equivalents.toml. A listed mutant
 that no longer exists, or that the tests kill, is an error: the list cannot rot or
 hide a real gap. Any error, or a module under the floor, exits non-zero.
+
+What CI runs: each module's row of docs/MUTATION.md carries the fingerprint it was scored
+at, a SHA-256 of what its score depends on (the module's source, its unit-test files and
+its listed equivalents, by content only: no path, no time, line endings as LF), written
+only when the module passed. `--stale` re-scores just the modules whose fingerprint no
+longer matches (a change not followed by `make mutation MODULE=...`) and fails if one is
+under the floor; when nothing changed it only hashes a few files.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -70,7 +79,11 @@ CORE_MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_save_at_once.py",
         "tests/unit/test_thinking_search.py",  # a turn's thinking and citations as its item keeps them
         "tests/unit/test_attachments.py",  # a turn's files, and a reset's deletion of them
+        "tests/unit/test_warm_history.py",  # the newest turns a container knows: what a read would find
+        "tests/unit/test_warm_turns.py",
     ),
+    # The byte checks of uploaded images and PDFs, the presigned POST, the limits.
+    "attachments": ("tests/unit/test_attachments.py", "tests/unit/test_attachment_checks.py"),
     "client_key": ("tests/unit/test_client_key.py",),
     "request_body": ("tests/unit/test_request_body.py",),
     "session_tokens": ("tests/unit/test_session_tokens.py",),
@@ -137,6 +150,7 @@ class ModuleResult:
     )
     equivalent: list[Mutant] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # of the module, its tests and its equivalents as they were scored
 
     @property
     def killed(self) -> int:
@@ -160,6 +174,102 @@ class ModuleResult:
 
 class MutmutFailed(RuntimeError):
     """mutmut itself did not finish (its log says why): no score for the module."""
+
+
+def fingerprint(module: str, listed: Sequence[Equivalent], root: Path = ROOT) -> str:
+    """What a module's score depends on, by content only (no path, no time; CRLF read as LF, so any
+    checkout of the same commit agrees): its source, its unit-test files and its listed equivalents."""
+    sources = [
+        root / "layers" / "shared" / PACKAGE / f"{module}.py",
+        *(root / t for t in CORE_MODULES[module]),
+    ]
+    digests = [hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest() for path in sources]
+    # The module first, then its tests in any order (reordering CORE_MODULES changes no score).
+    parts = [digests[0], *sorted(digests[1:])]
+    parts += sorted(json.dumps(e.identity) for e in listed)  # not their reasons: words change no score
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A module's row of docs/MUTATION.md's table: its last score, and the fingerprint of what was
+    scored ("" when it failed: a module under the floor is never taken as scored)."""
+
+    module: str
+    mutants: int
+    killed: int
+    equivalent: int
+    survived: int
+    score: float
+    seconds: float
+    cpu_seconds: float
+    fingerprint: str
+
+    @staticmethod
+    def of(result: ModuleResult) -> Row:
+        return Row(
+            result.module,
+            len(result.mutants),
+            result.killed,
+            len(result.equivalent),
+            len(result.survivors),
+            result.score,
+            result.seconds,
+            result.cpu_seconds,
+            result.fingerprint if result.passed else "",
+        )
+
+    def line(self) -> str:
+        recorded = f"`{self.fingerprint}`" if self.fingerprint else _NOT_RECORDED
+        return (
+            f"| `{self.module}.py` | {self.mutants} | {self.killed} | {self.equivalent} | {self.survived} "
+            f"| {self.score:.1%} | {self.seconds:.0f} s | {self.cpu_seconds:.0f} s | {recorded} |"
+        )
+
+
+_NOT_RECORDED = "none (under the floor)"
+_ROW = re.compile(
+    r"^\| `(?P<module>\w+)\.py` \| (?P<mutants>\d+) \| (?P<killed>\d+) \| (?P<equivalent>\d+) "
+    r"\| (?P<survived>\d+) \| (?P<score>[\d.]+)% \| (?P<seconds>\d+) s \| (?P<cpu>\d+) s "
+    r"\| (?:`(?P<fingerprint>[0-9a-f]+)`|[^|]*) \|$"
+)
+
+
+def read_rows(path: Path = REPORT) -> dict[str, Row]:
+    """The rows docs/MUTATION.md records, by module (none when it does not exist)."""
+    text = path.read_text() if path.exists() else ""
+    rows = {}
+    for line in text.splitlines():
+        match = _ROW.match(line)
+        if match:
+            rows[match["module"]] = Row(
+                match["module"],
+                int(match["mutants"]),
+                int(match["killed"]),
+                int(match["equivalent"]),
+                int(match["survived"]),
+                float(match["score"]) / 100,
+                float(match["seconds"]),
+                float(match["cpu"]),
+                match["fingerprint"] or "",
+            )
+    return rows
+
+
+def stale_modules(
+    rows: dict[str, Row], listed: dict[str, list[Equivalent]], root: Path = ROOT
+) -> dict[str, str]:
+    """The core modules whose recorded score does not hold for them as they are, each with why."""
+    stale = {}
+    for module in CORE_MODULES:
+        row = rows.get(module)
+        if row is None:
+            stale[module] = "not scored yet"
+        elif not row.fingerprint:
+            stale[module] = "under the floor when last scored"
+        elif row.fingerprint != fingerprint(module, listed.get(module, []), root):
+            stale[module] = "changed since it was scored (its source, unit tests or listed equivalents)"
+    return stale
 
 
 def stage(module: str, tests: Sequence[str], into: Path) -> None:
@@ -341,8 +451,9 @@ def judge(result: ModuleResult, listed: Sequence[Equivalent]) -> None:
         result.equivalent.extend(matches)
 
 
-def mutate(module: str, *, jobs: int, keep: bool) -> ModuleResult:
+def mutate(module: str, listed: Sequence[Equivalent], *, jobs: int, keep: bool) -> ModuleResult:
     started, cpu_started = time.monotonic(), _children_cpu()
+    scored = fingerprint(module, listed)  # before the files are copied: what the stage holds
     stage_dir = Path(tempfile.mkdtemp(prefix=f"mutation-{module}-"))
     try:
         stage(module, CORE_MODULES[module], stage_dir)
@@ -353,7 +464,8 @@ def mutate(module: str, *, jobs: int, keep: bool) -> ModuleResult:
             print(f"{module}: the stage is kept in {stage_dir} (`mutmut show NAME` there)")
         else:
             shutil.rmtree(stage_dir, ignore_errors=True)
-    return ModuleResult(module, mutants, time.monotonic() - started, _children_cpu() - cpu_started)
+    seconds, cpu_seconds = time.monotonic() - started, _children_cpu() - cpu_started
+    return ModuleResult(module, mutants, seconds, cpu_seconds, fingerprint=scored)
 
 
 def _children_cpu() -> float:
@@ -389,25 +501,19 @@ def print_result(result: ModuleResult) -> None:
         print(f"  ERROR: {problem}")
 
 
-def report(
-    results: Sequence[ModuleResult],
-    listed: dict[str, list[Equivalent]],
-    total_seconds: float,
-    total_cpu: float,
-) -> str:
-    """docs/MUTATION.md: how to run it, the routine, the scores, and the listed equivalents."""
+def report(rows: Sequence[Row], listed: dict[str, list[Equivalent]]) -> str:
+    """docs/MUTATION.md: how to run it, the routine and CI, the scores, and the listed equivalents."""
     today = datetime.datetime.now(tz=datetime.UTC).date().isoformat()
     python = f"Python {platform.python_version()}"
-    rows = [
-        f"| `{r.module}.py` | {len(r.mutants)} | {r.killed} | {len(r.equivalent)} | {len(r.survivors)} "
-        f"| {r.score:.1%} | {r.seconds:.0f} s | {r.cpu_seconds:.0f} s |"
-        for r in results
-    ]
+    total, total_cpu = sum(r.seconds for r in rows), sum(r.cpu_seconds for r in rows)
+    scored = {r.module for r in rows}
+    unscored = [f"`{module}.py`" for module in CORE_MODULES if module not in scored]
+    hashed = sum(1 + len(tests) for tests in CORE_MODULES.values())
     equivalents = []
-    for result in results:
-        for entry in listed.get(result.module, []):
+    for module in CORE_MODULES:
+        for entry in listed.get(module, []):
             change = entry.mutated.replace("\n", " ")
-            equivalents.append(f"- `{result.module}` `{entry.function}`: `{change}`: {entry.reason}")
+            equivalents.append(f"- `{module}` `{entry.function}`: `{change}`: {entry.reason}")
     tests = [
         f"- `{module}.py`: {', '.join(f'`{test}`' for test in files)}"
         for module, files in CORE_MODULES.items()
@@ -425,18 +531,30 @@ def report(
             "",
             "```sh",
             "make mutation                      # every core module; rewrites this file",
-            "make mutation MODULE=client_key    # one module: its score and its survivors (no rewrite)",
+            "make mutation MODULE=client_key    # one module: its score, its survivors; rewrites its row",
+            "make mutation-stale                # the modules changed since their rows (what CI runs)",
             "```",
             "",
             "## The routine",
             "",
             "Before a change to a core module is merged, run `make mutation MODULE=<module>` for each",
             "core module it touches, and kill every new survivor with a test (or, only if no test could",
-            "ever tell it apart, list it as equivalent). Each module's time is in the table below: the",
-            "wall-clock time of the run that wrote this file, which grows with whatever else the machine",
-            "runs, and the CPU time it used, which does not. All the modules together took",
-            f"{total_seconds:.0f} s ({total_cpu:.0f} s of CPU) on a 2-core machine.",
-            "`make mutation` is not part of `make test` or CI yet.",
+            "ever tell it apart, list it as equivalent). The run rewrites that module's row below: commit",
+            "it with the change.",
+            "",
+            "**In CI.** `bash .ci/run` runs `make mutation-stale` after `make test`. Each row below carries",
+            "the fingerprint of what it scored: a SHA-256 of the module's source, its unit-test files and",
+            "its listed equivalents, by content only (no path, no time, CRLF read as LF), so every checkout",
+            "of a commit agrees; it is recorded only when the module passed. `make mutation-stale`",
+            "re-scores just the core modules whose fingerprint does not match (changed without their run,",
+            "under the floor, or not scored yet) and fails if one is under the floor. When nothing changed",
+            f"it hashes {hashed} files and takes about a second; a stale module adds its time from the",
+            f"table. All {len(CORE_MODULES)} modules at every run would add {total / 60:.0f} minutes to",
+            "`make test`'s eight or so: too long for every push, so CI scores only what changed.",
+            "",
+            "Each module's time is the wall-clock time of the run that wrote its row, which grows with",
+            "whatever else the machine runs, and the CPU time it used, which does not. All the modules",
+            f"together took {total:.0f} s ({total_cpu:.0f} s of CPU) on a 2-core machine.",
             "",
             "A survivor is printed with its diff; `tests/tools/mutation.py --keep MODULE` keeps the",
             "mutated tree, where `mutmut show <name>` and `mutmut browse` work.",
@@ -455,11 +573,13 @@ def report(
             "",
             "## Scores",
             "",
-            f"mutmut {version('mutmut')}, {python}, {today}. Score = killed / (mutants - equivalent).",
+            f"mutmut {version('mutmut')}, {python}; last written {today}.",
+            "Score = killed / (mutants - equivalent).",
             "",
-            "| module | mutants | killed | equivalent | survived | score | time | CPU time |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-            *rows,
+            "| module | mutants | killed | equivalent | survived | score | time | CPU time | fingerprint |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            *(row.line() for row in rows),
+            *(["", f"Not scored yet: {', '.join(unscored)}."] if unscored else []),
             "",
             "## The tests each module is run against",
             "",
@@ -477,28 +597,53 @@ def report(
     )
 
 
+def record(results: Sequence[ModuleResult], path: Path = REPORT) -> list[Row]:
+    """The table's rows with these results in place of their modules' (in CORE_MODULES' order)."""
+    rows = read_rows(path)
+    rows.update({result.module: Row.of(result) for result in results})
+    return [rows[module] for module in CORE_MODULES if module in rows]
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"any of: {', '.join(CORE_MODULES)}")
+    parser.add_argument(
+        "--stale",
+        action="store_true",
+        help="only the modules whose fingerprint does not match their row (CI)",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--keep", action="store_true", help="keep each module's stage (for `mutmut show`)")
-    parser.add_argument("--no-report", action="store_true", help=f"do not rewrite {REPORT.relative_to(ROOT)}")
+    parser.add_argument("--no-report", action="store_true", help=f"do not rewrite {_shown(REPORT)}")
     args = parser.parse_args(argv)
     unknown = [module for module in args.modules if module not in CORE_MODULES]
     if unknown:
         parser.error(f"not a core module: {', '.join(unknown)} (core modules: {', '.join(CORE_MODULES)})")
-    modules = args.modules or list(CORE_MODULES)
+    if args.stale and args.modules:
+        parser.error("--stale chooses the modules itself")
 
     listed, list_problems = load_equivalents()
     for problem in list_problems:
         print(f"ERROR: {problem}")
+    modules = args.modules or list(CORE_MODULES)
+    if args.stale:
+        stale = stale_modules(read_rows(REPORT), listed)
+        for module, why in stale.items():
+            print(f"{module}: {why}: scoring it")
+        if not stale:
+            print(f"Every core module's row in {_shown(REPORT)} holds: nothing to score.")
+        modules = list(stale)
     started, cpu_started = time.monotonic(), _children_cpu()
     results = []
     for module in modules:
         tests = ", ".join(CORE_MODULES[module])
         print(f"{module}: mutating layers/shared/{PACKAGE}/{module}.py against {tests}")
         try:
-            result = mutate(module, jobs=args.jobs, keep=args.keep)
+            result = mutate(module, listed.get(module, []), jobs=args.jobs, keep=args.keep)
         except MutmutFailed as failure:
             print(f"{module}: {failure}")
             return 2
@@ -507,13 +652,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(result)
     total, total_cpu = time.monotonic() - started, _children_cpu() - cpu_started
 
-    print()
-    for result in results:
-        print(summary(result) + ("" if result.passed else "  << FAILS"))
-    print(f"{len(results)} module(s) in {total:.0f} s ({total_cpu:.0f} s of CPU)")
-    if not args.modules and not args.no_report:
-        REPORT.write_text(report(results, listed, total, total_cpu))
-        print(f"Wrote {REPORT.relative_to(ROOT)}")
+    if results:
+        print()
+        for result in results:
+            print(summary(result) + ("" if result.passed else "  << FAILS"))
+        print(f"{len(results)} module(s) in {total:.0f} s ({total_cpu:.0f} s of CPU)")
+    if results and not args.no_report:
+        REPORT.write_text(report(record(results, REPORT), listed))
+        print(f"Wrote {_shown(REPORT)} ({', '.join(r.module for r in results)})")
     return 0 if not list_problems and all(result.passed for result in results) else 1
 
 

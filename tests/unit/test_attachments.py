@@ -4,6 +4,7 @@ whose it is, and the claim that binds it to one conversation."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -12,9 +13,7 @@ import zlib
 from dataclasses import replace
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import NameObject, StreamObject
@@ -41,6 +40,7 @@ BUCKET = "attachments-test"
 OWNER = "owner-a"
 
 
+@functools.cache  # built once per process: make mutation forks every mutant's run from one that has it
 def pdf_bomb() -> bytes:
     """One page whose content stream is 100 KB of zlib that inflates to 200 MB of zeros."""
     writer = PdfWriter()
@@ -199,10 +199,9 @@ def test_turns_keep_references_not_bytes() -> None:
 
 
 @pytest.fixture
-def store(aws: Any) -> AttachmentStore:
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-    s3.create_bucket(Bucket=BUCKET)
-    return AttachmentStore(s3, BUCKET, os.environ["TABLE_NAME"], 86_400)
+def store(aws: Any, _s3_client: Any) -> AttachmentStore:
+    _s3_client.create_bucket(Bucket=BUCKET)  # in this test's fresh mock
+    return AttachmentStore(_s3_client, BUCKET, os.environ["TABLE_NAME"], 86_400)
 
 
 def put(
@@ -332,6 +331,7 @@ def test_an_object_of_another_type_is_415(store: AttachmentStore) -> None:
         store.fetch(OWNER, "t" * 22)
 
 
+@functools.cache
 def xform_bomb(forms: int, repeats: int) -> bytes:
     """One page whose content draws `forms` form XObjects, each a small deflated stream of many text
     operators: pypdf parses every form afresh (up to its per-stream token budget) within one page's
@@ -423,7 +423,7 @@ def test_pdfs_are_read_one_at_a_time_and_one_that_waits_past_the_time_limit_is_r
             inside[0] += 1
             most[0] = max(most[0], inside[0])
         try:
-            time.sleep(0.3)
+            time.sleep(0.1)  # long enough for the other threads to be inside too, were nothing to stop them
             return real(reader, started)
         finally:
             with lock:
@@ -441,6 +441,7 @@ def test_pdfs_are_read_one_at_a_time_and_one_that_waits_past_the_time_limit_is_r
         )
         refused = [o.exception() for o in outcomes if o.exception() is not None]
     assert len(refused) == 1 and isinstance(refused[0], AttachmentTooLarge)
+    assert refused[0].message == "This PDF takes too long to read."
 
 
 def test_a_pdf_of_countless_objects_and_no_xref_is_refused_before_pypdf_rebuilds_its_table(

@@ -128,16 +128,18 @@ def test_turns_are_kept_in_the_order_they_were_sent_whichever_finishes_first(
 
 
 def test_each_turn_writes_one_small_item_however_long_the_chat(store: ConversationStore, aws: Any) -> None:
-    """A 600 KB conversation is fine: no item grows, so the 400 KB item limit is never near."""
+    """A 480 KB conversation is fine: no item grows, so the 400 KB item limit is never near. (80
+    turns: make mutation runs this test for hundreds of mutants, and 200 took a few seconds each.)"""
     reply = "r" * 3000
-    for number in range(200):
+    for number in range(80):
         store.save_turn(slot(store, history=0), Turn(f"message {number} " + "m" * 3000, reply), now=NOW)
-    assert store.load("s1", NOW).turns == 200
+    assert store.load("s1", NOW).turns == 80
     pages = aws.get_paginator("scan").paginate(TableName=os.environ["TABLE_NAME"])
     items = [item for page in pages for item in page["Items"]]
-    assert len(items) == 201  # 200 turns + META
+    assert len(items) == 81  # 80 turns + META
+    assert sum(len(str(item)) for item in items) > 400 * 1024
     assert max(len(str(item)) for item in items) < 7000
-    assert len(users(store)) == 200
+    assert len(users(store)) == 80
 
 
 def test_expiry_is_sliding_on_meta_and_absolute_on_turns(store: ConversationStore, aws: Any) -> None:
@@ -698,3 +700,96 @@ def test_a_partition_is_the_owners_own_for_the_default_conversation() -> None:
     assert partition_id("o", "default") == "o" and partition_id("o", "c") == "o#c"
     assert (owner_of("o"), conversation_of("o")) == ("o", "default")
     assert (owner_of("o#c"), conversation_of("o#c")) == ("o", "c")
+
+
+# -- a turn's files ---------------------------------------------------------------------------------
+
+
+def attachment(attachment_id: str, name: str = "cat.png") -> Any:
+    from claude_chat.attachments import Attachment
+
+    return Attachment(attachment_id, name, "image/png", 1234, 1_616, 1_600, "0" * 64)
+
+
+def test_a_turns_files_are_saved_by_reference_and_read_back_with_it(store: ConversationStore) -> None:
+    files = (attachment("a" * 22, "chat café.png"), attachment("b" * 22))
+    taken = slot(store)
+    store.save_turn(taken, Turn("look", "a cat", attachments=files), now=NOW)
+    say(store, "and now?")
+    record = store.load("s1", NOW)
+    assert store.all_turns(record) == [
+        Turn("look", "a cat", attachments=files),
+        Turn("and now?", "re and now?"),
+    ]
+    assert [turn.attachments for turn in slot(store).history] == [files, ()]
+    assert store.history_page(record, 10, 10**9).turns[0].attachments == files
+
+
+def forgetting(store: ConversationStore, failure: Exception | None = None) -> list[tuple[str, list[str]]]:
+    """The store, wired to record the files each reset asks to delete (and fail with `failure`)."""
+    asked: list[tuple[str, list[str]]] = []
+
+    def forget(owner: str, attachment_ids: list[str]) -> None:
+        asked.append((owner, attachment_ids))
+        if failure is not None:
+            raise failure
+
+    store._forget_files = forget
+    return asked
+
+
+def test_a_reset_deletes_the_conversations_files_under_their_owner(
+    aws: Any, pool: ThreadPoolExecutor
+) -> None:
+    asked: list[tuple[str, list[str]]] = []
+    store = ConversationStore(
+        aws,
+        os.environ["TABLE_NAME"],
+        ttl_seconds=TTL,
+        max_age_seconds=MAX_AGE,
+        pool=pool,
+        forget_files=lambda owner, ids: asked.append((owner, ids)),
+    )
+    partition = partition_id("s1", "trip")
+    for files in ((attachment("a" * 22),), (), (attachment("b" * 22), attachment("c" * 22))):
+        store.save_turn(slot(store, partition), Turn("u", "a", attachments=files), now=NOW)
+    assert store.reset(store.load(partition, NOW), now=NOW + 1)
+    assert asked == [("s1", ["a" * 22, "b" * 22, "c" * 22])]  # the owner's, not the partition's
+    assert store.all_turns(store.load(partition, NOW)) == []
+
+
+def test_a_reset_of_a_conversation_without_files_deletes_none(store: ConversationStore) -> None:
+    asked = forgetting(store)
+    say(store, "no files here")
+    assert store.reset(store.load("s1", NOW), now=NOW + 1)
+    assert asked == []
+
+
+def test_a_reset_stands_when_its_files_cannot_be_deleted_and_says_so_in_the_log(
+    store: ConversationStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    asked = forgetting(store, failure=RuntimeError("the bucket is away"))
+    store.save_turn(slot(store), Turn("u", "a", attachments=(attachment("a" * 22),)), now=NOW)
+    with caplog.at_level("ERROR", logger="claude_chat.conversation_store"):
+        assert store.reset(store.load("s1", NOW), now=NOW + 1)
+    assert asked == [("s1", ["a" * 22])]
+    assert store.all_turns(store.load("s1", NOW)) == []  # the reset stood
+    (logged,) = [r for r in caplog.records if r.name == "claude_chat.conversation_store"]
+    assert logged.getMessage() == "could not delete a conversation's attachments"
+    assert logged.exc_info is not None and str(logged.exc_info[1]) == "the bucket is away"
+
+
+def test_a_turn_saved_the_careful_way_knows_what_it_was_billed_as_the_next_turn_reads_it(
+    store: ConversationStore,
+) -> None:
+    store.save_turn(slot(store), Turn("one", "r1"), now=NOW, billed=(100, "fp"))
+    regenerate = take_slot(store, "s1", NOW, 10, now=NOW, replace_last=True)
+    assert regenerate is not None
+    saved = store.save_turn(regenerate, Turn("one", "r1 again"), now=NOW, billed=(120, "fp"))
+    assert not saved.also_written  # a turn that replaces another is saved the careful way
+    assert saved.state is not None and saved.state.context == Context(120, "fp", 1)
+    read = known(slot(store))
+    assert read is not None and replace(saved.state, recent=None) == replace(read, recent=None)
+    # Its newest turns as a read finds them (the read's depth is its window; the save's one more).
+    assert saved.state.recent is not None and read.recent is not None
+    assert saved.state.recent.turns == read.recent.turns

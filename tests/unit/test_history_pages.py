@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from claude_chat.conversation_store import ConversationStore, HistoryPage
+from claude_chat.attachments import Attachment
+from claude_chat.conversation_store import ConversationStore, HistoryPage, Turn, _extras, _json_size
+from claude_chat.conversations import messages_of
 from claude_chat.errors import InvalidRequest
 from claude_chat.history_pages import decode_cursor, encode_cursor
+from claude_chat.models import Citation
 
 NOW = 1_800_000_000
 BIG = 10**9
@@ -167,3 +170,54 @@ def test_a_page_holds_what_was_asked_and_exactly_what_fits(store, aws) -> None:
     assert (users(one), one.older) == (["u3"], 3)
     two = store.history_page(record, 10, 2 * 88)
     assert (users(two), two.older) == (["u2", "u3"], 2)
+
+
+def cited(text: str) -> dict[str, Any]:
+    return Citation(cited_text=text, url="https://tides.example/a", title="Tides").as_json()
+
+
+def written(turns: list[Turn] | tuple[Turn, ...]) -> int:
+    """Bytes of turns as the history's messages, ASCII-escaped and spaced: the longest JSON writing."""
+    return len(json.dumps([message.model_dump() for message in messages_of(turns)]))
+
+
+FILE = Attachment("a" * 22, "chat café 😀.png", "image/png", 1234, 1_616, 1_600, "0" * 64)
+TURNS = {
+    "text": Turn("hi", "hello"),
+    "thinking": Turn("q", "a", thinking="é" * 500),
+    "web citations": Turn("q", "a", citations=(cited("tides " * 50),) * 3),
+    "cjk citations": Turn("q", "a", citations=(cited("潮汐" * 300),) * 3),  # 6 bytes a character escaped
+    "emoji citations": Turn("q", "a", citations=(cited("😀" * 300),) * 3),  # 12 bytes a character
+    "pdf citations": Turn(
+        "q", "a", citations=(Citation(cited_text="x", document="d.pdf", page=2).as_json(),) * 20
+    ),
+    "files": Turn("q", "a", attachments=(FILE, FILE)),
+    "everything": Turn("q", "a", thinking="t", citations=(cited("x"),), attachments=(FILE,)),
+}
+
+
+@pytest.mark.parametrize("name", TURNS)
+def test_a_turn_is_counted_at_most_a_few_bytes_over_its_messages_written_out(name: str) -> None:
+    turn = TURNS[name]
+    assert written([turn]) <= _json_size(turn) <= written([turn]) + 40
+
+
+def test_a_page_of_cited_turns_is_no_longer_than_asked_once_written(store, aws) -> None:
+    # Each turn's citations are ~1,000 characters in DynamoDB, ~12,000 bytes in the reply.
+    turn = Turn("q", "a", citations=(cited("😀" * 300),) * 3)
+    table = os.environ["TABLE_NAME"]
+    for number in range(1, 11):
+        key = {"pk": {"S": "S#s1"}, "sk": {"S": f"T#{0:010d}#{number:010d}"}}
+        item = {**key, "user": {"S": "q"}, "assistant": {"S": "a"}, **_extras(turn)}
+        aws.put_item(TableName=table, Item={**item, "expires_at": {"N": str(NOW + 10**6)}})
+    seed(aws, [])
+    aws.update_item(
+        TableName=table,
+        Key={"pk": {"S": "S#s1"}, "sk": {"S": "~META"}},
+        UpdateExpression="SET turns = :ten",
+        ExpressionAttributeValues={":ten": {"N": "10"}},
+    )
+    max_bytes = 3 * written([turn]) + 100
+    pages = all_pages(store, limit=100, max_bytes=max_bytes)
+    assert [len(page.turns) for page in pages] == [3, 3, 3, 1]
+    assert all(written(page.turns) <= max_bytes for page in pages)

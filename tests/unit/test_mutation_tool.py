@@ -1,15 +1,33 @@
-"""tests/tools/mutation.py's bookkeeping, without running mutmut: the list of equivalents and the floor."""
+"""tests/tools/mutation.py's bookkeeping, without running mutmut: the list of equivalents, the floor, and
+the fingerprints by which CI (`make mutation-stale`) re-scores only the modules that changed."""
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.tools import mutation
-from tests.tools.mutation import CORE_MODULES, ROOT, Equivalent, ModuleResult, Mutant, judge, load_equivalents
+from tests.tools.mutation import (
+    CORE_MODULES,
+    ROOT,
+    Equivalent,
+    ModuleResult,
+    Mutant,
+    Row,
+    fingerprint,
+    judge,
+    load_equivalents,
+    read_rows,
+    record,
+    report,
+    stale_modules,
+)
 
 
 def mutant(number: int, status: str, mutated: str = "return b") -> Mutant:
@@ -114,3 +132,157 @@ def test_every_test_module_a_staged_test_imports_is_staged_with_it(module: str) 
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tests."):
                 path = node.module.replace(".", "/") + ".py"
                 assert path in staged, f"{test_file} imports {node.module}, which the stage lacks"
+
+
+# -- fingerprints and what CI re-scores -------------------------------------------------------------
+
+MODULE = "client_key"  # a small core module with one unit-test file
+LISTED = [Equivalent("f", "return a", "return b", "no test can tell")]
+
+
+def checkout(into: Path, line_ending: bytes = b"\n") -> Path:
+    """The module's and its tests' files under another root, with these line endings."""
+    for name in (f"layers/shared/claude_chat/{MODULE}.py", *CORE_MODULES[MODULE]):
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        (into / name).write_bytes((ROOT / name).read_bytes().replace(b"\n", line_ending))
+    return into
+
+
+def test_a_fingerprint_is_of_the_files_contents_wherever_and_whenever_they_were_checked_out(
+    tmp_path: Path,
+) -> None:
+    here = fingerprint(MODULE, LISTED)
+    elsewhere = checkout(tmp_path / "a")
+    for path in elsewhere.rglob("*.py"):
+        os.utime(path, (0, 0))
+    assert fingerprint(MODULE, LISTED, elsewhere) == here
+    assert fingerprint(MODULE, LISTED, checkout(tmp_path / "b", b"\r\n")) == here  # a Windows checkout
+    assert len(here) == 16 and int(here, 16) >= 0
+
+
+def test_a_fingerprint_changes_with_the_module_its_tests_or_its_equivalents_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    root = checkout(tmp_path)
+    before = fingerprint(MODULE, LISTED, root)
+    reworded = [Equivalent("f", "return a", "return b", "said otherwise")]
+    assert fingerprint(MODULE, reworded, root) == before  # the reason's words change no score
+    assert fingerprint(MODULE, [*LISTED, Equivalent("g", "x", "y", "why")], root) != before
+    assert fingerprint(MODULE, [], root) != before
+    test = root / CORE_MODULES[MODULE][0]
+    test.write_text(test.read_text() + "\n# one more line\n")
+    assert fingerprint(MODULE, LISTED, root) != before
+    shutil.copy(ROOT / CORE_MODULES[MODULE][0], test)
+    assert fingerprint(MODULE, LISTED, root) == before
+    source = root / f"layers/shared/claude_chat/{MODULE}.py"
+    source.write_text(source.read_text().replace("return", "return  ", 1))
+    assert fingerprint(MODULE, LISTED, root) != before
+
+
+def row(module: str, fingerprint: str = "", score: float = 1.0) -> Row:
+    return Row(module, 10, round(10 * score), 0, 10 - round(10 * score), score, 12.0, 20.0, fingerprint)
+
+
+def test_the_report_records_each_row_and_its_fingerprint_and_reads_them_back(tmp_path: Path) -> None:
+    listed, _ = load_equivalents()
+    rows = [row(module, fingerprint(module, listed.get(module, []))) for module in CORE_MODULES]
+    path = tmp_path / "MUTATION.md"
+    path.write_text(report(rows, listed))
+    assert read_rows(path) == {r.module: r for r in rows}
+    assert stale_modules(read_rows(path), listed) == {}
+    assert "12 s | 20 s | `" in path.read_text()
+
+
+def test_a_module_under_the_floor_records_no_fingerprint_so_ci_scores_it_again(tmp_path: Path) -> None:
+    failing = ModuleResult(
+        MODULE,
+        [mutant(n, "survived", f"return {n}") for n in range(5)],
+        3.0,
+        4.0,
+        fingerprint="0123456789abcdef",
+    )
+    assert not failing.passed and Row.of(failing).fingerprint == ""
+    path = tmp_path / "MUTATION.md"
+    path.write_text(report([Row.of(failing)], {}))
+    assert "| 0.0% | 3 s | 4 s | none (under the floor) |" in path.read_text()
+    assert read_rows(path)[MODULE].fingerprint == ""
+    assert stale_modules(read_rows(path), {})[MODULE] == "under the floor when last scored"
+
+
+def test_stale_modules_are_those_changed_under_the_floor_or_never_scored() -> None:
+    listed, _ = load_equivalents()
+    modules = list(CORE_MODULES)
+    rows = {module: row(module, fingerprint(module, listed.get(module, []))) for module in modules}
+    rows[modules[0]] = row(modules[0], "0" * 16)
+    rows[modules[1]] = row(modules[1], "", score=0.5)
+    del rows[modules[2]]
+    assert stale_modules(rows, listed) == {
+        modules[0]: "changed since it was scored (its source, unit tests or listed equivalents)",
+        modules[1]: "under the floor when last scored",
+        modules[2]: "not scored yet",
+    }
+
+
+def test_a_run_rewrites_its_modules_rows_and_keeps_the_others(tmp_path: Path) -> None:
+    modules = list(CORE_MODULES)
+    path = tmp_path / "MUTATION.md"
+    path.write_text(report([row(modules[1], "1" * 16), row(modules[0], "0" * 16)], {}))
+    result = ModuleResult(modules[1], [mutant(1, "killed")], 5.0, 6.0, fingerprint="2" * 16)
+    assert record([result], path) == [row(modules[0], "0" * 16), Row.of(result)]  # CORE_MODULES' order
+    text = report(record([result], path), {})
+    assert f"Not scored yet: {', '.join(f'`{m}.py`' for m in modules[2:])}." in text
+
+
+def fresh_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changed: str = "") -> Path:
+    """A docs/MUTATION.md whose every row holds for the modules as they are (but `changed`'s), in place
+    of the real one."""
+    listed, _ = load_equivalents()
+    rows = [row(m, "0" * 16 if m == changed else fingerprint(m, listed.get(m, []))) for m in CORE_MODULES]
+    path = tmp_path / "MUTATION.md"
+    path.write_text(report(rows, listed))
+    monkeypatch.setattr(mutation, "REPORT", path)
+    return path
+
+
+def test_ci_scores_nothing_when_every_row_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_report(tmp_path, monkeypatch)
+
+    def never(*_: Any, **__: Any) -> ModuleResult:
+        raise AssertionError("no module is stale")
+
+    monkeypatch.setattr(mutation, "mutate", never)
+    assert mutation.main(["--stale", "--no-report"]) == 0
+
+
+@pytest.mark.parametrize(("status", "exit_code"), [("killed", 0), ("survived", 1)])
+def test_ci_scores_a_changed_module_alone_and_fails_when_it_is_under_the_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: str, exit_code: int
+) -> None:
+    path = fresh_report(tmp_path, monkeypatch, changed=MODULE)
+    before = path.read_text()
+    scored: list[str] = []
+
+    def mutate(module: str, listed: Any, **_: Any) -> ModuleResult:
+        scored.append(module)
+        return ModuleResult(module, [mutant(n, status, f"return {n}") for n in range(3)], 1.0, 1.0)
+
+    monkeypatch.setattr(mutation, "mutate", mutate)
+    monkeypatch.setattr(mutation, "judge", lambda result, entries: None)  # client_key's are not in it
+    assert mutation.main(["--stale", "--no-report"]) == exit_code
+    assert scored == [MODULE]
+    assert path.read_text() == before  # --no-report (what CI passes): the file is left as committed
+
+
+def test_a_stale_run_records_the_rows_it_scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = fresh_report(tmp_path, monkeypatch, changed=MODULE)
+    listed, _ = load_equivalents()
+    monkeypatch.setattr(
+        mutation,
+        "mutate",
+        lambda module, entries, **_: ModuleResult(
+            module, [mutant(1, "killed")], 2.0, 3.0, fingerprint=fingerprint(module, entries)
+        ),
+    )
+    monkeypatch.setattr(mutation, "judge", lambda result, entries: None)
+    assert mutation.main(["--stale"]) == 0
+    assert stale_modules(read_rows(path), listed) == {}

@@ -12,11 +12,14 @@ from claude_chat.pricing import (
     Prices,
     _row,
     billed_tokens,
+    context_window,
     nanos,
     price_table,
     prices_for,
+    search_reserve_tokens,
     usd,
 )
+from claude_chat.settings import Settings
 
 HAIKU = PRICE_TABLE["claude-haiku-4-5"]
 
@@ -216,3 +219,42 @@ def test_cache_reads_and_writes_count_towards_the_long_context_threshold_and_sea
 def test_the_smallest_positive_budget_is_one_nano_dollar() -> None:
     assert nanos(Decimal("1e-12")) == 1
     assert nanos(Decimal(0)) == 0
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "claude-haiku-4-5",
+        "claude-haiku-4-5-20251001",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "claude-sonnet-4-5",
+        "claude-opus-4-5",
+        "claude-opus-4-1",
+        "claude-sonnet-4",
+        "claude-sonnet-4-20250514",
+        "claude-opus-4-20250514",
+        "claude-3-7-sonnet-20250219",
+        "claude-3-5-haiku-20241022",
+        "claude-3-haiku-20240307",
+    ],
+)
+def test_the_families_known_to_take_200_000_tokens_have_that_context_window(model: str) -> None:
+    assert context_window(model) == 200_000
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-opus-4-6", "claude-sonnet-4-6", "claude-opus-4-8", "claude-opus-5", "some-future-model"]
+)
+def test_any_other_model_is_taken_to_have_the_largest_context_window(model: str) -> None:
+    # A later 4.x (claude-sonnet-4-6) is not claude-sonnet-4: a bound built on 200,000 would not hold.
+    assert context_window(model) == 1_000_000
+
+
+def test_a_search_reserves_the_models_context_window_or_less_when_the_operator_says_so() -> None:
+    """Each sampling after a search reads at most the model's context window, billed again: that is
+    the reserve that holds; WEB_SEARCH_RESERVE_TOKENS may set less, never more than the window."""
+    assert search_reserve_tokens("claude-haiku-4-5", Settings()) == 200_000
+    assert search_reserve_tokens("claude-opus-4-6", Settings()) == 1_000_000
+    assert search_reserve_tokens("claude-haiku-4-5", Settings(web_search_reserve_tokens=30_000)) == 30_000
+    assert search_reserve_tokens("claude-opus-4-6", Settings(web_search_reserve_tokens=300_000)) == 300_000
+    assert search_reserve_tokens("claude-haiku-4-5", Settings(web_search_reserve_tokens=300_000)) == 200_000

@@ -214,6 +214,19 @@ def test_turn_items_keep_thinking_and_citations_within_their_share_of_the_item()
     assert len(json.dumps(kept).encode()) <= CITATIONS_MAX_BYTES
 
 
+@pytest.mark.parametrize("text", ["tide", "潮汐"])  # CJK: 3 bytes a character in UTF-8, 6 escaped
+def test_a_turn_items_citations_as_stored_fit_their_share_in_utf8(text: str) -> None:
+    # Small citations, thousands of them: the share's last bytes are what the stored form spends.
+    many = tuple(
+        Citation(cited_text=f"{text} {n}", url=f"https://e.example/{n}", title=text).as_json()
+        for n in range(3000)
+    )
+    stored = _extras(Turn("q", "a", citations=many))["cit"]["S"]
+    kept = json.loads(stored)
+    assert 0 < len(kept) < len(many) and kept == list(many[: len(kept)])
+    assert len(stored.encode()) <= CITATIONS_MAX_BYTES
+
+
 def test_history_and_exports_show_thinking_and_sources() -> None:
     turns = [
         Turn(

@@ -54,7 +54,6 @@ import json
 import math
 import re
 import secrets
-import struct
 import threading
 import time
 import urllib.parse
@@ -190,7 +189,7 @@ def content_block(attachment: Attachment, data: bytes | None) -> dict[str, Any]:
     source = {
         "type": "base64",
         "media_type": attachment.type,
-        "data": base64.b64encode(data).decode("ascii") if data is not None else "",
+        "data": base64.b64encode(data).decode() if data is not None else "",
     }
     if attachment.type == PDF_TYPE:
         # The title is the file's name, so Claude's citations name the document as the user knows it.
@@ -200,12 +199,14 @@ def content_block(attachment: Attachment, data: bytes | None) -> dict[str, Any]:
 
 
 def fill(block: dict[str, Any], data: bytes) -> None:
-    block["source"]["data"] = base64.b64encode(data).decode("ascii")
+    block["source"]["data"] = base64.b64encode(data).decode()
 
 
 def block_bytes(attachment: Attachment) -> int:
-    """What a file adds to the request body: its base64 and the block's JSON."""
-    return 4 * math.ceil(attachment.size / 3) + 128
+    """What a file adds to the request body: its base64 and the block's JSON around it, a document's
+    title (the file's name) included, as json.dumps writes it (ASCII-escaped and spaced: never shorter
+    than a compact or UTF-8 writing)."""
+    return 4 * math.ceil(attachment.size / 3) + len(json.dumps(content_block(attachment, None)))
 
 
 def owner_digest(owner: str) -> str:
@@ -289,10 +290,8 @@ def _image_size(declared_type: str, data: bytes) -> tuple[int, int]:
 
     if not _complete(declared_type, data):
         raise UnsupportedAttachment(f"This file is not a readable {_kind(declared_type)} image.")
-    try:
-        width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
-    except (ValueError, OSError, struct.error, IndexError):
-        width = height = -1
+    # (-1, -1) for a header it cannot read: imagesize.get turns any error into that.
+    width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
     if width < 1 or height < 1:
         raise UnsupportedAttachment(f"This file is not a readable {_kind(declared_type)} image.")
     if width > IMAGE_MAX_EDGE or height > IMAGE_MAX_EDGE:
@@ -302,16 +301,19 @@ def _image_size(declared_type: str, data: bytes) -> tuple[int, int]:
 
 def _complete(declared_type: str, data: bytes) -> bool:
     if declared_type == "image/png":
-        # The first chunk is IHDR (13 bytes, its CRC over type and data), the last IEND.
-        length, kind = struct.unpack(">I4s", data[8:16]) if len(data) >= 33 else (0, b"")
-        crc = struct.unpack(">I", data[29:33])[0] if len(data) >= 33 else -1
-        return length == 13 and kind == b"IHDR" and zlib.crc32(data[12:29]) == crc and data.endswith(_PNG_END)
+        # The first chunk is IHDR (its length, 13, and type), its CRC over type and data; the last IEND.
+        return (
+            data[8:16] == b"\0\0\0\x0dIHDR"
+            and data[29:33] == zlib.crc32(data[12:29]).to_bytes(4, "big")
+            and data.endswith(_PNG_END)
+        )
     if declared_type == "image/jpeg":
         return b"\xff\xd9" in data[-1024:]  # end of image (some cameras append a little after it)
     if declared_type == "image/gif":
         return data.rstrip(b"\0").endswith(b";")
-    riff_length = struct.unpack("<I", data[4:8])[0] if len(data) >= 12 else 0
-    return riff_length + 8 in (len(data), len(data) - 1)  # webp: the RIFF length, a pad byte at most
+    # webp: the RIFF length (the magic number made sure of its 12 bytes), a pad byte at most after it
+    riff_length = int.from_bytes(data[4:8], "little")
+    return riff_length + 8 in (len(data), len(data) - 1)
 
 
 _PNG_END = b"IEND\xaeB`\x82"
@@ -409,7 +411,7 @@ _TOO_SLOW = "This PDF takes too long to read."
 
 
 def _kind(content_type: str) -> str:
-    return "PDF" if content_type == PDF_TYPE else IMAGE_TYPES.get(content_type, "such")
+    return "PDF" if content_type == PDF_TYPE else IMAGE_TYPES[content_type]
 
 
 def _article(content_type: str) -> str:
@@ -480,11 +482,12 @@ class AttachmentStore:
             answer = self._s3.get_object(Bucket=self.bucket, Key=object_key(owner, attachment_id))
         except self._s3.exceptions.NoSuchKey:
             raise AttachmentNotFound() from None
-        metadata = answer.get("Metadata", {})
-        content_type = str(answer.get("ContentType", ""))
-        length = int(answer.get("ContentLength", 0))
+        # S3 answers each of these (Metadata empty when there is none).
+        metadata = answer["Metadata"]
+        content_type = str(answer["ContentType"])
+        length = int(answer["ContentLength"])
         try:
-            declared = int(metadata.get("declared-size", "0"))
+            declared = int(metadata.get("declared-size", 0))  # none: no upload presigned here, so too large
         except ValueError:
             declared = 0
         body = answer["Body"]
@@ -507,14 +510,13 @@ class AttachmentStore:
         try:
             answer = self._s3.head_object(Bucket=self.bucket, Key=object_key(owner, attachment_id))
         except self._s3.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        metadata = answer.get("Metadata", {})
         return Fetched(
-            decode_name(str(metadata.get("name", ""))),
-            str(answer.get("ContentType", "")),
-            int(answer.get("ContentLength", 0)),
+            decode_name(str(answer["Metadata"].get("name", ""))),
+            str(answer["ContentType"]),
+            int(answer["ContentLength"]),
             b"",
         )
 

@@ -1021,7 +1021,8 @@ class ConversationStore:
         while True:
             items = self._db.query(**request, ScanIndexForward=False, Limit=limit + 1 - len(newest_first))
             for item in items["Items"]:
-                turn, cost = _turn(item), _json_size(item)
+                turn = _turn(item)
+                cost = _json_size(turn)
                 if len(newest_first) == limit or (newest_first and size + cost > max_bytes):
                     return HistoryPage(tuple(t for _, t in reversed(newest_first)), newest_first[-1][0])
                 newest_first.append((_turn_number(item), turn))
@@ -1255,6 +1256,8 @@ def _extras(turn: Turn) -> dict[str, Any]:
 
 # `{"role":"assistant","content":}` and the user's twin, with commas and spaces: an upper bound.
 _MESSAGE_PAIR_OVERHEAD = 80
+# `, "attachments": ` (the longest of a message's other fields' keys), with its comma and spaces.
+_FIELD_OVERHEAD = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -1269,13 +1272,12 @@ def _turn_number(item: dict[str, Any]) -> int:
     return int(item["sk"]["S"].rpartition("#")[2])
 
 
-def _json_size(item: dict[str, Any]) -> int:
-    """Bytes of a turn as two history messages in JSON, at worst (ASCII-escaped), with their keys."""
-    return (
-        len(json.dumps(item["user"]["S"]))
-        + len(json.dumps(item["assistant"]["S"]))
-        + (len(json.dumps(item["th"]["S"])) if "th" in item else 0)  # a message without is without
-        + 2 * len(item.get("cit", {}).get("S", ""))  # its strings escaped again, at worst
-        + (len(json.dumps(item["att"]["S"])) if "att" in item else 0)
-        + _MESSAGE_PAIR_OVERHEAD
-    )
+def _json_size(turn: Turn) -> int:
+    """Bytes of a turn as two history messages in JSON, at worst (ASCII-escaped and spaced), with their
+    keys: its thinking, citations and files as the messages carry them (a message without is without;
+    a citation's non-ASCII text takes 6 or 12 bytes a character, not the 1 its stored JSON has)."""
+    size = len(json.dumps(turn.user)) + len(json.dumps(turn.assistant)) + _MESSAGE_PAIR_OVERHEAD
+    for field in (turn.thinking, list(turn.citations), [a.ref() for a in turn.attachments]):
+        if field:
+            size += len(json.dumps(field)) + _FIELD_OVERHEAD
+    return size
