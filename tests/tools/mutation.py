@@ -80,7 +80,7 @@ CORE_MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_thinking_search.py",  # a turn's thinking and citations as its item keeps them
         "tests/unit/test_attachments.py",  # a turn's files, and a reset's deletion of them
         "tests/unit/test_warm_history.py",  # the newest turns a container knows: what a read would find
-        "tests/unit/test_warm_turns.py",
+        # (tests/unit/test_warm_turns.py is chat_turn's: its 2 s of set-up would run for every mutant)
     ),
     # The byte checks of uploaded images and PDFs, the presigned POST, the limits.
     "attachments": ("tests/unit/test_attachments.py", "tests/unit/test_attachment_checks.py"),
